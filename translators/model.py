@@ -1,0 +1,184 @@
+"""The one notification model every source normalises into and every template renders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: Event names shared by all sources. Templates and channel filters use these strings.
+EVENTS: tuple[str, ...] = (
+    "build.started",
+    "build.succeeded",
+    "build.failed",
+    "build.canceled",
+    "build.uploaded",
+    "build.ready",
+    "crash.new_group",
+    "release.published",
+    "feedback.received",
+    "bug.reported",
+    "certificate.expiring",
+)
+
+#: Longest URL we pass on: Slack rejects button URLs over 3000 characters.
+MAX_URL_LENGTH = 3000
+
+Outcome = Literal["success", "failure", "canceled", "running", "info", "warning"]
+
+
+class Link(BaseModel):
+    """A button or link: `label` is ours (trusted), `url` came from the payload or was built from it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str
+    url: str
+
+
+class Notification(BaseModel):
+    """What happened, independent of who sent it.
+
+    Every optional field is None when the source did not say; templates test for it rather than
+    printing "None". Free text from the payload (branch names, release notes, crash reasons) is
+    kept as it came: escaping for the destination is the renderer's job, never the source's.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str = Field(description="registry name of the source, e.g. 'bitrise'")
+    source_label: str = Field(description="the platform's own name, e.g. 'Bitrise'")
+    event: str
+    outcome: Outcome
+    title: str = Field(description="one line, status and app, e.g. 'Build #42 failed'")
+    summary: str = Field(description="plain-text one-liner for notifications and fallbacks")
+
+    app: str | None = None
+    app_id: str | None = None
+    platform: str | None = None
+    build_number: str | None = None
+    build_id: str | None = None
+    branch: str | None = None
+    target_branch: str | None = None
+    pull_request: str | None = None
+    tag: str | None = None
+    workflow: str | None = None
+    commit: str | None = None
+    commit_message: str | None = None
+    author: str | None = None
+    triggered_by: str | None = None
+    version: str | None = None
+    size_bytes: int | None = None
+    environment: str | None = None
+
+    url: str | None = Field(default=None, description="the main thing to open: build, release, crash")
+    links: tuple[Link, ...] = ()
+
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    sent_at: datetime | None = None
+    duration_seconds: float | None = None
+
+    details_title: str | None = None
+    details: str | None = None
+    facts: tuple[tuple[str, str], ...] = Field(
+        default=(), description="source-specific extra facts (label, value) shown after the common ones"
+    )
+    days_left: int | None = None
+
+    @field_validator("url", mode="after")
+    @classmethod
+    def _safe_url(cls, value: str | None) -> str | None:
+        return safe_url(value)
+
+    @field_validator("links", mode="after")
+    @classmethod
+    def _safe_links(cls, value: tuple[Link, ...]) -> tuple[Link, ...]:
+        return tuple(link for link in value if safe_url(link.url))
+
+    @property
+    def short_commit(self) -> str | None:
+        return self.commit[:8] if self.commit else None
+
+    @property
+    def duration_text(self) -> str | None:
+        """'1h 2m', '3m 12s', '45s'."""
+        if self.duration_seconds is None or self.duration_seconds < 0:
+            return None
+        total = round(self.duration_seconds)
+        hours, rest = divmod(total, 3600)
+        minutes, seconds = divmod(rest, 60)
+        if hours:
+            return f"{hours}h {minutes}m"
+        if minutes:
+            return f"{minutes}m {seconds}s"
+        return f"{seconds}s"
+
+    @property
+    def size_text(self) -> str | None:
+        if self.size_bytes is None or self.size_bytes < 0:
+            return None
+        size = float(self.size_bytes)
+        for unit in ("B", "KB", "MB", "GB"):
+            if size < 1024 or unit == "GB":
+                return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+            size /= 1024
+        raise AssertionError("unreachable")
+
+    @property
+    def key_facts(self) -> list[tuple[str, str]]:
+        """The facts worth a glance, in reading order, only those the source sent."""
+        facts: list[tuple[str, str]] = []
+
+        def add(label: str, value: object) -> None:
+            if value not in (None, ""):
+                facts.append((label, str(value)))
+
+        add("App", self.app)
+        add("Platform", self.platform)
+        add("Version", self.version)
+        if self.branch and self.target_branch and self.pull_request:
+            add("Branch", f"{self.branch} → {self.target_branch}")
+        else:
+            add("Branch", self.branch)
+        add("Pull request", f"#{self.pull_request}" if self.pull_request else None)
+        add("Tag", self.tag)
+        add("Workflow", self.workflow)
+        add("Environment", self.environment)
+        if self.short_commit:
+            message = (self.commit_message or "").strip().splitlines()
+            add("Commit", f"{self.short_commit} {message[0]}" if message else self.short_commit)
+        add("Author", self.author)
+        add("Triggered by", self.triggered_by)
+        add("Size", self.size_text)
+        add("Duration", self.duration_text)
+        add("Days left", self.days_left)
+        facts.extend(self.facts)
+        return facts
+
+    @property
+    def is_build(self) -> bool:
+        return self.event.startswith("build.")
+
+
+def safe_url(value: str | None) -> str | None:
+    """The URL if a chat tool will accept it as a link target, else None.
+
+    Payload URLs are untrusted: ``javascript:`` links, whitespace or control characters, or a URL
+    over Slack's limit would make the chat tool reject the whole message, so they are dropped.
+    """
+    if not value or len(value) > MAX_URL_LENGTH:
+        return None
+    if not value.lower().startswith(("https://", "http://")):
+        return None
+    if any(ch.isspace() or ord(ch) < 32 or ch in '<>"|' for ch in value):
+        return None
+    return value
+
+
+def duration_between(start: datetime | None, end: datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    seconds = (end - start).total_seconds()
+    return seconds if seconds >= 0 else None
