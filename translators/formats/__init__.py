@@ -1,0 +1,149 @@
+"""Chat formats: one module per format, limits as class constants.
+
+Each format knows how to escape payload text for its markup, how to clip a rendered body to its
+limits, how to validate it, what a successful delivery answer looks like, and how to build a
+minimal message when a template fails.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from translators.errors import FieldError
+from translators.model import Notification
+
+#: Colour (hex, no '#') and emoji per outcome; templates get them as ``colors`` and ``emoji``.
+OUTCOME_COLORS: dict[str, str] = {
+    "success": "2EB67D",
+    "failure": "E01E5A",
+    "canceled": "8D8D8D",
+    "running": "36C5F0",
+    "info": "1D9BD1",
+    "warning": "ECB22E",
+}
+OUTCOME_EMOJI: dict[str, str] = {
+    "success": "✅",
+    "failure": "❌",
+    "canceled": "🚫",
+    "running": "⏳",
+    "info": "📦",
+    "warning": "⚠️",
+}
+
+#: Adaptive Card colour names per outcome (TextBlock ``color``, Container ``style``).
+OUTCOME_CARD_COLORS: dict[str, str] = {
+    "success": "good",
+    "failure": "attention",
+    "canceled": "default",
+    "running": "accent",
+    "info": "accent",
+    "warning": "warning",
+}
+
+
+class OutputInvalid(Exception):
+    """A rendered body the destination would reject."""
+
+    def __init__(self, format_name: str, errors: list[FieldError]) -> None:
+        self.format_name = format_name
+        self.errors = errors
+        listed = "; ".join(f"{e.path}: {e.message}" for e in errors[:5])
+        more = f" (+{len(errors) - 5} more)" if len(errors) > 5 else ""
+        super().__init__(f"invalid {format_name} body: {listed}{more}")
+
+
+class ChatFormat:
+    """Base class; subclasses set the constants and override the hooks."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    #: Largest body the destination takes, in bytes of UTF-8 JSON.
+    max_bytes: ClassVar[int]
+    #: Ellipsis used when text is shortened.
+    ellipsis: ClassVar[str] = "…"
+    #: Keys whose string values are prose that may be shortened to make a body fit.
+    text_keys: ClassVar[frozenset[str]] = frozenset({"text"})
+    #: Shortest a prose value is cut to while shrinking an oversize body.
+    min_text_length: ClassVar[int] = 100
+
+    def escape(self, text: str) -> str:
+        """Make payload text inert in this format's markup (not JSON: the renderer does that)."""
+        return text
+
+    def link(self, url: str | None, label: str) -> str:
+        """Markup for a link; ``label`` is already escaped, ``url`` already checked (or None)."""
+        return f"[{label}]({url})" if url else label
+
+    def fit(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Shorten texts that exceed this format's limits, then shrink the whole body to size."""
+        return self.shrink(body)
+
+    def shrink(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Halve the longest prose value until the body is under ``max_bytes``.
+
+        Prose is what grows without bound (release notes, stack traces, feedback text), so it
+        gives way first; URLs, ids and structure are left alone.
+        """
+        while len(dumps(body)) > self.max_bytes:
+            longest = _longest_text(body, self.text_keys)
+            if longest is None:
+                break
+            container, key, text = longest
+            if len(text) <= self.min_text_length:
+                break
+            container[key] = self.clip_text(text, max(len(text) // 2, self.min_text_length))
+        return body
+
+    def clip_text(self, text: str, limit: int) -> str:
+        """Shorten text already in this format's markup; formats override to keep markup whole."""
+        return clip(text, limit, self.ellipsis)
+
+    def validate(self, body: dict[str, Any]) -> None:
+        """Raise OutputInvalid if the destination would reject the body."""
+        size = len(dumps(body))
+        if size > self.max_bytes:
+            raise OutputInvalid(self.name, [FieldError("(body)", f"{size} bytes, over {self.max_bytes}")])
+
+    def minimal(self, n: Notification) -> dict[str, Any]:
+        """A small built-in message (no templates involved) for when a template fails."""
+        raise NotImplementedError
+
+    def is_success(self, status: int, text: str) -> bool:
+        return 200 <= status < 300
+
+
+def dumps(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def clip(text: str, limit: int, ellipsis: str = "…") -> str:
+    """Shorten to at most ``limit`` characters, ending with the ellipsis when shortened."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(ellipsis), 0)].rstrip() + ellipsis
+
+
+def _longest_text(node: Any, keys: frozenset[str]) -> tuple[Any, Any, str] | None:
+    best: tuple[Any, Any, str] | None = None
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        pairs = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        for key, value in pairs:
+            if isinstance(value, str):
+                if key in keys and (best is None or len(value) > len(best[2])):
+                    best = (item, key, value)
+            elif isinstance(value, (dict, list)):
+                stack.append(value)
+    return best
+
+
+def registry() -> dict[str, ChatFormat]:
+    from translators.formats import messagecard, slack, teams
+
+    return {f.name: f for f in (slack.FORMAT, teams.FORMAT, messagecard.FORMAT)}
+
+
+def get(name: str) -> ChatFormat | None:
+    return registry().get(name)

@@ -1,0 +1,276 @@
+"""Runtime validator of a Slack incoming-webhook body (Block Kit), as pydantic v2 models.
+
+Only what our templates may produce is modelled: the blocks ``header``, ``section``, ``context``,
+``actions``, ``divider``, ``image`` and ``rich_text``, button and image elements, and text objects.
+Limits are class constants named the way ``slack_sdk.models.blocks`` names them
+(``SectionBlock.text_max_length``...), so code that shortens text can import them. Unknown keys
+on blocks, elements and text objects are errors because Slack answers ``invalid_blocks`` for them;
+unknown top-level keys (``channel``, ``thread_ts``...) are ignored, as Slack ignores them.
+
+The tests cross-check valid samples against ``slack_sdk``'s own models; importing ``slack_sdk``
+costs ~110 ms, too much for a cold start, hence these models.
+"""
+
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from translators.errors import FieldError
+
+__all__ = [
+    "ActionsBlock",
+    "ButtonElement",
+    "ContextBlock",
+    "DividerBlock",
+    "HeaderBlock",
+    "ImageBlock",
+    "ImageElement",
+    "Message",
+    "PlainTextObject",
+    "RichTextBlock",
+    "SectionBlock",
+    "TextObject",
+    "validate",
+]
+
+_TEXT_TOO_LONG = "text_too_long"
+
+
+def _max_text(limit: int) -> Callable[["TextObject"], "TextObject"]:
+    """A check of ``obj.text`` against ``limit``; its error path is completed with ``.text``."""
+
+    def check(obj: TextObject) -> TextObject:
+        if len(obj.text) > limit:
+            raise PydanticCustomError(
+                _TEXT_TOO_LONG, "Text should have at most {limit} characters", {"limit": limit}
+            )
+        return obj
+
+    return check
+
+
+class _Strict(BaseModel):
+    # strict: JSON types only (no "true" for true, no "5" for 5); forbid: Slack rejects unknown keys.
+    # defer_build: built once, on the first validation, not at import.
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Composition objects
+# ---------------------------------------------------------------------------------------------
+
+
+class TextObject(_Strict):
+    """``plain_text`` or ``mrkdwn``; ``emoji`` is only valid on the first, ``verbatim`` on the second."""
+
+    type: Literal["plain_text", "mrkdwn"]
+    text: str = Field(min_length=1)
+    emoji: bool | None = None
+    verbatim: bool | None = None
+
+    @model_validator(mode="after")
+    def _options_match_type(self) -> Self:
+        if self.type == "plain_text" and "verbatim" in self.model_fields_set:
+            raise PydanticCustomError("verbatim_on_plain_text", "'verbatim' is only valid on mrkdwn text")
+        if self.type == "mrkdwn" and "emoji" in self.model_fields_set:
+            raise PydanticCustomError("emoji_on_mrkdwn", "'emoji' is only valid on plain_text text")
+        return self
+
+
+class PlainTextObject(TextObject):
+    """Where Slack takes plain text only (header, button, image title)."""
+
+    type: Literal["plain_text"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Block elements
+# ---------------------------------------------------------------------------------------------
+
+
+class ButtonElement(_Strict):
+    text_max_length: ClassVar[int] = 75
+    url_max_length: ClassVar[int] = 3000
+    value_max_length: ClassVar[int] = 2000
+    action_id_max_length: ClassVar[int] = 255
+    accessibility_label_max_length: ClassVar[int] = 75
+
+    type: Literal["button"]
+    text: Annotated[PlainTextObject, AfterValidator(_max_text(text_max_length))]
+    action_id: str | None = Field(default=None, max_length=action_id_max_length)
+    url: str | None = Field(default=None, max_length=url_max_length)
+    value: str | None = Field(default=None, max_length=value_max_length)
+    style: Literal["primary", "danger"] | None = None
+    confirm: dict[str, Any] | None = None
+    accessibility_label: str | None = Field(default=None, max_length=accessibility_label_max_length)
+
+
+class ImageElement(_Strict):
+    image_url_max_length: ClassVar[int] = 3000
+    alt_text_max_length: ClassVar[int] = 2000
+
+    type: Literal["image"]
+    image_url: str = Field(max_length=image_url_max_length)
+    alt_text: str = Field(max_length=alt_text_max_length)
+
+
+# ---------------------------------------------------------------------------------------------
+# Blocks
+# ---------------------------------------------------------------------------------------------
+
+
+class _Block(_Strict):
+    block_id_max_length: ClassVar[int] = 255
+
+    block_id: str | None = Field(default=None, max_length=block_id_max_length)
+
+
+class HeaderBlock(_Block):
+    text_max_length: ClassVar[int] = 150
+
+    type: Literal["header"]
+    text: Annotated[PlainTextObject, AfterValidator(_max_text(text_max_length))]
+
+
+class SectionBlock(_Block):
+    text_max_length: ClassVar[int] = 3000
+    fields_max_length: ClassVar[int] = 10
+    field_text_max_length: ClassVar[int] = 2000
+
+    type: Literal["section"]
+    text: Annotated[TextObject, AfterValidator(_max_text(text_max_length))] | None = None
+    fields: list[Annotated[TextObject, AfterValidator(_max_text(field_text_max_length))]] | None = Field(
+        default=None, max_length=fields_max_length
+    )
+    accessory: Annotated[ButtonElement | ImageElement, Field(discriminator="type")] | None = None
+    expand: bool | None = None
+
+    @model_validator(mode="after")
+    def _text_or_fields(self) -> Self:
+        if self.text is None and not self.fields:
+            raise PydanticCustomError("text_or_fields", "A section needs 'text' or 'fields'")
+        return self
+
+
+class ContextBlock(_Block):
+    elements_min_length: ClassVar[int] = 1
+    elements_max_length: ClassVar[int] = 10
+
+    type: Literal["context"]
+    elements: list[Annotated[TextObject | ImageElement, Field(discriminator="type")]] = Field(
+        min_length=elements_min_length, max_length=elements_max_length
+    )
+
+
+class ActionsBlock(_Block):
+    elements_min_length: ClassVar[int] = 1
+    elements_max_length: ClassVar[int] = 25
+
+    type: Literal["actions"]
+    elements: list[ButtonElement] = Field(min_length=elements_min_length, max_length=elements_max_length)
+
+
+class DividerBlock(_Block):
+    type: Literal["divider"]
+
+
+class ImageBlock(_Block):
+    image_url_max_length: ClassVar[int] = 3000
+    alt_text_max_length: ClassVar[int] = 2000
+    title_max_length: ClassVar[int] = 2000
+
+    type: Literal["image"]
+    image_url: str = Field(max_length=image_url_max_length)
+    alt_text: str = Field(max_length=alt_text_max_length)
+    title: Annotated[PlainTextObject, AfterValidator(_max_text(title_max_length))] | None = None
+
+
+class RichTextBlock(_Block):
+    """Its elements (sections, lists, quotes, preformatted) are accepted loosely."""
+
+    type: Literal["rich_text"]
+    elements: list[dict[str, Any]]
+
+
+Block = Annotated[
+    HeaderBlock | SectionBlock | ContextBlock | ActionsBlock | DividerBlock | ImageBlock | RichTextBlock,
+    Field(discriminator="type"),
+]
+
+
+class Message(BaseModel):
+    """The body POSTed to an incoming webhook."""
+
+    model_config = ConfigDict(extra="ignore", strict=True, defer_build=True)
+
+    text_max_length: ClassVar[int] = 40_000
+    blocks_max_length: ClassVar[int] = 50
+
+    text: str = Field(max_length=text_max_length)
+    blocks: list[Block] | None = Field(default=None, max_length=blocks_max_length)
+    attachments: list[dict[str, Any]] | None = None
+    username: str | None = None
+    icon_emoji: str | None = None
+    icon_url: str | None = None
+    unfurl_links: bool | None = None
+    unfurl_media: bool | None = None
+    mrkdwn: bool | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, text: str) -> str:
+        if not text.strip():
+            # Slack answers 400 no_text: the notification text is required even with blocks.
+            raise PydanticCustomError("no_text", "Text must not be empty: Slack answers no_text")
+        return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------
+
+
+def validate(body: Any) -> list[FieldError]:
+    """Problems Slack would answer ``invalid_blocks``/``no_text``/... for; [] when the body is fine."""
+    try:
+        Message.model_validate(body)
+    except ValidationError as exc:
+        return _field_errors(exc)
+    return []
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    out = []
+    for err in exc.errors(include_url=False, include_input=False, include_context=True):
+        loc = [str(p) for p in err["loc"]]
+        kind, msg = err["type"], err["msg"]
+        if kind == _TEXT_TOO_LONG:
+            loc.append("text")
+        elif kind == "union_tag_invalid":
+            ctx = err.get("ctx", {})
+            noun = "block type" if len(loc) == 2 and loc[0] == "blocks" else "type"
+            msg = f"Unknown {noun} {_short(ctx.get('tag'))}; expected one of {ctx.get('expected_tags')}"
+        elif kind == "union_tag_not_found":
+            msg = "Missing 'type'"
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            msg = "Input should be an object"
+        elif kind == "extra_forbidden":
+            msg = "Unknown key: Slack rejects blocks with keys it does not know (invalid_blocks)"
+        out.append(FieldError(".".join(loc) or "(body)", msg))
+    return out
+
+
+def _short(tag: object) -> str:
+    """The offending type name, quoted and cut short: it may come from a template."""
+    text = repr(str(tag))
+    return text if len(text) <= 42 else text[:40] + "…'"
