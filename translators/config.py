@@ -1,0 +1,116 @@
+"""Configuration from app settings (environment variables; ``local.settings.json`` Values locally).
+
+A channel is ``CHANNEL_<NAME>_URL`` plus optional ``CHANNEL_<NAME>_FORMAT`` and
+``CHANNEL_<NAME>_TEMPLATES``. Channel URLs are secrets: they are held as ``SecretStr`` and no
+message here ever includes one.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, SecretStr
+
+from translators.errors import ConfigurationError
+
+FormatName = Literal["slack", "teams", "teams-messagecard"]
+FORMAT_NAMES: tuple[str, ...] = ("slack", "teams", "teams-messagecard")
+
+_SETTING = re.compile(r"^CHANNEL_([A-Z0-9_]+?)_(URL|FORMAT|TEMPLATES)$", re.IGNORECASE)
+
+#: Hosts whose webhooks settle the format, checked as exact host or dot-suffix.
+FORMAT_BY_HOST: tuple[tuple[str, FormatName], ...] = (
+    ("hooks.slack.com", "slack"),
+    ("webhook.office.com", "teams-messagecard"),
+    ("outlook.office.com", "teams-messagecard"),
+    ("outlook.office365.com", "teams-messagecard"),
+    ("logic.azure.com", "teams"),
+    ("powerplatform.com", "teams"),
+    ("powerautomate.com", "teams"),
+)
+
+
+def channel_key(name: str) -> str:
+    """Channel names are case-insensitive and ``_`` and ``-`` are the same (env vars cannot hold ``-``)."""
+    return name.strip().lower().replace("_", "-")
+
+
+class Channel(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    url: SecretStr
+    format: FormatName
+    templates: str | None = None
+
+    def public(self) -> dict[str, object]:
+        """What may be shown to anyone: never the URL."""
+        return {"name": self.name, "format": self.format, "custom_templates": bool(self.templates)}
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    channels: dict[str, Channel]
+    #: Channels whose settings are wrong, with what is wrong (no URLs).
+    channel_errors: dict[str, str]
+    templates_dir: str | None = None
+
+    def channel(self, name: str) -> Channel:
+        key = channel_key(name)
+        if key in self.channel_errors:
+            raise ConfigurationError(self.channel_errors[key], channel=key)
+        return self.channels[key]
+
+    def known(self) -> list[str]:
+        return sorted({*self.channels, *self.channel_errors})
+
+    def secrets(self) -> list[str]:
+        return [c.url.get_secret_value() for c in self.channels.values()]
+
+
+def format_for_host(url: str) -> FormatName | None:
+    host = (urlsplit(url).hostname or "").lower()
+    for suffix, fmt in FORMAT_BY_HOST:
+        if host == suffix or host.endswith("." + suffix):
+            return fmt
+    return None
+
+
+def load(env: Mapping[str, str]) -> Settings:
+    raw: dict[str, dict[str, str]] = {}
+    for key, value in env.items():
+        match = _SETTING.match(key)
+        if match:
+            raw.setdefault(channel_key(match[1]), {})[match[2].upper()] = value.strip()
+    channels: dict[str, Channel] = {}
+    errors: dict[str, str] = {}
+    for name, values in sorted(raw.items()):
+        env_name = f"CHANNEL_{name.upper().replace('-', '_')}"
+        url = values.get("URL", "")
+        if not url:
+            errors[name] = f"channel '{name}': {env_name}_URL is not set"
+            continue
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            errors[name] = f"channel '{name}': {env_name}_URL is not an http(s) URL"
+            continue
+        fmt = values.get("FORMAT", "").lower() or format_for_host(url)
+        if fmt is None:
+            errors[name] = (
+                f"channel '{name}': the URL's host does not say which format it takes; "
+                f"set {env_name}_FORMAT to one of {', '.join(FORMAT_NAMES)}"
+            )
+            continue
+        if fmt not in FORMAT_NAMES:
+            errors[name] = f"channel '{name}': {env_name}_FORMAT must be one of {', '.join(FORMAT_NAMES)}"
+            continue
+        channels[name] = Channel(
+            name=name, url=SecretStr(url), format=fmt, templates=values.get("TEMPLATES") or None
+        )
+    return Settings(
+        channels=channels, channel_errors=errors, templates_dir=env.get("TEMPLATES_DIR", "").strip() or None
+    )

@@ -1,0 +1,198 @@
+"""Jinja rendering of a Notification into a chat body.
+
+Safety is the environment's default, not the template author's duty: every ``{{ expression }}``
+passes through ``finalize``, which escapes the value for the format's markup (Slack mrkdwn: ``&``,
+``<``, ``>``) and then for a JSON string. So a branch name like ``"}],"x":"<!channel>`` stays one
+inert string. Templates put expressions inside JSON strings; ``tojson`` (also escaping) emits whole
+values; ``link`` and the other helpers return trusted markup built from escaped parts. Payload text
+is only ever data handed to a compiled template, never compiled itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from translators.formats import OUTCOME_CARD_COLORS, OUTCOME_COLORS, OUTCOME_EMOJI, ChatFormat, clip
+from translators.model import Notification, safe_url
+
+BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATE_SUFFIX = ".json.j2"
+
+
+class Trusted(str):
+    """Markup we built ourselves from escaped parts: JSON-escaped on output, not format-escaped."""
+
+    __slots__ = ()
+
+
+class RawJSON(str):
+    """Already-serialised JSON (from ``tojson``): emitted as is."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class TemplateFailure(Exception):
+    """A template that failed to load, render or produce valid JSON, named with its line."""
+
+    template: str
+    message: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.template}" + (f", line {self.line}" if self.line else "")
+        return f"error in '{where}': {self.message}"
+
+
+def template_chain(format_name: str, source: str, event: str) -> list[str]:
+    """Most specific first: source+event, source default, format default."""
+    return [
+        f"{format_name}/{source}/{event}{TEMPLATE_SUFFIX}",
+        f"{format_name}/{source}/default{TEMPLATE_SUFFIX}",
+        f"{format_name}/default{TEMPLATE_SUFFIX}",
+    ]
+
+
+def search_path(channel_dir: str | None = None, templates_dir: str | None = None) -> tuple[Path, ...]:
+    """Folders searched in order: the channel's own, TEMPLATES_DIR, then the built-in ones."""
+    dirs = [Path(d).expanduser() for d in (channel_dir, templates_dir) if d]
+    return (*dirs, BUILTIN_TEMPLATES)
+
+
+class Renderer:
+    """Renders notifications for one format from one template search path."""
+
+    def __init__(self, fmt: ChatFormat, dirs: Sequence[Path]) -> None:
+        self.fmt = fmt
+        self.dirs = tuple(dirs)
+        user_dirs = any(d != BUILTIN_TEMPLATES for d in self.dirs)
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in self.dirs]),
+            autoescape=False,  # noqa: S701 - the output is JSON; finalize escapes for it and the format
+            undefined=jinja2.StrictUndefined,
+            finalize=self._finalize,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            # Built-in templates never change under a running app; user folders are edited live.
+            auto_reload=user_dirs,
+        )
+        self.env.filters.update(
+            clip=self._clip,
+            tojson=self._tojson,
+            link=self._link,
+            when=_when,
+            escape_format=fmt.escape,
+        )
+        self.env.globals.update(
+            link=self._link, emoji=OUTCOME_EMOJI, colors=OUTCOME_COLORS, card_colors=OUTCOME_CARD_COLORS
+        )
+
+    def _finalize(self, value: Any) -> str:
+        if isinstance(value, RawJSON):
+            return value
+        if value is None:
+            return ""
+        text = value if isinstance(value, Trusted) else self.fmt.escape(str(value))
+        return json.dumps(text, ensure_ascii=False)[1:-1]
+
+    def _clip(self, value: Any, limit: int) -> str:
+        return clip("" if value is None else str(value), int(limit), self.fmt.ellipsis)
+
+    def _tojson(self, value: Any) -> RawJSON:
+        return RawJSON(json.dumps(_escape_strings(value, self.fmt.escape), ensure_ascii=False))
+
+    def _link(self, url: str | None, label: Any) -> Trusted:
+        return Trusted(self.fmt.link(safe_url(url), self.fmt.escape(str(label))))
+
+    def select(self, source: str, event: str) -> str:
+        return self._select(source, event)[1]
+
+    def _select(self, source: str, event: str) -> tuple[Path, str]:
+        chain = template_chain(self.fmt.name, source, event)
+        for folder in self.dirs:
+            for name in chain:
+                if (folder / name).is_file():
+                    return folder, name
+        raise TemplateFailure(chain[-1], "no template found in " + ", ".join(map(str, self.dirs)))
+
+    def render(self, n: Notification) -> tuple[str, dict[str, Any]]:
+        """Return (template name, body as a dict). Raise TemplateFailure."""
+        folder, name = self._select(n.source, n.event)
+        try:
+            template = self.env.get_template(name)
+            if template.filename != str(folder / name):
+                # A user added the same name to a folder searched earlier since it was cached.
+                self.env.cache.clear()  # type: ignore[union-attr]
+                template = self.env.get_template(name)
+            text = template.render(n=n)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateFailure(exc.name or name, exc.message or str(exc), exc.lineno) from None
+        except Exception as exc:  # any error inside user-editable template code
+            failing, line = _template_frame(exc, name, self.dirs)
+            raise TemplateFailure(failing, f"{type(exc).__name__}: {exc}", line) from None
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError as exc:
+            snippet = text.splitlines()[exc.lineno - 1][max(exc.colno - 40, 0) : exc.colno + 20]
+            raise TemplateFailure(
+                name, f"rendered output is not JSON: {exc.msg} at output line {exc.lineno} near {snippet!r}"
+            ) from None
+        if not isinstance(body, dict):
+            raise TemplateFailure(name, f"rendered a JSON {type(body).__name__}, not an object")
+        return name, body
+
+
+def _template_frame(exc: BaseException, default: str, dirs: Iterable[Path]) -> tuple[str, int | None]:
+    """The template file and line where a render error happened (Jinja rewrites tracebacks)."""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename.endswith(".j2"):
+            for root in dirs:
+                if frame.filename.startswith(str(root) + os.sep):
+                    return os.path.relpath(frame.filename, root), frame.lineno
+            return frame.filename, frame.lineno
+    return default, None
+
+
+def _escape_strings(value: Any, escape: Callable[[str], str]) -> Any:
+    if isinstance(value, Trusted):
+        return str(value)
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {k: _escape_strings(v, escape) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escape_strings(v, escape) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+@lru_cache(maxsize=64)
+def renderer(fmt: ChatFormat, dirs: tuple[Path, ...]) -> Renderer:
+    return Renderer(fmt, dirs)
+
+
+def renderer_for(fmt: ChatFormat, channel_dir: str | None, templates_dir: str | None) -> Renderer:
+    return renderer(fmt, search_path(channel_dir, templates_dir))
+
+
+def names(dirs: Iterable[Path]) -> list[str]:
+    """Every template file under the folders, relative names (for checks and listings)."""
+    out: set[str] = set()
+    for d in dirs:
+        out.update(str(p.relative_to(d)) for p in d.rglob(f"*{TEMPLATE_SUFFIX}"))
+    return sorted(out)
