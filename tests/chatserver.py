@@ -1,0 +1,99 @@
+"""A real HTTP server on loopback that plays Slack, Teams or a broken destination in tests."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+#: What each real destination answers on success.
+SUCCESS = {"slack": (200, "ok"), "teams": (202, ""), "teams-messagecard": (200, "1")}
+
+
+@dataclass
+class Reply:
+    status: int
+    body: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class ChatServer:
+    """Scripted per path: ``script(path, *replies)`` queues replies; after that the default answers."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        self._defaults: dict[str, Reply] = {}
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                with server._lock:
+                    server.received.append(
+                        Received(
+                            self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()
+                        )
+                    )
+                    queue = server._scripts[self.path]
+                    reply = queue.popleft() if queue else server._defaults.get(self.path, Reply(200, "ok"))
+                if reply.delay:
+                    time.sleep(reply.delay)
+                payload = reply.body.encode()
+                try:
+                    self.send_response(reply.status)
+                    for key, value in reply.headers.items():
+                        self.send_header(key, value)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def script(self, path: str, *replies: Reply) -> None:
+        with self._lock:
+            self._scripts[path].extend(replies)
+
+    def default(self, path: str, reply: Reply) -> None:
+        with self._lock:
+            self._defaults[path] = reply
+
+    def at(self, path: str) -> list[Received]:
+        with self._lock:
+            return [r for r in self.received if r.path == path]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

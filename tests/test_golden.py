@@ -1,0 +1,66 @@
+"""Every bundled sample through every format, against golden files.
+
+Run ``make golden`` (pytest --update-golden) to rewrite them after a template change, then review
+the diff: the golden files are the record of what users see.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests import crosscheck
+from translators import config, pipeline, sources
+from translators.model import Notification
+from translators.samples import Sample, all_samples
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+FORMATS = ("slack", "teams", "teams-messagecard")
+SETTINGS = config.load(
+    {f"CHANNEL_{f.upper().replace('-', '_')}_URL": "http://127.0.0.1:9/" for f in FORMATS}
+    | {f"CHANNEL_{f.upper().replace('-', '_')}_FORMAT": f for f in FORMATS}
+)
+
+
+def notification_of(sample: Sample) -> Notification:
+    source = sources.get(sample.source)
+    assert source is not None
+    result = source.translate(json.loads(sample.body()), {k.lower(): v for k, v in sample.headers.items()})
+    assert isinstance(result, Notification), result
+    return result
+
+
+CASES = [(s, f) for s in all_samples() for f in FORMATS]
+
+
+@pytest.mark.parametrize(("sample", "fmt"), CASES, ids=[f"{f}:{s.id}" for s, f in CASES])
+def test_golden(sample: Sample, fmt: str, request: pytest.FixtureRequest) -> None:
+    prepared = pipeline.prepare(SETTINGS.channel(fmt), notification_of(sample), SETTINGS)
+    assert prepared.template_error is None, prepared.template_error
+    assert crosscheck.check(fmt, prepared.body) == []
+    rendered = json.dumps(prepared.body, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    path = GOLDEN / fmt / sample.source / f"{sample.name}.json"
+    if request.config.getoption("--update-golden"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(rendered, encoding="utf-8")
+    assert path.exists(), f"no golden file {path.relative_to(GOLDEN.parent)}; run `make golden`"
+    assert rendered == path.read_text(encoding="utf-8"), f"{path.name} differs; review and run `make golden`"
+
+
+def test_no_stale_golden_files() -> None:
+    expected = {GOLDEN / f / s.source / f"{s.name}.json" for s, f in CASES}
+    stale = sorted(str(p.relative_to(GOLDEN)) for p in GOLDEN.rglob("*.json") if p not in expected)
+    assert stale == [], f"golden files without a sample: {stale}"
+
+
+def test_every_event_of_every_source_has_a_sample() -> None:
+    events = {(s.source, notification_of(s).event) for s in all_samples()}
+    assert {
+        ("bitrise", e) for e in ("build.started", "build.succeeded", "build.failed", "build.canceled")
+    } <= events
+    assert {
+        ("appcenter", e)
+        for e in ("build.succeeded", "build.failed", "build.canceled", "crash.new_group", "release.published")
+    } <= events

@@ -1,0 +1,179 @@
+"""Payload text is data: it cannot break the JSON, evaluate Jinja, ping anyone, or overflow a limit."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests import crosscheck
+from translators import config, pipeline, sources
+from translators.formats import slack as slack_format
+from translators.model import Notification
+
+HOSTILE = [
+    'quote " and backslash \\ and \\" escaped',
+    "new\nline\r\ncarriage\ttab",
+    "{{ 7 * 191 }} {% raw %}{{ config }}{% endraw %} {# c #}",
+    "<!channel> <!here> <!everyone> <@U123> <#C123> <!subteam^S123>",
+    "<https://evil.example|click me> & &amp; &lt;",
+    '"}]}, {"type": "section", "text": {"type": "mrkdwn", "text": "<!channel>"}}',
+    "emoji 🚀🔥 and combining é and RTL \u202e text and nul-ish \u0001",
+    "x" * 10_000,
+]
+FORMATS = ("slack", "teams", "teams-messagecard")
+SETTINGS = config.load(
+    {f"CHANNEL_{f.upper().replace('-', '_')}_URL": "http://127.0.0.1:9/" for f in FORMATS}
+    | {f"CHANNEL_{f.upper().replace('-', '_')}_FORMAT": f for f in FORMATS}
+)
+MENTION = re.compile(r"<[!@#]")
+
+
+def bitrise(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    payload = {
+        "build_slug": "abc",
+        "build_number": 1,
+        "app_slug": text,
+        "app_title": text,
+        "build_status": 2,
+        "build_triggered_workflow": text,
+        "git": {
+            "provider": text,
+            "src_branch": text,
+            "dst_branch": text,
+            "pull_request_id": 5,
+            "tag": text,
+            "commit_message": text,
+            "commit_hash": text,
+        },
+    }
+    return payload, {"bitrise-event-type": "build/finished"}
+
+
+def appcenter_release(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    return {
+        "app_display_name": text,
+        "release_id": "1",
+        "short_version": text,
+        "version": text,
+        "release_notes": text,
+        "install_link": "https://install.example/x",
+        "min_os": text,
+        "bundle_identifier": text,
+    }, {}
+
+
+def appcenter_crash(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    return {
+        "id": "1",
+        "name": text,
+        "reason": text,
+        "app_display_name": text,
+        "app_version": text,
+        "stack_trace": [text, text],
+        "crash_count": 3,
+        "url": "https://appcenter.example/crash",
+    }, {}
+
+
+def appcenter_build(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    return {
+        "app_name": text,
+        "branch": text,
+        "build_status": "Failed",
+        "build_id": "9",
+        "build_reason": text,
+        "os": text,
+    }, {}
+
+
+PAYLOADS = {
+    "bitrise": bitrise,
+    "appcenter-release": appcenter_release,
+    "appcenter-crash": appcenter_crash,
+    "appcenter-build": appcenter_build,
+}
+
+
+def rendered(kind: str, text: str, fmt: str) -> pipeline.Prepared:
+    payload, headers = PAYLOADS[kind](text)
+    source = sources.get(kind.split("-")[0])
+    assert source is not None
+    n = source.translate(payload, headers)
+    assert isinstance(n, Notification)
+    return pipeline.prepare(SETTINGS.channel(fmt), n, SETTINGS)
+
+
+def slack_texts(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [v for k, v in node.items() if k == "text" and isinstance(v, str)] + [
+            t for v in node.values() for t in slack_texts(v)
+        ]
+    if isinstance(node, list):
+        return [t for v in node for t in slack_texts(v)]
+    return []
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("kind", sorted(PAYLOADS))
+@pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
+def test_hostile_text_renders_valid_safe_output(kind: str, text: str, fmt: str) -> None:
+    prepared = rendered(kind, text, fmt)
+    assert prepared.template_error is None, prepared.template_error
+    raw = json.dumps(prepared.body, ensure_ascii=False)
+    assert json.loads(raw) == prepared.body
+    prepared.fmt.validate(prepared.body)  # our own validator
+    assert crosscheck.check(fmt, prepared.body) == []  # and an independent one
+    assert "1337" not in raw, "payload text was evaluated as a template"
+    if "{{ 7 * 191 }}" in text:
+        assert "{{ 7 * 191 }}" in raw or "…" in raw
+    assert len(raw.encode()) <= prepared.fmt.max_bytes
+    if fmt == "slack":
+        for t in slack_texts(prepared.body):
+            assert not MENTION.search(t), f"a Slack control sequence survived: {t[:120]!r}"
+    if fmt == "teams-messagecard":
+        assert "<!channel>" not in raw and "<https://evil" not in raw
+
+
+def test_long_release_notes_are_shortened_with_ellipsis() -> None:
+    source = sources.get("appcenter")
+    assert source is not None
+    payload, _ = appcenter_release("1.0")
+    n = source.translate({**payload, "release_notes": "n" * 10_000}, {})
+    assert isinstance(n, Notification)
+    for fmt in FORMATS:
+        prepared = pipeline.prepare(SETTINGS.channel(fmt), n, SETTINGS)
+        raw = json.dumps(prepared.body, ensure_ascii=False)
+        assert "…" in raw
+        assert "n" * 10_000 not in raw
+
+
+def test_slack_escape_is_exactly_the_three_characters() -> None:
+    fmt = slack_format.FORMAT
+    assert fmt.escape("a & b < c > d \" ' `") == "a &amp; b &lt; c &gt; d \" ' `"
+
+
+def test_slack_clip_never_leaves_half_an_entity_or_link() -> None:
+    fmt = slack_format.FORMAT
+    assert fmt.clip_text("abc &amp; def", 7) == "abc…"
+    assert fmt.clip_text("see <https://x.example/long|link> now", 20) == "see…"
+    assert len(fmt.clip_text("y" * 5000, 3000)) == 3000
+
+
+def test_oversize_teams_body_is_shrunk_to_28kb() -> None:
+    fmt = SETTINGS.channel("teams")
+    n = Notification(
+        source="appcenter",
+        source_label="App Center",
+        event="release.published",
+        outcome="info",
+        title="t",
+        summary="s",
+        details="z" * 200_000,
+        facts=tuple((f"fact {i}", "v" * 2000) for i in range(30)),
+    )
+    prepared = pipeline.prepare(fmt, n, SETTINGS)
+    assert prepared.template_error is None
+    assert len(json.dumps(prepared.body, ensure_ascii=False).encode()) <= 28 * 1024

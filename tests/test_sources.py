@@ -1,0 +1,238 @@
+"""Each source's payload models, event classification and normalisation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from translators import sources
+from translators.errors import Ignored, PayloadInvalid
+from translators.model import EVENTS, Notification
+from translators.samples import all_samples
+
+EXPECTED_EVENTS = {
+    "bitrise/build-triggered": "build.started",
+    "bitrise/build-succeeded": "build.succeeded",
+    "bitrise/build-failed": "build.failed",
+    "bitrise/build-aborted": "build.canceled",
+    "bitrise/build-aborted-success": "build.canceled",
+    "bitrise/build-tag": "build.succeeded",
+    "appcenter/build-succeeded": "build.succeeded",
+    "appcenter/build-failed": "build.failed",
+    "appcenter/build-canceled": "build.canceled",
+    "appcenter/crash": "crash.new_group",
+    "appcenter/crash-with-stack": "crash.new_group",
+    "appcenter/distribute": "release.published",
+}
+
+
+def translate(
+    source: str, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> Notification | Ignored:
+    src = sources.get(source)
+    assert src is not None
+    return src.translate(payload, {k.lower(): v for k, v in (headers or {}).items()})
+
+
+def notification(source: str, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Notification:
+    result = translate(source, payload, headers)
+    assert isinstance(result, Notification), result
+    return result
+
+
+def test_registry_finds_every_source_module() -> None:
+    assert {"bitrise", "appcenter"} <= set(sources.registry())
+    assert sources.get("BITRISE") is sources.get("bitrise")
+    assert sources.get("nope") is None
+
+
+@pytest.mark.parametrize("sample", all_samples(), ids=lambda s: s.id)
+def test_every_sample_has_an_expected_event(sample: Any) -> None:
+    n = notification(sample.source, json.loads(sample.body()), sample.headers)
+    assert n.event == EXPECTED_EVENTS[sample.id]
+    assert n.event in EVENTS
+    assert n.title and n.summary and n.url
+
+
+# -- Bitrise ------------------------------------------------------------------------------------
+
+BITRISE = {
+    "build_slug": "1234abcd",
+    "build_number": 3,
+    "app_slug": "abcd1234",
+    "build_status": 1,
+    "build_triggered_workflow": "deploy",
+    "git": {"provider": "github", "src_branch": "feature/x", "dst_branch": "main", "pull_request_id": 32},
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "event", "outcome"),
+    [
+        (1, "build.succeeded", "success"),
+        (2, "build.failed", "failure"),
+        (3, "build.canceled", "canceled"),
+        (4, "build.canceled", "canceled"),
+    ],
+)
+def test_bitrise_finished_statuses(status: int, event: str, outcome: str) -> None:
+    n = notification("bitrise", {**BITRISE, "build_status": status}, {"Bitrise-Event-Type": "build/finished"})
+    assert (n.event, n.outcome) == (event, outcome)
+    assert n.build_number == "3"
+    assert n.url == "https://app.bitrise.io/build/1234abcd"
+
+
+def test_bitrise_triggered_is_started() -> None:
+    n = notification("bitrise", {**BITRISE, "build_status": 0}, {"Bitrise-Event-Type": "build/triggered"})
+    assert (n.event, n.outcome) == ("build.started", "running")
+
+
+def test_bitrise_pr_and_workflow_fields() -> None:
+    n = notification("bitrise", BITRISE, {"Bitrise-Event-Type": "build/finished"})
+    assert (n.branch, n.target_branch, n.pull_request, n.workflow) == ("feature/x", "main", "32", "deploy")
+    assert ("Branch", "feature/x → main") in n.key_facts
+    assert ("Pull request", "#32") in n.key_facts
+
+
+def test_bitrise_tag_build_and_zero_pr_id() -> None:
+    payload = {
+        **BITRISE,
+        "git": {"provider": "github", "src_branch": "", "pull_request_id": 0, "tag": "v1.0"},
+    }
+    n = notification("bitrise", payload, {"Bitrise-Event-Type": "build/finished"})
+    assert n.tag == "v1.0"
+    assert n.pull_request is None and n.branch is None
+
+
+def test_bitrise_without_header_uses_status() -> None:
+    assert notification("bitrise", {**BITRISE, "build_status": 0}).event == "build.started"
+    assert notification("bitrise", {**BITRISE, "build_status": 2}).event == "build.failed"
+
+
+def test_bitrise_finished_with_status_zero_is_invalid() -> None:
+    with pytest.raises(PayloadInvalid) as err:
+        translate("bitrise", {**BITRISE, "build_status": 0}, {"Bitrise-Event-Type": "build/finished"})
+    assert err.value.errors[0].path == "build_status"
+
+
+def test_bitrise_unknown_event_type_is_ignored() -> None:
+    result = translate("bitrise", BITRISE, {"Bitrise-Event-Type": "app/created"})
+    assert isinstance(result, Ignored)
+    assert "app/created" in result.reason
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"build_slug": None}, "build_slug"),
+        ({"build_number": "three"}, "build_number"),
+        ({"build_status": 7}, "build_status"),
+        ({"git": {"pull_request_id": "abc"}}, "git.pull_request_id"),
+    ],
+)
+def test_bitrise_invalid_fields_are_named(change: dict[str, Any], path: str) -> None:
+    with pytest.raises(PayloadInvalid) as err:
+        translate("bitrise", {**BITRISE, **change}, {"Bitrise-Event-Type": "build/finished"})
+    assert path in [e.path for e in err.value.errors]
+
+
+def test_bitrise_missing_field_is_named() -> None:
+    payload = {k: v for k, v in BITRISE.items() if k != "app_slug"}
+    with pytest.raises(PayloadInvalid) as err:
+        translate("bitrise", payload, {"Bitrise-Event-Type": "build/finished"})
+    assert [e.path for e in err.value.errors] == ["app_slug"]
+    assert "required" in err.value.errors[0].message.lower()
+
+
+def test_bitrise_slug_is_quoted_in_urls() -> None:
+    n = notification(
+        "bitrise", {**BITRISE, "build_slug": "a b/../c"}, {"Bitrise-Event-Type": "build/finished"}
+    )
+    assert n.url == "https://app.bitrise.io/build/a%20b%2F..%2Fc"
+
+
+# -- App Center ---------------------------------------------------------------------------------
+
+APPCENTER_BUILD = {
+    "app_name": "myFirstApp",
+    "branch": "main",
+    "build_status": "Succeeded",
+    "build_id": "33",
+    "build_link": "https://appcenter.ms/users/u/apps/a/build/branches/main/builds/33",
+    "build_reason": "manual",
+    "start_time": "2018-06-14T23:57:03.4379381Z",
+    "finish_time": "2018-06-14T23:59:05.2542221Z",
+    "source_version": "55820a357ba26831f2eeb3be9973a4ef20618b73",
+    "os": "iOS",
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "event"),
+    [
+        ("Succeeded", "build.succeeded"),
+        ("succeeded", "build.succeeded"),
+        ("Failed", "build.failed"),
+        ("Canceled", "build.canceled"),
+        ("Cancelled", "build.canceled"),
+        ("Started", "build.started"),
+        ("PartiallySucceeded", "build.succeeded"),
+    ],
+)
+def test_appcenter_build_statuses(status: str, event: str) -> None:
+    assert notification("appcenter", {**APPCENTER_BUILD, "build_status": status}).event == event
+
+
+def test_appcenter_build_fields() -> None:
+    n = notification("appcenter", APPCENTER_BUILD)
+    assert n.duration_text == "2m 2s"
+    assert n.short_commit == "55820a35"
+    assert (n.app, n.platform, n.branch, n.build_number) == ("myFirstApp", "iOS", "main", "33")
+
+
+def test_appcenter_unknown_build_status_is_named() -> None:
+    with pytest.raises(PayloadInvalid) as err:
+        translate("appcenter", {**APPCENTER_BUILD, "build_status": "Exploded"})
+    assert [e.path for e in err.value.errors] == ["build_status"]
+
+
+def test_appcenter_numeric_ids_are_accepted() -> None:
+    assert notification("appcenter", {**APPCENTER_BUILD, "build_id": 33}).build_number == "33"
+
+
+def test_appcenter_crash_details() -> None:
+    sample = json.loads(next(s for s in all_samples() if s.id == "appcenter/crash-with-stack").body())
+    n = notification("appcenter", sample)
+    assert n.event == "crash.new_group" and n.outcome == "failure"
+    assert n.details is not None and n.details.startswith("java.lang.NullPointerException")
+    assert "MainActivity.kt:88" in n.details
+    assert ("Crashes", "14") in n.key_facts and ("Affected users", "9") in n.key_facts
+
+
+def test_appcenter_distribute_version_and_size() -> None:
+    sample = json.loads(next(s for s in all_samples() if s.id == "appcenter/distribute").body())
+    n = notification("appcenter", sample)
+    assert n.version == "1.7.0 (74)"
+    assert n.size_text == "2.5 MB"
+    assert n.details_title == "Release notes"
+    assert n.links[0].label == "Install"
+
+
+def test_appcenter_unrecognised_body_lists_expected_keys() -> None:
+    with pytest.raises(PayloadInvalid) as err:
+        translate("appcenter", {"hello": "world"})
+    assert "build" in err.value.message and "distribute" in err.value.message
+    assert any("build_id" in e.message for e in err.value.errors)
+
+
+def test_appcenter_test_message_is_ignored() -> None:
+    assert isinstance(translate("appcenter", {"text": "Hello from App Center"}), Ignored)
+
+
+def test_unsafe_payload_urls_are_dropped() -> None:
+    n = notification("appcenter", {**APPCENTER_BUILD, "build_link": "javascript:alert(1)"})
+    assert n.url is None and n.links == ()
+    n = notification("appcenter", {**APPCENTER_BUILD, "build_link": "https://x.test/a|<!channel>"})
+    assert n.url is None

@@ -1,0 +1,131 @@
+"""Template lookup (chain and folders), errors that name template and line, and the fallback message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from translators import config, formats, pipeline, render
+from translators.model import Notification
+
+N = Notification(
+    source="bitrise",
+    source_label="Bitrise",
+    event="build.failed",
+    outcome="failure",
+    title="Build #7 failed",
+    summary="app: Bitrise build #7 failed",
+    app="app",
+    url="https://app.bitrise.io/build/x",
+)
+SLACK = formats.get("slack")
+assert SLACK is not None
+
+
+def write(root: Path, name: str, text: str) -> None:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def body(text: str) -> str:
+    return (
+        '{"text": "' + text + '", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x"}}]}'
+    )
+
+
+def test_chain_is_most_specific_first() -> None:
+    assert render.template_chain("slack", "bitrise", "build.failed") == [
+        "slack/bitrise/build.failed.json.j2",
+        "slack/bitrise/default.json.j2",
+        "slack/default.json.j2",
+    ]
+
+
+def test_builtin_default_is_used_without_user_folders() -> None:
+    assert (
+        render.Renderer(SLACK, render.search_path()).select("bitrise", "build.failed")
+        == "slack/default.json.j2"
+    )
+
+
+def test_source_default_then_event_template(tmp_path: Path) -> None:
+    r = render.Renderer(SLACK, render.search_path(templates_dir=str(tmp_path)))
+    write(tmp_path, "slack/bitrise/default.json.j2", body("source default {{ n.title }}"))
+    assert r.render(N)[1]["text"] == "source default Build #7 failed"
+    write(tmp_path, "slack/bitrise/build.failed.json.j2", body("event {{ n.event }}"))
+    assert r.render(N)[1]["text"] == "event build.failed"
+    other = N.model_copy(update={"event": "build.succeeded"})
+    assert r.render(other)[1]["text"] == "source default Build #7 failed"
+
+
+def test_channel_folder_before_templates_dir_before_builtin(tmp_path: Path) -> None:
+    channel_dir, shared_dir = tmp_path / "channel", tmp_path / "shared"
+    write(shared_dir, "slack/default.json.j2", body("shared"))
+    r = render.Renderer(SLACK, render.search_path(str(channel_dir), str(shared_dir)))
+    assert r.render(N)[1]["text"] == "shared"
+    write(channel_dir, "slack/default.json.j2", body("channel"))
+    assert r.render(N)[1]["text"] == "channel"
+
+
+def test_user_folder_can_reuse_builtin_includes(tmp_path: Path) -> None:
+    write(tmp_path, "slack/default.json.j2", '{% include "slack/default.json.j2" ignore missing %}')
+    # Including itself would recurse; a distinct built-in name is what users include.
+    write(tmp_path, "slack/bitrise/default.json.j2", body("{{ n.app }}"))
+    r = render.Renderer(SLACK, render.search_path(templates_dir=str(tmp_path)))
+    assert r.render(N)[1]["text"] == "app"
+
+
+def test_syntax_error_names_template_and_line(tmp_path: Path) -> None:
+    write(tmp_path, "slack/bitrise/build.failed.json.j2", '{\n "text": "ok",\n "x": "{{ n.title }"\n}')
+    r = render.Renderer(SLACK, render.search_path(templates_dir=str(tmp_path)))
+    with pytest.raises(render.TemplateFailure) as err:
+        r.render(N)
+    assert err.value.template == "slack/bitrise/build.failed.json.j2"
+    assert err.value.line == 3
+    assert str(err.value).startswith("error in 'slack/bitrise/build.failed.json.j2, line 3'")
+
+
+def test_undefined_field_names_template_and_line(tmp_path: Path) -> None:
+    write(tmp_path, "slack/default.json.j2", '{\n"text": "a",\n\n"b": "{{ n.no_such_field }}"}')
+    r = render.Renderer(SLACK, render.search_path(templates_dir=str(tmp_path)))
+    with pytest.raises(render.TemplateFailure) as err:
+        r.render(N)
+    assert (err.value.template, err.value.line) == ("slack/default.json.j2", 4)
+    assert "no_such_field" in err.value.message
+
+
+def test_invalid_json_output_is_reported(tmp_path: Path) -> None:
+    write(tmp_path, "slack/default.json.j2", '{"text": "{{ n.title }}",}')
+    r = render.Renderer(SLACK, render.search_path(templates_dir=str(tmp_path)))
+    with pytest.raises(render.TemplateFailure) as err:
+        r.render(N)
+    assert "not JSON" in err.value.message and err.value.template == "slack/default.json.j2"
+
+
+def test_broken_template_still_delivers_minimal_message(tmp_path: Path) -> None:
+    write(tmp_path, "slack/default.json.j2", "{{ broken")
+    write(tmp_path, "teams/default.json.j2", '{"type": "message", "attachments": []}')
+    settings = config.load(
+        {
+            "CHANNEL_S_URL": "http://127.0.0.1:9/s",
+            "CHANNEL_S_FORMAT": "slack",
+            "CHANNEL_T_URL": "http://127.0.0.1:9/t",
+            "CHANNEL_T_FORMAT": "teams",
+            "TEMPLATES_DIR": str(tmp_path),
+        }
+    )
+    for name, fmt in (("s", "slack"), ("t", "teams")):
+        prepared = pipeline.prepare(settings.channel(name), N, settings)
+        assert prepared.template == "(built-in minimal)"
+        assert prepared.template_error and f"'{fmt}/default.json.j2" in prepared.template_error
+        assert "Build #7 failed" in json.dumps(prepared.body, ensure_ascii=False)
+        assert "https://app.bitrise.io/build/x" in json.dumps(prepared.body)
+
+
+def test_minimal_messages_are_valid_for_every_format() -> None:
+    for fmt in formats.registry().values():
+        fmt.validate(fmt.minimal(N))
+        fmt.validate(fmt.minimal(N.model_copy(update={"url": None, "app": None})))
