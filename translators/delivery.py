@@ -43,7 +43,7 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util import Retry, Timeout
 
-from translators import __version__
+from translators import __version__, logs
 from translators.logs import redact
 
 __all__ = ["DeliveryPolicy", "DeliveryResult", "deliver", "redact"]
@@ -139,14 +139,18 @@ class _CallBudget:
     Only the calling thread touches it (urllib3 retries inside that thread), so it needs no lock.
     """
 
-    def __init__(self, policy: DeliveryPolicy) -> None:
+    def __init__(self, policy: DeliveryPolicy, context: Mapping[str, object] | None = None) -> None:
         self.policy = policy
+        #: Fields every attempt's log line carries (request id, channel, format).
+        self.context = dict(context or {})
         self.started = time.monotonic()
         self.deadline = self.started + policy.deadline_seconds
         self.attempts = 0
         # The timeouts the latest attempt got, to describe its failure.
         self.connect_timeout = policy.connect_timeout
         self.read_timeout = policy.read_timeout
+        #: The URL and other secrets, kept out of every error text and log line of this call.
+        self.secrets: tuple[str, ...] = ()
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -227,8 +231,21 @@ class _DeadlineRetry(Retry):
         if wait + _MIN_ATTEMPT_SECONDS > self.budget.remaining():
             # What urllib3 raises when retries run out: the caller sees the last error or response.
             raise MaxRetryError(_pool, url, error or ResponseError("deadline reached"))  # type: ignore[arg-type]
-        outcome = f"HTTP {response.status}" if response is not None else _describe_error(error, self.budget)
-        log.debug("attempt %d: %s; retrying in %.2f s", self.budget.attempts, outcome, wait)
+        budget = self.budget
+        failure = None if response is not None else redact(_describe_error(error, budget), budget.secrets)
+        logs.event(
+            log,
+            "delivery.attempt",
+            {
+                **budget.context,
+                "attempt": budget.attempts,
+                "outcome": "retry",
+                "status": response.status if response is not None else None,
+                "error": failure,
+                "retry_in_s": round(wait, 2),
+                "ms": budget.elapsed_ms(),
+            },
+        )
         return new_retry
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
@@ -350,15 +367,18 @@ def deliver(
     is_success: Callable[[int, str], bool],
     policy: DeliveryPolicy = DeliveryPolicy(),
     secrets: Iterable[str] = (),
+    context: Mapping[str, object] | None = None,
 ) -> DeliveryResult:
     """POST ``body`` to ``url`` and report the outcome; network problems never raise.
 
     ``is_success(status, text)`` decides whether the destination accepted the message (Slack says
     ``200 ok``; some destinations answer 200 with an error text). ``secrets`` are further strings
-    to keep out of the returned error, in addition to the URL and its parts.
+    to keep out of the returned error, in addition to the URL and its parts. ``context`` fields
+    (request id, channel) go into the one structured log line each attempt writes.
     """
     hidden = (url, *secrets)
-    budget = _CallBudget(policy)
+    budget = _CallBudget(policy, context)
+    budget.secrets = hidden
     retry = _DeadlineRetry(
         budget=budget,
         total=policy.max_attempts - 1,
@@ -388,7 +408,7 @@ def deliver(
             response.close()
     except (requests.RequestException, Urllib3Error, OSError) as exc:
         failure = redact(_describe_error(exc, budget), hidden)
-        log.debug("attempt %d: %s; giving up after %d ms", budget.attempts, failure, budget.elapsed_ms())
+        _log_last_attempt(budget, "failed", None, failure)
         return DeliveryResult(
             ok=False, status=None, attempts=budget.attempts, error=failure, elapsed_ms=budget.elapsed_ms()
         )
@@ -403,13 +423,7 @@ def deliver(
         error = _cut(redact(text.strip() or response.reason or f"HTTP {status}", hidden))
         if status in _DeadlineRetry.RETRY_AFTER_STATUS_CODES and response.raw is not None:
             retry_after = retry.get_retry_after(response.raw)
-    log.debug(
-        "attempt %d: HTTP %d; %s after %d ms",
-        budget.attempts,
-        status,
-        "delivered" if ok else "giving up",
-        budget.elapsed_ms(),
-    )
+    _log_last_attempt(budget, "delivered" if ok else "failed", status, error)
     return DeliveryResult(
         ok=ok,
         status=status,
@@ -417,6 +431,23 @@ def deliver(
         error=error,
         elapsed_ms=budget.elapsed_ms(),
         retry_after=retry_after,
+    )
+
+
+def _log_last_attempt(budget: _CallBudget, outcome: str, status: int | None, error: str | None) -> None:
+    level = logging.INFO if outcome == "delivered" else logging.WARNING
+    logs.event(
+        log,
+        "delivery.attempt",
+        {
+            **budget.context,
+            "attempt": budget.attempts,
+            "outcome": outcome,
+            "status": status,
+            "error": error,
+            "ms": budget.elapsed_ms(),
+        },
+        level,
     )
 
 

@@ -35,6 +35,14 @@ class BadBody(TranslatorError):
     status, code = 400, "invalid_body"
 
 
+class Unauthorized(TranslatorError):
+    status, code = 401, "unauthorized"
+
+
+class TooLarge(TranslatorError):
+    status, code = 413, "body_too_large"
+
+
 class NotFound(TranslatorError):
     status, code = 404, "not_found"
 

@@ -7,10 +7,11 @@ logger replaces them (and the parts of a URL that identify it) in every record, 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 MASK = "***"
@@ -89,3 +90,14 @@ def logger(name: str) -> logging.Logger:
     if not any(isinstance(f, RedactingFilter) for f in log.filters):
         log.addFilter(RedactingFilter())
     return log
+
+
+def event(log: logging.Logger, name: str, fields: Mapping[str, object], level: int = logging.INFO) -> None:
+    """One structured line: ``name {"key": value, ...}`` (JSON, so log queries can parse it).
+
+    Values are redacted like every other record (the logger's filter runs on the whole line).
+    """
+    if log.isEnabledFor(level):
+        log.log(
+            level, "%s %s", name, json.dumps(fields, ensure_ascii=False, default=str, separators=(",", ":"))
+        )

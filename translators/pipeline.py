@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -15,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from translators import config, formats, logs, render, sources
+from translators import config, formats, guard, logs, render, sources
 from translators.errors import BadBody, Ignored, NotFound, TranslatorError
 from translators.formats import ChatFormat, OutputInvalid, dumps
 from translators.model import Notification
@@ -87,6 +88,7 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise BadBody(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:
         raise BadBody("the request body nests too deeply") from None
+    guard.check_shape(payload)
     if not isinstance(payload, dict):
         kind = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
         raise BadBody(f"the request body is {kind.get(type(payload), 'null')}; expected a JSON object")
@@ -110,21 +112,33 @@ def resolve_channels(settings: config.Settings, spec: str) -> list[config.Channe
     return [settings.channel(n) for n in dict.fromkeys(names)]
 
 
+def render_checked(renderer: render.Renderer, n: Notification) -> tuple[str, dict[str, Any]]:
+    """Render, fit to the format's limits and validate: (template name, body) or TemplateFailure.
+
+    A body the destination would reject is a TemplateFailure naming the template, whose
+    ``__cause__`` is the OutputInvalid with each field's path. ``prepare`` falls back to the
+    minimal message on it; ``python -m translators render/check`` report it instead.
+    """
+    fmt = renderer.fmt
+    name, body = renderer.render(n)
+    body = fmt.fit(body)
+    try:
+        fmt.validate(body)
+    except OutputInvalid as exc:
+        raise TemplateFailure(name, str(exc)) from exc
+    return name, body
+
+
 def prepare(channel: config.Channel, n: Notification, settings: config.Settings) -> Prepared:
     """Render with the channel's templates; on any template problem use the minimal built-in body."""
     fmt = formats.get(channel.format)
     assert fmt is not None, channel.format  # config only admits known formats
     renderer = render.renderer_for(fmt, channel.templates, settings.templates_dir)
-    name = render.template_chain(fmt.name, n.source, n.event)[-1]
     try:
-        name, body = renderer.render(n)
-        body = fmt.fit(body)
-        fmt.validate(body)
+        name, body = render_checked(renderer, n)
         return Prepared(channel, fmt, name, body)
     except TemplateFailure as exc:
         problem = str(exc)
-    except OutputInvalid as exc:
-        problem = f"error in '{name}': {exc}"
     log.warning(
         "template failed for channel %s, sending the minimal message instead: %s", channel.name, problem
     )
@@ -143,25 +157,24 @@ def _pool() -> ThreadPoolExecutor:
     return _executor
 
 
-def deliver_all(prepared: list[Prepared], env: Mapping[str, str]) -> list[dict[str, Any]]:
+def deliver_all(
+    prepared: list[Prepared], env: Mapping[str, str], request_id: str = ""
+) -> list[dict[str, Any]]:
     from translators import delivery  # requests is imported only when something is sent
 
     policy = delivery.DeliveryPolicy.from_env(env)
 
     def one(p: Prepared) -> dict[str, Any]:
+        # delivery writes one structured line per attempt, carrying this context.
+        context = {"request_id": request_id, "channel": p.channel.name, "format": p.fmt.name}
         result = delivery.deliver(
-            p.channel.url.get_secret_value(), dumps(p.body), is_success=p.fmt.is_success, policy=policy
+            p.channel.url.get_secret_value(),
+            dumps(p.body),
+            is_success=p.fmt.is_success,
+            policy=policy,
+            context=context,
         )
         outcome = "delivered" if result.ok else "failed"
-        log.info(
-            "delivery channel=%s format=%s outcome=%s status=%s attempts=%s ms=%s",
-            p.channel.name,
-            p.fmt.name,
-            outcome,
-            result.status,
-            result.attempts,
-            result.elapsed_ms,
-        )
         answer = {
             **p.describe(),
             "status": outcome,
@@ -186,31 +199,46 @@ def handle(req: Request, env: Mapping[str, str] | None = None) -> Answer:
     request_id = uuid.uuid4().hex[:12]
     answer = _handle(req, env, request_id)
     answer.body.setdefault("request_id", request_id)
-    log.info(
-        "request id=%s source=%s channels=%s status=%s outcome=%s event=%s ms=%d",
-        request_id,
-        req.source,
-        req.channels,
-        answer.status,
-        answer.body.get("status") or answer.body.get("error"),
-        answer.body.get("event"),
-        (time.perf_counter() - started) * 1000,
+    channel_results = answer.body.get("channels") or []
+    logs.event(
+        log,
+        "request",
+        {
+            "request_id": request_id,
+            "source": answer.body.get("source") or req.source,
+            "event": answer.body.get("event"),
+            "channels": req.channels,
+            "status": answer.status,
+            "outcome": answer.body.get("status") or answer.body.get("error"),
+            "channel_outcomes": {
+                c.get("channel"): c.get("status") for c in channel_results if isinstance(c, dict)
+            },
+            "attempts": sum(c.get("attempts") or 0 for c in channel_results if isinstance(c, dict)),
+            "ms": round((time.perf_counter() - started) * 1000),
+        },
+        logging.INFO if answer.status < 500 else logging.WARNING,
     )
     return answer
 
 
 def _handle(req: Request, env: Mapping[str, str], request_id: str) -> Answer:
     try:
+        guard.check_token(env, req.headers, req.query)
+        guard.check_size(env, req.body)
         settings = config.load(env)
         logs.register_secrets(settings.secrets())
         source = sources.get(req.source)
-        if source is None:
+        if source is None and req.source.lower() != sources.AUTO:
             raise NotFound(
-                f"unknown source {req.source!r}", error="unknown_source", valid=sorted(sources.registry())
+                f"unknown source {req.source!r}",
+                error="unknown_source",
+                valid=[*sorted(sources.registry()), sources.AUTO],
             )
         channels = resolve_channels(settings, req.channels)
         payload = parse_body(req.body)
         headers = {k.lower(): v for k, v in req.headers.items()}
+        if source is None:  # /api/auto/...: the payload (or a header) says who sent it
+            source = sources.detect(payload, headers)
         result = source.translate(payload, headers)
         if isinstance(result, Ignored):
             body: dict[str, Any] = {"status": "ignored", "source": source.name, "reason": result.reason}
@@ -223,7 +251,7 @@ def _handle(req: Request, env: Mapping[str, str], request_id: str) -> Answer:
         if req.query.get("dry_run", "").strip().lower() in TRUE_WORDS:
             rendered = [{**p.describe(), "body": p.body} for p in prepared]
             return Answer(200, {"status": "dry_run", **summary, "channels": rendered})
-        results = deliver_all(prepared, env)
+        results = deliver_all(prepared, env, request_id)
         failed = [r for r in results if r["status"] != "delivered"]
         if failed:
             message = f"{len(failed)} of {len(results)} channel(s) failed after retries"
@@ -254,7 +282,8 @@ def health(env: Mapping[str, str] | None = None) -> Answer:
         200,
         {
             "status": "ok",
-            "sources": {name: s.label for name, s in sources.registry().items()},
+            "sources": {name: s.label for name, s in sources.registry().items()}
+            | {sources.AUTO: sources.AUTO_LABEL},
             "channels": [c.public() for c in settings.channels.values()],
             "channel_errors": settings.channel_errors,
             "formats": sorted(formats.registry()),

@@ -1,0 +1,70 @@
+"""Who may post, and how much: checks that run before a body is parsed.
+
+The function URL is public; anyone who learns it can post. Azure's function key is the first
+gate, ``WEBHOOK_TOKEN`` a second one that also covers the local server (where keys are not
+checked). Size and shape limits keep a hostile body from costing memory or CPU.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Mapping
+from typing import Any
+
+from translators import logs
+from translators.errors import BadBody, TooLarge, Unauthorized
+
+TOKEN_HEADER = "x-webhook-token"  # noqa: S105 - a header name, not a secret
+TOKEN_PARAM = "token"  # noqa: S105 - a parameter name
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+#: Real payloads nest 4-5 levels and hold a few hundred values; these bounds are far above that.
+MAX_JSON_DEPTH = 64
+MAX_JSON_VALUES = 100_000
+
+
+def max_body_bytes(env: Mapping[str, str]) -> int:
+    try:
+        value = int(env.get("MAX_BODY_BYTES", ""))
+    except ValueError:
+        return DEFAULT_MAX_BODY_BYTES
+    return value if value > 0 else DEFAULT_MAX_BODY_BYTES
+
+
+def check_token(env: Mapping[str, str], headers: Mapping[str, str], query: Mapping[str, str]) -> None:
+    """With ``WEBHOOK_TOKEN`` set, the request must carry it (header or ``token`` parameter)."""
+    expected = env.get("WEBHOOK_TOKEN", "")
+    if not expected:
+        return
+    logs.register_secrets([expected])
+    given = next((v for k, v in headers.items() if k.lower() == TOKEN_HEADER), None)
+    if given is None:
+        given = query.get(TOKEN_PARAM, "")
+    # compare_digest takes the same time wherever the strings differ: no guessing by timing.
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Unauthorized(
+            "missing or wrong webhook token: send it in the X-Webhook-Token header"
+            f" or the ?{TOKEN_PARAM}= query parameter"
+        )
+
+
+def check_size(env: Mapping[str, str], body: bytes) -> None:
+    limit = max_body_bytes(env)
+    if len(body) > limit:
+        raise TooLarge(f"the request body is {len(body)} bytes; the limit is {limit} (MAX_BODY_BYTES)")
+
+
+def check_shape(payload: Any) -> None:
+    """Reject JSON that nests or counts beyond any real payload, before models walk it."""
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    count = 0
+    while stack:
+        node, depth = stack.pop()
+        count += 1
+        if depth > MAX_JSON_DEPTH:
+            raise BadBody(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
+        if count > MAX_JSON_VALUES:
+            raise TooLarge(f"the request body holds more than {MAX_JSON_VALUES} JSON values")
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
