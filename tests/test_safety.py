@@ -10,8 +10,9 @@ import pytest
 
 from tests import crosscheck
 from translators import config, pipeline, sources
+from translators.formats import dumps
 from translators.formats import slack as slack_format
-from translators.model import Notification
+from translators.model import Link, Notification
 
 HOSTILE = [
     'quote " and backslash \\ and \\" escaped',
@@ -177,3 +178,28 @@ def test_oversize_teams_body_is_shrunk_to_28kb() -> None:
     prepared = pipeline.prepare(fmt, n, SETTINGS)
     assert prepared.template_error is None
     assert len(json.dumps(prepared.body, ensure_ascii=False).encode()) <= 28 * 1024
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_every_format_shrinks_oversize_bodies_to_fit(fmt: str) -> None:
+    channel = SETTINGS.channel(fmt)
+    n = Notification(
+        source="appcenter",
+        source_label="App Center",
+        event="crash.new_group",
+        outcome="failure",
+        title="t" * 500,
+        summary="s" * 5000,
+        app="a" * 3000,
+        details_title="d" * 3000,
+        details="z" * 500_000,
+        facts=tuple((f"fact {i} " * 50, "v" * 5000) for i in range(40)),
+        url="https://appcenter.example/crash",
+        links=(Link(label="Open crash group", url="https://appcenter.example/crash"),),
+    )
+    prepared = pipeline.prepare(channel, n, SETTINGS)
+    assert prepared.template_error is None, prepared.template_error
+    prepared.fmt.validate(prepared.body)
+    assert crosscheck.check(fmt, prepared.body) == []
+    assert len(dumps(prepared.body)) <= prepared.fmt.max_bytes
+    assert "https://appcenter.example/crash" in json.dumps(prepared.body), "the link survives shrinking"

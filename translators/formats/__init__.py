@@ -8,6 +8,7 @@ minimal message when a template fails.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from translators.errors import FieldError
@@ -66,6 +67,8 @@ class ChatFormat:
     text_keys: ClassVar[frozenset[str]] = frozenset({"text"})
     #: Shortest a prose value is cut to while shrinking an oversize body.
     min_text_length: ClassVar[int] = 100
+    #: Lists of optional items (facts, fields) that lose their last items when prose is not enough.
+    optional_list_keys: ClassVar[frozenset[str]] = frozenset({"facts", "fields"})
 
     def escape(self, text: str) -> str:
         """Make payload text inert in this format's markup (not JSON: the renderer does that)."""
@@ -87,12 +90,14 @@ class ChatFormat:
         """
         while len(dumps(body)) > self.max_bytes:
             longest = _longest_text(body, self.text_keys)
-            if longest is None:
+            if longest is not None and len(longest[2]) > self.min_text_length:
+                container, key, text = longest
+                container[key] = self.clip_text(text, max(len(text) // 2, self.min_text_length))
+                continue
+            items = _longest_list(body, self.optional_list_keys)
+            if items is None or len(items) <= 1:
                 break
-            container, key, text = longest
-            if len(text) <= self.min_text_length:
-                break
-            container[key] = self.clip_text(text, max(len(text) // 2, self.min_text_length))
+            items.pop()
         return body
 
     def clip_text(self, text: str, limit: int) -> str:
@@ -124,19 +129,26 @@ def clip(text: str, limit: int, ellipsis: str = "…") -> str:
     return text[: max(limit - len(ellipsis), 0)].rstrip() + ellipsis
 
 
-def _longest_text(node: Any, keys: frozenset[str]) -> tuple[Any, Any, str] | None:
-    best: tuple[Any, Any, str] | None = None
+def _entries(node: Any) -> Iterator[tuple[Any, Any, Any]]:
+    """Every (container, key, value) below a JSON value, depth first."""
     stack = [node]
     while stack:
         item = stack.pop()
         pairs = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
         for key, value in pairs:
-            if isinstance(value, str):
-                if key in keys and (best is None or len(value) > len(best[2])):
-                    best = (item, key, value)
-            elif isinstance(value, (dict, list)):
+            yield item, key, value
+            if isinstance(value, (dict, list)):
                 stack.append(value)
-    return best
+
+
+def _longest_text(node: Any, keys: frozenset[str]) -> tuple[Any, Any, str] | None:
+    texts = ((c, k, v) for c, k, v in _entries(node) if k in keys and isinstance(v, str))
+    return max(texts, key=lambda entry: len(entry[2]), default=None)
+
+
+def _longest_list(node: Any, keys: frozenset[str]) -> list[Any] | None:
+    lists = (v for _, k, v in _entries(node) if k in keys and isinstance(v, list))
+    return max(lists, key=len, default=None)
 
 
 def registry() -> dict[str, ChatFormat]:
