@@ -41,6 +41,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from translators.errors import FieldError
+from translators.formats._validation import field_errors
 
 __all__ = [
     "ADAPTIVE_CARD_CONTENT_TYPE",
@@ -541,24 +542,9 @@ def validate(body: Any) -> list[FieldError]:
     return []
 
 
+def _noun(loc: list[str], expected: object) -> str:
+    return "action type" if "Action." in str(expected) else "element type"
+
+
 def _field_errors(exc: ValidationError) -> list[FieldError]:
-    out = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=True):
-        loc = [str(p) for p in err["loc"]]
-        kind, msg = err["type"], err["msg"]
-        if kind == "union_tag_invalid":
-            ctx = err.get("ctx", {})
-            noun = "action type" if "Action." in str(ctx.get("expected_tags")) else "element type"
-            msg = f"Unknown {noun} {_short(ctx.get('tag'))}; expected one of {ctx.get('expected_tags')}"
-        elif kind == "union_tag_not_found":
-            msg = "Missing 'type'"
-        elif kind in ("model_type", "model_attributes_type", "dict_type"):
-            msg = "Input should be an object"
-        out.append(FieldError(".".join(loc) or "(body)", msg))
-    return out
-
-
-def _short(tag: object) -> str:
-    """The offending type name, quoted and cut short: it may come from a template."""
-    text = repr(str(tag))
-    return text if len(text) <= 42 else text[:40] + "…'"
+    return field_errors(exc, noun=_noun)

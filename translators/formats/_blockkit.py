@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from translators.errors import FieldError
+from translators.formats._validation import field_errors
 
 __all__ = [
     "ActionsBlock",
@@ -249,28 +250,17 @@ def validate(body: Any) -> list[FieldError]:
     return []
 
 
+def _rewrite(kind: str, loc: list[str], msg: str) -> tuple[list[str], str] | None:
+    if kind == _TEXT_TOO_LONG:
+        return [*loc, "text"], msg
+    if kind == "extra_forbidden":
+        return loc, "Unknown key: Slack rejects blocks with keys it does not know (invalid_blocks)"
+    return None
+
+
+def _noun(loc: list[str], expected: object) -> str:
+    return "block type" if len(loc) == 2 and loc[0] == "blocks" else "type"
+
+
 def _field_errors(exc: ValidationError) -> list[FieldError]:
-    out = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=True):
-        loc = [str(p) for p in err["loc"]]
-        kind, msg = err["type"], err["msg"]
-        if kind == _TEXT_TOO_LONG:
-            loc.append("text")
-        elif kind == "union_tag_invalid":
-            ctx = err.get("ctx", {})
-            noun = "block type" if len(loc) == 2 and loc[0] == "blocks" else "type"
-            msg = f"Unknown {noun} {_short(ctx.get('tag'))}; expected one of {ctx.get('expected_tags')}"
-        elif kind == "union_tag_not_found":
-            msg = "Missing 'type'"
-        elif kind in ("model_type", "model_attributes_type", "dict_type"):
-            msg = "Input should be an object"
-        elif kind == "extra_forbidden":
-            msg = "Unknown key: Slack rejects blocks with keys it does not know (invalid_blocks)"
-        out.append(FieldError(".".join(loc) or "(body)", msg))
-    return out
-
-
-def _short(tag: object) -> str:
-    """The offending type name, quoted and cut short: it may come from a template."""
-    text = repr(str(tag))
-    return text if len(text) <= 42 else text[:40] + "…'"
+    return field_errors(exc, noun=_noun, rewrite=_rewrite)

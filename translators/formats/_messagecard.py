@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from pydantic_core import PydanticCustomError
 
 from translators.errors import FieldError
+from translators.formats._validation import field_errors
 
 __all__ = ["CONTEXTS", "MessageCard", "Section", "validate"]
 
@@ -133,25 +134,9 @@ def validate(body: Any) -> list[FieldError]:
     return errors
 
 
+def _rewrite(kind: str, loc: list[str], msg: str) -> tuple[list[str], str] | None:
+    return (["summary"], msg) if kind == "summary_or_text" else None
+
+
 def _field_errors(exc: ValidationError) -> list[FieldError]:
-    out = []
-    for err in exc.errors(include_url=False, include_input=False, include_context=True):
-        loc = [str(p) for p in err["loc"]]
-        kind, msg = err["type"], err["msg"]
-        if kind == "union_tag_invalid":
-            ctx = err.get("ctx", {})
-            msg = f"Unknown action @type {_short(ctx.get('tag'))}; expected one of {ctx.get('expected_tags')}"
-        elif kind == "union_tag_not_found":
-            msg = "Missing '@type'"
-        elif kind == "summary_or_text":
-            loc = ["summary"]
-        elif kind in ("model_type", "model_attributes_type", "dict_type"):
-            msg = "Input should be an object"
-        out.append(FieldError(".".join(loc) or "(body)", msg))
-    return out
-
-
-def _short(tag: object) -> str:
-    """The offending type name, quoted and cut short: it may come from a template."""
-    text = repr(str(tag))
-    return text if len(text) <= 42 else text[:40] + "…'"
+    return field_errors(exc, tag_key="@type", noun=lambda loc, expected: "action @type", rewrite=_rewrite)
