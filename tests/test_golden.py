@@ -64,3 +64,14 @@ def test_every_event_of_every_source_has_a_sample() -> None:
         ("appcenter", e)
         for e in ("build.succeeded", "build.failed", "build.canceled", "crash.new_group", "release.published")
     } <= events
+    assert {
+        ("applivery", e)
+        for e in (
+            "build.uploaded",
+            "build.ready",
+            "feedback.received",
+            "bug.reported",
+            "certificate.expiring",
+        )
+    } <= events
+    assert {("appflow", e) for e in ("build.succeeded", "build.failed", "build.canceled")} <= events

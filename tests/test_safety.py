@@ -90,11 +90,50 @@ def appcenter_build(text: str) -> tuple[dict[str, Any], dict[str, str]]:
     }, {}
 
 
+def applivery_report(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    return {
+        "action": "bug_created",
+        "organization": {"id": "o", "name": text, "url": "https://dashboard.applivery.io/o"},
+        "application": {"id": "a", "name": text, "url": "https://dashboard.applivery.io/o/apps/a"},
+        "report": {"message": text, "url": "https://dashboard.applivery.io/o/apps/a/reports?id=1"},
+    }, {}
+
+
+def applivery_certificate(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    return {
+        "action": "certificate_application_will_expire",
+        "organization": {"id": "o", "name": text, "url": "https://dashboard.applivery.io/o"},
+        "application": {"id": "a", "name": text, "url": "https://dashboard.applivery.io/o/apps/a"},
+        "numDays": "2",
+        "team": {"name": text, "identifier": text},
+    }, {}
+
+
+def appflow(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    return {
+        "state": "success",
+        "id": "b",
+        "type": text,
+        "profile": text,
+        "platform": text,
+        "environmentName": text,
+        "downloadUrl": "https://download.example/x",
+        "appId": "abcd1234",
+        "automation": {"name": text, "nativeConfigName": text, "channel": {"name": text}},
+        "buildInfo": {"id": 7, "job_type": text},
+        "app": {"name": text},
+        "commit": {"sha": text, "note": text, "ref": text, "user": {"name": text, "username": text}},
+    }, {}
+
+
 PAYLOADS = {
     "bitrise": bitrise,
     "appcenter-release": appcenter_release,
     "appcenter-crash": appcenter_crash,
     "appcenter-build": appcenter_build,
+    "applivery-report": applivery_report,
+    "applivery-certificate": applivery_certificate,
+    "appflow": appflow,
 }
 
 

@@ -25,6 +25,20 @@ EXPECTED_EVENTS = {
     "appcenter/crash": "crash.new_group",
     "appcenter/crash-with-stack": "crash.new_group",
     "appcenter/distribute": "release.published",
+    "applivery/build-created": "build.uploaded",
+    "applivery/build-processed": "build.ready",
+    "applivery/build-processed-ios": "build.ready",
+    "applivery/feedback": "feedback.received",
+    "applivery/bug": "bug.reported",
+    "applivery/bug-multiline": "bug.reported",
+    "applivery/certificate-1-day": "certificate.expiring",
+    "applivery/certificate-5-days": "certificate.expiring",
+    "applivery/certificate-30-days": "certificate.expiring",
+    "appflow/package-success": "build.succeeded",
+    "appflow/package-ios-failed": "build.failed",
+    "appflow/package-canceled": "build.canceled",
+    "appflow/web-success": "build.succeeded",
+    "appflow/web-failed": "build.failed",
 }
 
 
@@ -43,7 +57,7 @@ def notification(source: str, payload: dict[str, Any], headers: dict[str, str] |
 
 
 def test_registry_finds_every_source_module() -> None:
-    assert {"bitrise", "appcenter"} <= set(sources.registry())
+    assert {"bitrise", "appcenter", "applivery", "appflow"} <= set(sources.registry())
     assert sources.get("BITRISE") is sources.get("bitrise")
     assert sources.get("nope") is None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Literal
 
@@ -86,6 +87,22 @@ class Notification(BaseModel):
         default=(), description="source-specific extra facts (label, value) shown after the common ones"
     )
     days_left: int | None = None
+    emoji: str | None = Field(
+        default=None, description="shown instead of the outcome's emoji when the event has a fitting one"
+    )
+    fact_labels: tuple[tuple[str, str], ...] = Field(
+        default=(), description="the platform's own word for a common fact, e.g. ('Workflow', 'Automation')"
+    )
+    event_id: str | None = Field(
+        default=None,
+        description="stable identity of this event from the payload (e.g. 'bitrise:<slug>:build/finished:2'):"
+        " a retry of the same event has the same id, so no channel gets it twice",
+    )
+    previous_outcome: Literal["success", "failure"] | None = Field(
+        default=None,
+        description="the last finished build of the same source, app, branch and workflow before this one;"
+        " set by the notification rules for build.succeeded and build.failed when memory knows it",
+    )
 
     @field_validator("url", mode="after")
     @classmethod
@@ -131,9 +148,11 @@ class Notification(BaseModel):
         """The facts worth a glance, in reading order, only those the source sent."""
         facts: list[tuple[str, str]] = []
 
+        labels = dict(self.fact_labels)
+
         def add(label: str, value: object) -> None:
             if value not in (None, ""):
-                facts.append((label, str(value)))
+                facts.append((labels.get(label, label), str(value)))
 
         add("App", self.app)
         add("Platform", self.platform)
@@ -161,6 +180,22 @@ class Notification(BaseModel):
     def is_build(self) -> bool:
         return self.event.startswith("build.")
 
+    @property
+    def transition(self) -> str | None:
+        """'Fixed' (a success after a failure) or 'Still failing' (a failure after a failure)."""
+        if self.previous_outcome != "failure":
+            return None
+        if self.event == "build.succeeded":
+            return "Fixed"
+        if self.event == "build.failed":
+            return "Still failing"
+        return None
+
+
+#: Whitespace (``\s`` is exactly ``str.isspace``), control characters and ``<>"|``; one regex scan
+#: instead of a Python loop per character, which was the largest single cost of a translation.
+_UNSAFE_URL_CHAR = re.compile(r'[\s\x00-\x1f<>"|]')
+
 
 def safe_url(value: str | None) -> str | None:
     """The URL if a chat tool will accept it as a link target, else None.
@@ -172,7 +207,7 @@ def safe_url(value: str | None) -> str | None:
         return None
     if not value.lower().startswith(("https://", "http://")):
         return None
-    if any(ch.isspace() or ord(ch) < 32 or ch in '<>"|' for ch in value):
+    if _UNSAFE_URL_CHAR.search(value):
         return None
     return value
 

@@ -2,6 +2,9 @@
 
 Adding a platform means adding one module here (pydantic models, event classification,
 normalisation), its templates and its test fixtures; nothing central changes.
+
+``auto`` is not a module but a path segment: ``detect`` picks the one source whose
+``recognises`` accepts the payload, for users who do not want to name the platform in the URL.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 
 from pydantic import ValidationError
 
-from translators.errors import Ignored, PayloadInvalid, pydantic_errors
+from translators.errors import FieldError, Ignored, PayloadInvalid, pydantic_errors
 from translators.model import Notification
 
 
@@ -25,6 +28,8 @@ class Source(Protocol):
     """The platform's own name, e.g. ``Bitrise``."""
     docs: ClassVar[str]
     """Where the platform documents its webhook payloads."""
+    signature: ClassVar[str]
+    """What ``recognises`` looks for, in words (the ``auto`` 422 lists it)."""
 
     def recognises(self, payload: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
         """True when the payload (or a header) is unmistakably this platform's."""
@@ -36,12 +41,15 @@ class Source(Protocol):
 
 
 @cache
+def _module_names() -> frozenset[str]:
+    return frozenset(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
+
+
+@cache
 def registry() -> dict[str, Source]:
     found: dict[str, Source] = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
+    for name in sorted(_module_names()):
+        module = importlib.import_module(f"{__name__}.{name}")
         source = getattr(module, "SOURCE", None)
         if source is not None:
             found[source.name] = source
@@ -49,7 +57,55 @@ def registry() -> dict[str, Source]:
 
 
 def get(name: str) -> Source | None:
-    return registry().get(name.lower())
+    key = name.lower()
+    # A cold instance's first request names one source: import just its module (the others' models
+    # cost about 20 ms) when the module bears the source's name; otherwise ask the full registry.
+    if key in _module_names():
+        source: Source | None = getattr(importlib.import_module(f"{__name__}.{key}"), "SOURCE", None)
+        if source is not None and source.name == key:
+            return source
+    return registry().get(key)
+
+
+#: The path segment that asks for the source to be recognised from the request itself.
+AUTO = "auto"
+AUTO_LABEL = "recognised from the payload"
+
+
+def detect(payload: Mapping[str, Any], headers: Mapping[str, str]) -> Source:
+    """The one source that recognises the request; PayloadInvalid when none or several do.
+
+    Each source's ``recognises`` looks for keys only that platform sends, so on every bundled
+    sample exactly one answers yes (tests/test_auto.py checks it); a body that fits two is
+    refused rather than guessed, because a wrong guess would send a wrong message.
+    """
+    found = [s for s in registry().values() if s.recognises(payload, headers)]
+    if len(found) == 1:
+        return found[0]
+    expected = [FieldError("(body)", f"{s.label} ({s.name}): {s.signature}") for s in registry().values()]
+    if found:
+        names = " and ".join(s.label for s in found)
+        raise PayloadInvalid(
+            f"the payload fits {names}; name the source in the URL instead of '{AUTO}'",
+            [FieldError("(body)", f"{s.label} ({s.name}): {s.signature}") for s in found],
+            candidates=[s.name for s in found],
+        )
+    raise PayloadInvalid(
+        f"'{AUTO}' did not recognise the sender; expected one of these, or name the source in the URL",
+        expected,
+        valid=sorted(registry()),
+    )
+
+
+#: Platform words as the platforms' own dashboards write them.
+_PLATFORMS = {"android": "Android", "ios": "iOS", "web": "Web", "macos": "macOS", "windows": "Windows"}
+
+
+def platform_name(value: str | None) -> str | None:
+    """``android`` -> ``Android``, ``ios`` -> ``iOS``; anything else as sent."""
+    if value is None or not value.strip():
+        return None
+    return _PLATFORMS.get(value.strip().lower(), value.strip())
 
 
 def validate_model[M](model: type[M], payload: Mapping[str, Any], what: str) -> M:

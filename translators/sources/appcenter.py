@@ -139,6 +139,10 @@ class AppCenter:
     name: ClassVar[str] = "appcenter"
     label: ClassVar[str] = "App Center"
     docs: ClassVar[str] = "https://learn.microsoft.com/en-us/appcenter/dashboard/webhooks/"
+    signature: ClassVar[str] = (
+        f"two of the build keys {sorted(BUILD_KEYS)}, two of the distribute keys "
+        f"{sorted(DISTRIBUTE_KEYS)}, or 'id' and two of the crash keys {sorted(CRASH_KEYS)}"
+    )
 
     def kind(self, payload: Mapping[str, Any]) -> str | None:
         keys = payload.keys()
@@ -196,6 +200,8 @@ class AppCenter:
                 "platform": b.os,
                 "build_number": b.build_id,
                 "build_id": b.build_id,
+                # build_id counts per app, so the app is part of the identity.
+                "event_id": f"appcenter:build:{b.app_name}:{b.build_id}:{_status_key(b.build_status)}",
                 "branch": b.branch or None,
                 "commit": b.source_version or None,
                 "triggered_by": b.build_reason,
@@ -229,6 +235,7 @@ class AppCenter:
                 "platform": c.app_platform,
                 "version": c.app_version,
                 "build_id": c.id,
+                "event_id": f"appcenter:crash:{c.app_id or '-'}:{c.id}",
                 "url": c.url,
                 "links": [Link(label="Open crash group", url=c.url)] if c.url else [],
                 "sent_at": c.sent_at,
@@ -264,6 +271,8 @@ class AppCenter:
                 "platform": d.platform,
                 "version": version,
                 "build_id": d.release_id,
+                # release_id counts per app, so the app is part of the identity.
+                "event_id": f"appcenter:release:{d.app_id or d.app_name or '-'}:{d.release_id}",
                 "size_bytes": d.size,
                 "url": d.install_link,
                 "links": [Link(label="Install", url=d.install_link)] if d.install_link else [],

@@ -66,6 +66,9 @@ class Bitrise:
     name: ClassVar[str] = "bitrise"
     label: ClassVar[str] = "Bitrise"
     docs: ClassVar[str] = "https://devcenter.bitrise.io/en/apps/webhooks/outgoing-webhooks.html"
+    signature: ClassVar[str] = (
+        "a 'Bitrise-Event-Type: build/...' header, or the keys build_slug, app_slug and build_status"
+    )
 
     def recognises(self, payload: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
         if headers.get(EVENT_HEADER, "").startswith("build/"):
@@ -108,6 +111,9 @@ class Bitrise:
                 "app_id": b.app_slug,
                 "build_number": str(b.build_number),
                 "build_id": b.build_slug,
+                # Slug + status (+ our event, which says triggered or finished): a redelivery of the
+                # same webhook has the same id.
+                "event_id": f"bitrise:{b.build_slug}:{b.build_status}:{event}",
                 "branch": git.src_branch or None,
                 "target_branch": git.dst_branch or None,
                 "pull_request": pr,

@@ -1,0 +1,225 @@
+"""Ionic Appflow: final states, skipped states (200), package and web fields, 422 paths, end to end."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.chatserver import ChatServer
+from tests.conftest import path_of, post, sample
+from translators import sources
+from translators.errors import Ignored, PayloadInvalid
+from translators.model import Notification
+from translators.sources.appflow import DOWNLOAD_LABEL
+
+PACKAGE = json.loads(sample("appflow/package-success").body())
+WEB = json.loads(sample("appflow/web-success").body())
+
+
+def translate(payload: dict[str, Any]) -> Notification | Ignored:
+    source = sources.get("appflow")
+    assert source is not None
+    return source.translate(payload, {})
+
+
+def notification(payload: dict[str, Any]) -> Notification:
+    result = translate(payload)
+    assert isinstance(result, Notification), result
+    return result
+
+
+def errors_of(payload: dict[str, Any]) -> list[str]:
+    with pytest.raises(PayloadInvalid) as err:
+        translate(payload)
+    return [e.path for e in err.value.errors]
+
+
+@pytest.mark.parametrize("base", [PACKAGE, WEB], ids=["package", "web"])
+@pytest.mark.parametrize(
+    ("state", "event", "outcome", "verb"),
+    [
+        ("success", "build.succeeded", "success", "succeeded"),
+        ("failed", "build.failed", "failure", "failed"),
+        ("canceled", "build.canceled", "canceled", "was canceled"),
+        ("FAILED", "build.failed", "failure", "failed"),
+    ],
+)
+def test_final_states(base: dict[str, Any], state: str, event: str, outcome: str, verb: str) -> None:
+    n = notification({**base, "state": state})
+    assert (n.event, n.outcome) == (event, outcome)
+    assert n.title.endswith(f" {verb}")
+
+
+@pytest.mark.parametrize("state", ["created", "pending", "running", "Running"])
+@pytest.mark.parametrize("base", [PACKAGE, WEB], ids=["package", "web"])
+def test_other_states_are_ignored(base: dict[str, Any], state: str) -> None:
+    result = translate({**base, "state": state})
+    assert isinstance(result, Ignored)
+    assert state.lower() in result.reason and result.event == state.lower()
+
+
+def test_skipped_state_is_ignored_even_when_the_rest_is_incomplete() -> None:
+    # Appflow would resend a 422 five times; a build that is still running is never forwarded.
+    assert isinstance(translate({"state": "running", "buildInfo": {"id": 1}}), Ignored)
+
+
+def test_package_build_fields() -> None:
+    n = notification(PACKAGE)
+    assert n.title == "Android debug build #777 succeeded"
+    assert (n.app, n.platform, n.build_number, n.build_id) == (
+        "Awesome App",
+        "Android",
+        "777",
+        "2216322b-35be-4af2-aaad-2b4e57354f88",
+    )
+    assert (n.workflow, n.environment, n.branch, n.tag) == (
+        "my-awesome-automation",
+        "staging",
+        "different-branch",
+        None,
+    )
+    assert (n.commit, n.commit_message, n.author) == (
+        "e900ae1863482df4f9c24ee759d15a9250de77a7",
+        "github 🦊",
+        "Ionitron (ionitron)",
+    )
+    assert n.duration_text == "7m 37s"
+    assert n.started_at is not None and n.finished_at is not None
+    facts = dict(n.key_facts)
+    assert facts["Automation"] == "my-awesome-automation" and "Workflow" not in facts
+    assert facts["Build type"] == "debug"
+    assert "Signing certificate" not in facts, "a debug profile that repeats the build type is left out"
+    assert "Channel" not in facts
+
+
+def test_download_link_says_it_expires() -> None:
+    n = notification(PACKAGE)
+    assert n.links[0].url == "https://www.ionicjs.com/one-awesome-app"
+    assert n.links[0].label == DOWNLOAD_LABEL and "24 h" in DOWNLOAD_LABEL
+    assert n.url == "https://dashboard.ionicframework.com/app/abcd1234/build/builds"
+    assert n.links[1].url == n.url
+
+
+def test_no_download_link_without_download_url_or_on_failure() -> None:
+    without = {k: v for k, v in PACKAGE.items() if k != "downloadUrl"}
+    assert [link.label for link in notification(without).links] == ["Open builds in Appflow"]
+    assert DOWNLOAD_LABEL not in [link.label for link in notification({**PACKAGE, "state": "failed"}).links]
+
+
+def test_web_build_fields() -> None:
+    n = notification(WEB)
+    assert n.title == "Web build #101 succeeded"
+    assert n.platform == "Web"
+    facts = dict(n.key_facts)
+    assert facts["Channel"] == "threeve" and "Build type" not in facts
+    assert [link.label for link in n.links] == ["Open builds in Appflow"]
+
+
+def test_build_type_typo_and_corrected_spelling_are_both_read() -> None:
+    top_level_dropped = {k: v for k, v in PACKAGE.items() if k != "type"}
+    assert notification(top_level_dropped).title == "Android debug build #777 succeeded"
+    automation = {k: v for k, v in PACKAGE["automation"].items() if k != "buidType"}
+    fixed = {**top_level_dropped, "automation": {**automation, "buildType": "release"}}
+    assert notification(fixed).title == "Android release build #777 succeeded"
+
+
+def test_ios_failed_sample() -> None:
+    n = notification(json.loads(sample("appflow/package-ios-failed").body()))
+    assert n.title == "iOS app-store build #4527329 failed"
+    assert dict(n.key_facts)["Signing certificate"] == "Acme Distribution 2025"
+    assert n.commit_message is not None and n.commit_message.startswith("Bump version to 2.4.0")
+    assert ("Commit", "3f9c2a71 Bump version to 2.4.0") in n.key_facts
+
+
+def test_tag_ref_is_a_tag() -> None:
+    n = notification(json.loads(sample("appflow/package-canceled").body()))
+    assert (n.tag, n.branch) == ("v2.4.0", None)
+
+
+def test_platform_comes_from_the_job_type_when_not_sent() -> None:
+    payload = {k: v for k, v in PACKAGE.items() if k != "platform"}
+    payload["automation"] = {k: v for k, v in PACKAGE["automation"].items() if k != "platform"}
+    payload["buildInfo"] = {**PACKAGE["buildInfo"], "job_type": "package-ios"}
+    assert notification(payload).platform == "iOS"
+
+
+def test_doubled_zone_timestamp_is_read() -> None:
+    n = notification({**PACKAGE, "finished": "2018-08-24T14:56:45.986317Z+00:00"})
+    assert n.duration_text == "7m 37s"
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"state": "exploded"}, "state"),
+        ({"state": 3}, "state"),
+        ({"id": None}, "id"),
+        ({"automation": None}, "automation"),
+        ({"automation": {"id": 1}}, "automation.name"),
+        ({"started": "yesterday"}, "started"),
+        ({"commit": "e900ae1"}, "commit"),
+    ],
+)
+def test_invalid_fields_are_named(change: dict[str, Any], path: str) -> None:
+    assert path in errors_of({**PACKAGE, **change})
+
+
+def test_missing_state_is_named() -> None:
+    assert errors_of({k: v for k, v in PACKAGE.items() if k != "state"}) == ["state"]
+
+
+# -- end to end --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["package-success", "package-ios-failed", "package-canceled", "web-success", "web-failed"]
+)
+def test_every_sample_is_delivered_200(name: str, chat: ChatServer, channels: dict[str, str]) -> None:
+    answer = post(channels, "appflow", "slack+teams+legacy", sample(f"appflow/{name}").body())
+    assert answer.status == 200, answer.body
+    assert answer.body["status"] == "delivered" and answer.body["source"] == "appflow"
+    for channel in ("slack", "teams", "legacy"):
+        [got] = chat.at(path_of(channels, channel))
+        assert "Awesome App" in got.body.decode()
+
+
+@pytest.mark.parametrize("state", ["created", "pending", "running"])
+def test_running_states_are_200_ignored_and_nothing_is_sent(
+    state: str, chat: ChatServer, channels: dict[str, str]
+) -> None:
+    answer = post(channels, "appflow", "slack+teams+legacy", {**PACKAGE, "state": state})
+    assert answer.status == 200, "Appflow resends anything but 200"
+    assert answer.body["status"] == "ignored" and state in answer.body["reason"]
+    assert all(chat.at(path_of(channels, c)) == [] for c in ("slack", "teams", "legacy"))
+
+
+def test_dry_run_shows_automation_and_expiring_download(channels: dict[str, str]) -> None:
+    answer = post(channels, "appflow", "slack+teams", PACKAGE, query={"dry_run": "1"})
+    assert answer.status == 200 and answer.body["status"] == "dry_run"
+    slack, teams = (json.dumps(c["body"], ensure_ascii=False) for c in answer.body["channels"])
+    for text in (slack, teams):
+        assert "Automation" in text and "my-awesome-automation" in text
+        assert DOWNLOAD_LABEL in text and "staging" in text
+
+
+def test_invalid_payload_is_422_with_paths(chat: ChatServer, channels: dict[str, str]) -> None:
+    answer = post(channels, "appflow", "slack", {**PACKAGE, "state": "done", "id": None})
+    assert answer.status == 422
+    assert answer.body["error"] == "invalid_payload"
+    assert [e["path"] for e in answer.body["errors"]] == ["state"]
+    answer = post(channels, "appflow", "slack", {**PACKAGE, "id": None, "automation": {}})
+    assert answer.status == 422
+    assert {e["path"] for e in answer.body["errors"]} == {"id", "automation.name"}
+    assert chat.at(path_of(channels, "slack")) == []
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [(b"", "empty"), (b'[{"state": "success"}]', "array"), (b'{"state": "success",', "not valid JSON")],
+)
+def test_bad_bodies_are_400(raw: bytes, words: str, channels: dict[str, str]) -> None:
+    answer = post(channels, "appflow", "slack", raw)
+    assert answer.status == 400
+    assert answer.body["error"] == "invalid_body" and words in answer.body["message"]
