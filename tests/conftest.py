@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.azurite import azurite, state_env  # noqa: F401 - fixtures shared by the state tests
 from tests.chatserver import SUCCESS, ChatServer, Reply
 from translators import pipeline, samples
 
@@ -29,14 +31,36 @@ def chat() -> Iterator[ChatServer]:
     server.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _state_outside_the_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Memory (translators/state) never lands in the working tree's .state/ during tests.
+
+    Code that reads os.environ (function_app, servers in subprocesses) gets a session-wide file;
+    the ``channels`` fixture gives each test a store of its own, so that a sample delivered by
+    one test is not a duplicate in the next.
+    """
+    from translators import state
+
+    folder = tmp_path_factory.mktemp("state")
+    ours = "STATE_STORE" not in os.environ
+    os.environ.setdefault("STATE_STORE", f"sqlite:///{folder / 'session.db'}")
+    default, state.DEFAULT_SQLITE_PATH = state.DEFAULT_SQLITE_PATH, folder / "default.db"
+    yield
+    state.DEFAULT_SQLITE_PATH = default
+    if ours:
+        os.environ.pop("STATE_STORE", None)
+    state.close_all()
+
+
 @pytest.fixture
-def channels(chat: ChatServer, request: pytest.FixtureRequest) -> dict[str, str]:
+def channels(chat: ChatServer, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """Three channels (slack, teams, legacy) pointing at the loopback chat server, with unique paths.
 
-    The paths look like real webhook secrets so that tests can check they never leak.
+    The paths look like real webhook secrets so that tests can check they never leak. The state
+    store (translators/state) is a fresh SQLite file per test.
     """
     tag = f"{abs(hash(request.node.nodeid)):x}"
-    env = {}
+    env = {"STATE_STORE": f"sqlite:///{tmp_path / 'state.db'}"}
     for name, fmt in (("slack", "slack"), ("teams", "teams"), ("legacy", "teams-messagecard")):
         path = f"/hook/{name}/T0SECRET{tag}/B0SECRET/xoxSECRETtoken{tag}"
         chat.default(path, Reply(*SUCCESS[fmt]))

@@ -1,25 +1,37 @@
 """Configuration from app settings (environment variables; ``local.settings.json`` Values locally).
 
-A channel is ``CHANNEL_<NAME>_URL`` plus optional ``CHANNEL_<NAME>_FORMAT`` and
-``CHANNEL_<NAME>_TEMPLATES``. Channel URLs are secrets: they are held as ``SecretStr`` and no
-message here ever includes one.
+A channel is ``CHANNEL_<NAME>_URL`` plus optional ``CHANNEL_<NAME>_FORMAT``,
+``CHANNEL_<NAME>_TEMPLATES`` and the notification rules ``CHANNEL_<NAME>_EVENTS``,
+``CHANNEL_<NAME>_BUILD_SUCCESS`` and ``CHANNEL_<NAME>_BUILD_FAILURE`` (see translators/rules.py).
+Channel URLs are secrets: they are held as ``SecretStr`` and no message here ever includes one.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from fnmatch import fnmatchcase
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, SecretStr
 
 from translators.errors import ConfigurationError
+from translators.model import EVENTS
 
 FormatName = Literal["slack", "teams", "teams-messagecard"]
 FORMAT_NAMES: tuple[str, ...] = ("slack", "teams", "teams-messagecard")
+#: When a channel hears of a build outcome (App Center's modes, for every source).
+SuccessMode = Literal["always", "after-failure", "never"]
+FailureMode = Literal["always", "after-success", "never"]
+SUCCESS_MODES: tuple[SuccessMode, ...] = ("always", "after-failure", "never")
+FAILURE_MODES: tuple[FailureMode, ...] = ("always", "after-success", "never")
 
-_SETTING = re.compile(r"^CHANNEL_([A-Z0-9_]+?)_(URL|FORMAT|TEMPLATES)$", re.IGNORECASE)
+_SETTING = re.compile(
+    r"^CHANNEL_([A-Z0-9_]+?)_(URL|FORMAT|TEMPLATES|EVENTS|BUILD_SUCCESS|BUILD_FAILURE)$", re.IGNORECASE
+)
+#: fnmatch patterns over event names: letters, digits, . _ - and the wildcards * ? [ ] !
+_EVENT_PATTERN = re.compile(r"^[a-z0-9._\-*?\[\]!]+$")
 
 #: Hosts whose webhooks settle the format, checked as exact host or dot-suffix.
 FORMAT_BY_HOST: tuple[tuple[str, FormatName], ...] = (
@@ -45,10 +57,23 @@ class Channel(BaseModel):
     url: SecretStr
     format: FormatName
     templates: str | None = None
+    #: Event-name patterns this channel takes (``build.failed``, ``crash.*``); empty: every event.
+    events: tuple[str, ...] = ()
+    build_success: SuccessMode = "always"
+    build_failure: FailureMode = "always"
 
     def public(self) -> dict[str, object]:
         """What may be shown to anyone: never the URL."""
-        return {"name": self.name, "format": self.format, "custom_templates": bool(self.templates)}
+        out: dict[str, object] = {
+            "name": self.name,
+            "format": self.format,
+            "custom_templates": bool(self.templates),
+        }
+        if self.events:
+            out["events"] = list(self.events)
+        if (self.build_success, self.build_failure) != ("always", "always"):
+            out["build_success"], out["build_failure"] = self.build_success, self.build_failure
+        return out
 
 
 class Settings(BaseModel):
@@ -108,9 +133,46 @@ def load(env: Mapping[str, str]) -> Settings:
         if fmt not in FORMAT_NAMES:
             errors[name] = f"channel '{name}': {env_name}_FORMAT must be one of {', '.join(FORMAT_NAMES)}"
             continue
+        try:
+            events, success, failure = _rules(values, env_name)
+        except ValueError as exc:
+            errors[name] = f"channel '{name}': {exc}"
+            continue
         channels[name] = Channel(
-            name=name, url=SecretStr(url), format=fmt, templates=values.get("TEMPLATES") or None
+            name=name,
+            url=SecretStr(url),
+            format=fmt,
+            templates=values.get("TEMPLATES") or None,
+            events=events,
+            build_success=success,
+            build_failure=failure,
         )
     return Settings(
         channels=channels, channel_errors=errors, templates_dir=env.get("TEMPLATES_DIR", "").strip() or None
     )
+
+
+def _rules(values: Mapping[str, str], env_name: str) -> tuple[tuple[str, ...], SuccessMode, FailureMode]:
+    """A channel's EVENTS patterns and build modes; ValueError naming the setting when one is wrong."""
+    events = tuple(dict.fromkeys(p.strip().lower() for p in values.get("EVENTS", "").split(",") if p.strip()))
+    for pattern in events:
+        if not _EVENT_PATTERN.match(pattern):
+            raise ValueError(f"{env_name}_EVENTS has an invalid pattern {pattern!r}")
+        if not any(fnmatchcase(event, pattern) for event in EVENTS):
+            # A typo would silently mute the channel; every event name is known, so say so now.
+            raise ValueError(
+                f"{env_name}_EVENTS pattern {pattern!r} matches no event; events are {', '.join(EVENTS)}"
+            )
+    success = _mode(values, "BUILD_SUCCESS", SUCCESS_MODES, env_name)
+    failure = _mode(values, "BUILD_FAILURE", FAILURE_MODES, env_name)
+    return events, success, failure
+
+
+def _mode[M: str](values: Mapping[str, str], key: str, modes: tuple[M, ...], env_name: str) -> M:
+    given = values.get(key, "").strip().lower().replace("_", "-")
+    if not given:
+        return modes[0]
+    for mode in modes:
+        if mode == given:
+            return mode
+    raise ValueError(f"{env_name}_{key} must be one of {', '.join(modes)}")

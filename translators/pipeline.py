@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from translators import config, formats, guard, logs, render, sources
+from translators import config, formats, guard, logs, render, rules, sources
 from translators.errors import BadBody, Ignored, NotFound, TranslatorError
 from translators.formats import ChatFormat, OutputInvalid, dumps
 from translators.model import Notification
@@ -245,14 +245,18 @@ def _handle(req: Request, env: Mapping[str, str], request_id: str) -> Answer:
             if result.event:
                 body["event"] = result.event
             return Answer(200, body)
-        n = result
-        prepared = [prepare(c, n, settings) for c in channels]
-        summary = {"source": source.name, "event": n.event, "title": n.title}
-        if req.query.get("dry_run", "").strip().lower() in TRUE_WORDS:
+        dry_run = req.query.get("dry_run", "").strip().lower() in TRUE_WORDS
+        # Channel rules and memory (translators/rules.py): filters, build modes, duplicates.
+        plan = rules.plan(result, channels, env, dry_run=dry_run)
+        n = plan.notification
+        prepared = [prepare(c, n, settings) for c in plan.send]
+        summary = {"source": source.name, "event": n.event, "title": n.title, **plan.notes()}
+        if dry_run:
             rendered = [{**p.describe(), "body": p.body} for p in prepared]
-            return Answer(200, {"status": "dry_run", **summary, "channels": rendered})
-        results = deliver_all(prepared, env, request_id)
-        failed = [r for r in results if r["status"] != "delivered"]
+            return Answer(200, {"status": "dry_run", **summary, "channels": plan.merge(rendered)})
+        results = plan.deliver(prepared, lambda ready: deliver_all(ready, env, request_id))
+        summary |= plan.notes()  # memory may have failed while claiming
+        failed = [r for r in results if r["status"] == "failed"]
         if failed:
             message = f"{len(failed)} of {len(results)} channel(s) failed after retries"
             return Answer(
@@ -265,6 +269,9 @@ def _handle(req: Request, env: Mapping[str, str], request_id: str) -> Answer:
                     "channels": results,
                 },
             )
+        if rules.all_skipped(results):
+            message = "every channel skipped this event (see channels[].reason)"
+            return Answer(200, {"status": "skipped", "message": message, **summary, "channels": results})
         return Answer(200, {"status": "delivered", **summary, "channels": results})
     except TranslatorError as exc:
         return Answer(exc.status, exc.body())

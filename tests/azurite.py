@@ -1,0 +1,134 @@
+"""A real Azure Table Storage for tests: Azurite (npm package ``azurite``), started and stopped here.
+
+``make test`` installs it from package-lock.json into node_modules (``make node``). It runs on
+loopback with in-memory persistence and telemetry off, on a free port, once per test session.
+Without it the tests that need it skip with the reason, except where ``CI`` is set: there they
+fail, because CI must run both state backends.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+AZURITE_TABLE = ROOT / "node_modules" / ".bin" / ("azurite-table.cmd" if os.name == "nt" else "azurite-table")
+#: Azurite's one built-in account; the key is public (it is in Microsoft's documentation).
+ACCOUNT = "devstoreaccount1"
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+START_TIMEOUT = 20.0
+
+
+def connection_string(port: int) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={ACCOUNT_KEY};"
+        f"TableEndpoint=http://127.0.0.1:{port}/{ACCOUNT};"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass(frozen=True)
+class Azurite:
+    port: int
+    started_in: float
+
+    @property
+    def connection(self) -> str:
+        return connection_string(self.port)
+
+    def env(self) -> dict[str, str]:
+        """Settings for a state store on a table of its own (so tests never see each other's rows)."""
+        return {
+            "STATE_STORE": "tables",
+            "STATE_STORAGE_CONNECTION": self.connection,
+            "STATE_TABLE": f"t{uuid.uuid4().hex[:20]}",
+        }
+
+
+def _start(workdir: Path) -> tuple[subprocess.Popen[bytes], Azurite, Path]:
+    for attempt in range(3):  # the free port can be taken between choosing and binding it
+        port = free_port()
+        log_path = workdir / f"azurite-{attempt}.log"
+        started = time.perf_counter()
+        with log_path.open("wb") as log_file:
+            proc = subprocess.Popen(
+                [
+                    str(AZURITE_TABLE),
+                    "--inMemoryPersistence",
+                    "--skipApiVersionCheck",
+                    "--disableTelemetry",
+                    "--silent",
+                    "--tableHost",
+                    "127.0.0.1",
+                    "--tablePort",
+                    str(port),
+                ],
+                cwd=workdir,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = started + START_TIMEOUT
+        while time.perf_counter() < deadline and proc.poll() is None:
+            if accepts(port):
+                return proc, Azurite(port, time.perf_counter() - started), log_path
+            time.sleep(0.05)
+        _stop(proc)
+    log_text = log_path.read_text(errors="replace")[-2000:]
+    pytest.fail(f"Azurite did not start on 127.0.0.1 within {START_TIMEOUT:.0f}s:\n{log_text}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    if not AZURITE_TABLE.exists():
+        reason = f"Azurite is not installed ({AZURITE_TABLE.relative_to(ROOT)}); run `make node` (npm ci)"
+        if "CI" in os.environ:
+            pytest.fail(f"{reason}: CI must run the Table Storage tests, never skip them")
+        pytest.skip(reason)
+    proc, server, _ = _start(tmp_path_factory.mktemp("azurite"))
+    try:
+        yield server
+    finally:
+        from translators import state
+
+        state.close_all()  # table clients hold pooled connections to this Azurite
+        _stop(proc)
+
+
+@pytest.fixture(params=["sqlite", "tables"])
+def state_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Settings for a fresh, empty state store: each test runs once per backend."""
+    if request.param == "sqlite":
+        return {"STATE_STORE": f"sqlite:///{tmp_path / 'state.db'}"}
+    server: Azurite = request.getfixturevalue("azurite")
+    return server.env()

@@ -1,0 +1,240 @@
+"""The state store contract (translators/state), the same tests over SQLite and Table Storage (Azurite).
+
+Racing tests open several store objects on the same storage, as separate instances of the app
+would, so that only the storage's own conditional writes can keep them apart.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from translators import state
+from translators.state import CLAIM_STALE_AFTER, StateStore, StoreUnavailable
+
+#: Recent: the SQLite store prunes claims older than 30 days when a process first opens it.
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+#: Characters Table Storage forbids in keys, plus a control character and non-ASCII text.
+HOSTILE = "bitrise:a/b\\c#d?e\x01f:ünïcode:build/finished:2"
+
+
+def fresh(env: dict[str, str]) -> StateStore:
+    """A new store object on the same storage, as another app instance would open it."""
+    if env["STATE_STORE"] == "tables":
+        from translators.state.tables import TableStore
+
+        return TableStore(env["STATE_STORAGE_CONNECTION"], env["STATE_TABLE"])
+    from translators.state.sqlite import SqliteStore
+
+    return SqliteStore(Path(env["STATE_STORE"].removeprefix("sqlite://")))
+
+
+@pytest.fixture
+def store(state_env: dict[str, str]) -> StateStore:
+    return state.open_store(state_env)
+
+
+def test_open_store_picks_the_backend(state_env: dict[str, str]) -> None:
+    store = state.open_store(state_env)
+    assert store.kind == state_env["STATE_STORE"].split(":")[0]
+    assert state.open_store(state_env) is store, "one store per configuration and process"
+
+
+def test_outcomes_remember_the_last_build(store: StateStore) -> None:
+    assert store.previous_outcome("k", "e1") is None
+    store.record_outcome("k", "failure", "e1", T0)
+    assert store.previous_outcome("k", "e2") == "failure"
+    store.record_outcome("k", "success", "e2", T0 + timedelta(minutes=1))
+    assert store.previous_outcome("k", "e3") == "success"
+    assert store.previous_outcome("other", "e3") is None
+
+
+def test_a_retried_event_is_judged_against_the_build_before_it(store: StateStore) -> None:
+    store.record_outcome("k", "failure", "e1", T0)
+    store.record_outcome("k", "success", "e2", T0 + timedelta(minutes=1))
+    # e2 again (a retry): it is already on record, and what came before it was e1's failure.
+    assert store.previous_outcome("k", "e2") == "failure"
+    store.record_outcome("k", "success", "e2", T0 + timedelta(minutes=1))
+    assert store.previous_outcome("k", "e2") == "failure", "recording a retry again changes nothing"
+    assert store.previous_outcome("k", "e3") == "success"
+
+
+def test_an_older_build_arriving_late_does_not_replace_a_newer_one(store: StateStore) -> None:
+    store.record_outcome("k", "success", "new", T0)
+    store.record_outcome("k", "failure", "old", T0 - timedelta(hours=1))
+    assert store.previous_outcome("k", None) == "success"
+
+
+def test_events_without_identity_always_replace(store: StateStore) -> None:
+    store.record_outcome("k", "failure", None, T0)
+    store.record_outcome("k", "success", None, T0)
+    assert store.previous_outcome("k", None) == "success"
+
+
+def test_hostile_keys_are_stored_safely(store: StateStore) -> None:
+    store.record_outcome(HOSTILE, "failure", HOSTILE, T0)
+    assert store.previous_outcome(HOSTILE, None) == "failure"
+    claim = store.claim(HOSTILE, "slack", T0)
+    assert claim.held
+    assert store.claim(HOSTILE, "slack", T0).held is False
+
+
+def test_claim_confirm_release(store: StateStore) -> None:
+    first = store.claim("e", "slack", T0)
+    assert first.held and first.token
+    busy = store.claim("e", "slack", T0)
+    assert not busy.held and not busy.delivered, "held by someone else, not yet delivered"
+    assert store.claim("e", "teams", T0).held, "claims are per channel"
+    store.release("e", "slack", "not-our-token")
+    assert not store.claim("e", "slack", T0).held, "only the holder can release"
+    store.release("e", "slack", first.token)
+    second = store.claim("e", "slack", T0)
+    assert second.held and second.token != first.token, "a released claim can be taken again"
+    store.confirm("e", "slack", second.token, T0)
+    done = store.claim("e", "slack", T0 + timedelta(days=1))
+    assert not done.held and done.delivered, "a confirmed delivery is never made again, however old"
+    store.release("e", "slack", second.token)
+    assert store.claim("e", "slack", T0).delivered, "release after confirm keeps the delivery"
+
+
+def test_a_stale_claim_is_taken_over_once(state_env: dict[str, str], store: StateStore) -> None:
+    crashed = store.claim("e", "slack", T0)
+    assert crashed.held
+    assert not store.claim("e", "slack", T0 + CLAIM_STALE_AFTER - timedelta(seconds=1)).held
+    later = T0 + CLAIM_STALE_AFTER + timedelta(seconds=1)
+    results = race(lambda s, _: s.claim("e", "slack", later).held, state_env, 4)
+    assert results.count(True) == 1, results
+    store.release("e", "slack", crashed.token or "")  # the crashed instance wakes up: not its claim now
+    assert not store.claim("e", "slack", later).held
+
+
+def test_racing_claims_have_one_winner(state_env: dict[str, str]) -> None:
+    results = race(lambda s, _: s.claim("race", "slack", T0).held, state_env, 8)
+    assert results.count(True) == 1, results
+
+
+def test_racing_outcomes_all_land_in_order(state_env: dict[str, str]) -> None:
+    # Six instances record six builds at once: whatever the interleaving, the newest build stays.
+    def record(s: StateStore, i: int) -> None:
+        s.record_outcome("k", "success" if i == 5 else "failure", f"e{i}", T0 + timedelta(seconds=i))
+
+    race(record, state_env, 6)
+    assert fresh(state_env).previous_outcome("k", None) == "success"
+
+
+def race[T](op: Callable[[StateStore, int], T], env: dict[str, str], n: int) -> list[T]:
+    """Run ``op`` on ``n`` separate store objects at the same moment, one thread each."""
+    stores = [fresh(env) for _ in range(n)]
+    barrier = threading.Barrier(n)
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def run(s: StateStore, i: int) -> None:
+        barrier.wait()
+        try:
+            results.append(op(s, i))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s, i)) for i, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    for s in stores:
+        s.close()
+    assert errors == []
+    return results
+
+
+# -- unavailable stores -------------------------------------------------------------------------
+
+
+def test_unwritable_sqlite_path_is_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    store = state.open_store({"STATE_STORE": f"sqlite:///{blocker / 'state.db'}"})
+    with pytest.raises(StoreUnavailable):
+        store.previous_outcome("k", None)
+    with pytest.raises(StoreUnavailable):
+        store.claim("e", "slack", T0)
+
+
+def test_unreachable_table_storage_is_unavailable_quickly_and_without_secrets() -> None:
+    from tests.azurite import ACCOUNT_KEY, connection_string, free_port
+
+    key = base64.b64encode(b"a key that must never be shown 0123456789").decode()
+    conn = connection_string(free_port()).replace(ACCOUNT_KEY, key)  # nothing listens on that port
+    store = state.open_store({"STATE_STORE": "tables", "STATE_STORAGE_CONNECTION": conn})
+    started = time.perf_counter()
+    with pytest.raises(StoreUnavailable) as err:
+        store.claim("e", "slack", T0)
+    assert time.perf_counter() - started < 5
+    assert key not in str(err.value) and "AccountKey" not in str(err.value)
+    assert "refused" in str(err.value).lower() or "connect" in str(err.value).lower(), str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"STATE_STORE": "redis://localhost"}, "STATE_STORE must be"),
+        ({"STATE_STORE": "sqlite:"}, "sqlite:///path"),
+        ({"STATE_STORE": "tables"}, "STATE_STORAGE_CONNECTION"),
+        (
+            {
+                "STATE_STORE": "tables",
+                "STATE_STORAGE_CONNECTION": "UseDevelopmentStorage=true",
+                "STATE_TABLE": "x",
+            },
+            "STATE_TABLE",
+        ),
+    ],
+)
+def test_bad_settings_are_unavailable_naming_the_setting(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(StoreUnavailable) as err:
+        state.open_store(env)
+    assert problem in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "kind"),
+    [
+        ({}, "sqlite"),
+        ({"AzureWebJobsStorage": ""}, "sqlite"),
+        ({"AzureWebJobsStorage": "UseDevelopmentStorage=true"}, "sqlite"),
+        ({"AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k"}, "tables"),
+        (
+            {"AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=a", "STATE_STORE": "sqlite"},
+            "sqlite",
+        ),
+        ({"STATE_STORE": "sqlite:///tmp/x.db"}, "sqlite"),
+    ],
+)
+def test_default_backend(env: dict[str, str], kind: str) -> None:
+    assert state.describe(env) == kind
+
+
+def test_sqlite_paths() -> None:
+    assert state._sqlite_path("sqlite") == state.DEFAULT_SQLITE_PATH
+    assert state._sqlite_path("sqlite:///srv/state/x.db") == Path("/srv/state/x.db")
+    assert state._sqlite_path("sqlite://rel/x.db") == Path("rel/x.db")
+
+
+def test_table_storage_is_imported_only_when_used() -> None:
+    """azure-data-tables costs about 110 ms of import: a cold start without it must not pay."""
+    code = "import sys, translators.pipeline; print(sorted(m for m in sys.modules if m.startswith('azure')))"
+    env = {k: v for k, v in os.environ.items() if k not in ("AzureWebJobsStorage", "STATE_STORE")}
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stdout

@@ -1,0 +1,249 @@
+"""Memory between requests: the last build outcome per app and branch, and which deliveries were made.
+
+One small interface, two backends: an SQLite file (``translators/state/sqlite.py``, the default
+when no storage is configured) and Azure Table Storage (``translators/state/tables.py``, the
+default on Azure, where every instance of a scaled-out Function App shares it). Both make their
+conditional writes atomic in the store itself (``INSERT ... ON CONFLICT`` / ETags), never with a
+read-then-write in Python, so several instances can race safely.
+
+Settings:
+
+- ``STATE_STORE``: ``sqlite`` (the file ``.state/state.db`` in the app folder),
+  ``sqlite:///absolute/path.db`` (or ``sqlite://relative/path.db``), or ``tables``. Unset: ``tables``
+  when ``AzureWebJobsStorage`` holds a real connection string, else ``sqlite``.
+- ``STATE_STORAGE_CONNECTION``: the Table Storage connection string (else ``AzureWebJobsStorage``).
+- ``STATE_TABLE``: the table name (default ``translatorstate``; created when missing).
+
+Every failure of a store (unreachable, refused, unwritable, misconfigured) is a ``StoreUnavailable``
+whose message is safe to show: callers deliver anyway and say that memory was unavailable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal, Protocol
+
+from translators import logs
+
+Outcome = Literal["success", "failure"]
+
+#: A claim not confirmed within this long belongs to an instance that died mid-delivery and may be
+#: taken over. It must be longer than any delivery can take (DELIVERY_DEADLINE_SECONDS is at most 60).
+CLAIM_STALE_AFTER = timedelta(minutes=5)
+
+DEFAULT_SQLITE_PATH = Path(__file__).resolve().parent.parent.parent / ".state" / "state.db"
+DEFAULT_TABLE = "translatorstate"
+#: Azurite's documented, public development account (what ``UseDevelopmentStorage=true`` means).
+DEVELOPMENT_STORAGE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be used right now. The message never holds a connection string or key."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to "may I deliver this event to this channel?".
+
+    ``token`` is set when the caller now holds the claim and must ``confirm`` or ``release`` it.
+    Otherwise ``delivered`` says whether the delivery was already made (True) or another request
+    is making it right now (False).
+    """
+
+    token: str | None
+    delivered: bool = False
+
+    @property
+    def held(self) -> bool:
+        return self.token is not None
+
+
+class StateStore(Protocol):
+    """What the notification rules need to remember. Every method raises only ``StoreUnavailable``."""
+
+    kind: str
+
+    def previous_outcome(self, key: str, event_id: str | None) -> Outcome | None:
+        """The outcome of the last finished build under ``key`` before this event.
+
+        When the last recorded build *is* ``event_id`` (a retry of an event already recorded), the
+        outcome recorded before it, so that a retry is judged exactly like the first attempt.
+        """
+        ...
+
+    def record_outcome(self, key: str, outcome: Outcome, event_id: str | None, at: datetime) -> None:
+        """Remember ``outcome`` as the last build under ``key``.
+
+        A no-op for an event already recorded, and for a build older (``at``) than the one on record,
+        so that a late retry of an old build does not overwrite a newer result.
+        """
+        ...
+
+    def claim(self, event_id: str, channel: str, now: datetime) -> Claim:
+        """Atomically take the right to deliver ``event_id`` to ``channel`` (see ``Claim``).
+
+        A claim older than ``CLAIM_STALE_AFTER`` and never confirmed is taken over.
+        """
+        ...
+
+    def confirm(self, event_id: str, channel: str, token: str, now: datetime) -> None:
+        """The delivery was made: later claims answer ``delivered``."""
+        ...
+
+    def release(self, event_id: str, channel: str, token: str) -> None:
+        """The delivery failed: drop our claim (only ours) so that a retry can deliver."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def utc(value: datetime) -> datetime:
+    """Aware UTC; a naive timestamp from a payload is taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def as_outcome(value: object) -> Outcome | None:
+    """A stored outcome back as the Literal (None for anything else, such as a missing value)."""
+    if value == "success":
+        return "success"
+    if value == "failure":
+        return "failure"
+    return None
+
+
+def digest(text: str) -> str:
+    """A fixed-length key for any text (Table Storage keys forbid / \\ # ? and control characters)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def safe_reason(exc: BaseException) -> str:
+    """A short, secret-free description of why a store failed, for answers and log lines."""
+    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    text = logs.redact(text)
+    name = type(exc).__name__
+    return logs.redact(f"{name}: {text}"[:240] if text else name)
+
+
+def is_real_connection(value: str | None) -> bool:
+    value = (value or "").strip()
+    return bool(value) and value.replace(" ", "").lower() != "usedevelopmentstorage=true"
+
+
+_lock = threading.Lock()
+_stores: dict[tuple[str, ...], StateStore] = {}
+
+
+def describe(env: Mapping[str, str]) -> str:
+    """Which backend ``open_store`` picks for these settings (no paths, no secrets)."""
+    spec = env.get("STATE_STORE", "").strip().lower()
+    if not spec:
+        return "tables" if is_real_connection(env.get("AzureWebJobsStorage")) else "sqlite"
+    return spec.split(":", 1)[0]
+
+
+def prefetch(env: Mapping[str, str]) -> None:
+    """Import the Table Storage backend in the background when the settings will want it.
+
+    azure-data-tables and azure-core take about 110 ms to import; done on a daemon thread while the
+    worker starts, the first request does not pay for it (Python's import lock makes the request
+    wait for an import still in progress rather than start a second one).
+    """
+    if describe(env) == "tables":
+        threading.Thread(
+            target=importlib.import_module, args=("translators.state.tables",), daemon=True
+        ).start()
+
+
+def open_store(env: Mapping[str, str]) -> StateStore:
+    """The store the settings name, opened once per process and reused (it holds a connection pool).
+
+    Raises StoreUnavailable for settings that name no usable store.
+    """
+    spec = env.get("STATE_STORE", "").strip()
+    if not spec:
+        spec = "tables" if is_real_connection(env.get("AzureWebJobsStorage")) else "sqlite"
+    kind = spec.split(":", 1)[0].lower()
+    if kind == "sqlite":
+        return _cached(("sqlite", str(_sqlite_path(spec))), lambda: _open_sqlite(_sqlite_path(spec)))
+    if kind == "tables" and spec.lower() == "tables":
+        connection = (
+            env.get("STATE_STORAGE_CONNECTION", "").strip() or env.get("AzureWebJobsStorage", "").strip()
+        )
+        if not connection:
+            raise StoreUnavailable(
+                "STATE_STORE is tables but neither STATE_STORAGE_CONNECTION nor AzureWebJobsStorage is set"
+            )
+        if not is_real_connection(connection):
+            connection = DEVELOPMENT_STORAGE
+        logs.register_secrets(_connection_secrets(connection))
+        table = env.get("STATE_TABLE", "").strip() or DEFAULT_TABLE
+        return _cached(("tables", connection, table), lambda: _open_tables(connection, table))
+    raise StoreUnavailable(
+        "STATE_STORE must be sqlite, sqlite:///path/to/file.db or tables; got " + repr(logs.redact(spec)[:60])
+    )
+
+
+def close_all() -> None:
+    """Close every open store (tests; a process that is shutting down)."""
+    with _lock:
+        stores = list(_stores.values())
+        _stores.clear()
+    for store in stores:
+        store.close()
+
+
+def _cached(key: tuple[str, ...], opener: Callable[[], StateStore]) -> StateStore:
+    with _lock:
+        store = _stores.get(key)
+        if store is None:
+            store = opener()
+            _stores[key] = store
+        return store
+
+
+def _sqlite_path(spec: str) -> Path:
+    rest = spec[len("sqlite") :]
+    if not rest:
+        return DEFAULT_SQLITE_PATH
+    if not rest.startswith("://") or len(rest) == 3:
+        raise StoreUnavailable("STATE_STORE for SQLite is sqlite or sqlite:///path/to/file.db")
+    path = rest[3:]
+    if len(path) > 2 and path[0] == "/" and path[2] == ":":  # sqlite:///C:/state.db on Windows
+        path = path[1:]
+    return Path(path).expanduser()
+
+
+def _open_sqlite(path: Path) -> StateStore:
+    from translators.state.sqlite import SqliteStore
+
+    return SqliteStore(path)
+
+
+def _open_tables(connection: str, table: str) -> StateStore:
+    from translators.state.tables import TableStore  # azure-data-tables loads only for this backend
+
+    return TableStore(connection, table)
+
+
+def _connection_secrets(connection: str) -> list[str]:
+    """The connection string and the values in it that grant access on their own."""
+    found = [connection]
+    for part in connection.split(";"):
+        name, _, value = part.partition("=")
+        if name.strip().lower() in ("accountkey", "sharedaccesssignature") and value.strip():
+            found.append(value.strip())
+    return found
+
+
+def now() -> datetime:
+    return datetime.now(UTC)

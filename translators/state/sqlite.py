@@ -1,0 +1,207 @@
+"""The state store in an SQLite file: the default when no storage is configured.
+
+Safe across threads and processes on one machine: every conditional write is a single
+``INSERT ... ON CONFLICT ... DO UPDATE ... WHERE`` statement, which SQLite runs atomically under
+its write lock; WAL lets readers proceed while one request writes, and ``busy_timeout`` makes
+concurrent writers wait instead of failing. Each operation opens its own short-lived connection,
+so no connection is shared between threads (opening one costs well under a millisecond).
+
+Not for several machines: SQLite's locking does not hold on network file systems (such as the
+Azure Files share behind ``/home`` on App Service), which is what the Table Storage backend is for.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from translators.state import (
+    CLAIM_STALE_AFTER,
+    Claim,
+    Outcome,
+    StoreUnavailable,
+    as_outcome,
+    now,
+    safe_reason,
+    utc,
+)
+
+#: How long a write waits for another process's write before the store counts as unavailable.
+BUSY_TIMEOUT_SECONDS = 5.0
+#: Old rows are pruned when a process first opens the file, so that it does not grow forever.
+KEEP_CLAIMS = timedelta(days=30)
+KEEP_OUTCOMES = timedelta(days=365)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outcomes (
+    key TEXT PRIMARY KEY,
+    outcome TEXT NOT NULL,
+    previous TEXT,
+    event_id TEXT,
+    at TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claims (
+    event_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    token TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    delivered_at TEXT,
+    PRIMARY KEY (event_id, channel)
+);
+"""
+
+
+def stamp(value: datetime) -> str:
+    """Fixed-width UTC text, so that SQL compares timestamps as strings correctly."""
+    return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SqliteStore:
+    kind = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._ready = False
+        self._init_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            if not self._ready:
+                self._initialise()
+            conn = self._connect()
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(safe_reason(exc)) from None
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(safe_reason(exc)) from None
+        finally:
+            conn.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: each statement commits on its own; the conditional writes are
+        # single statements, so they need no explicit transaction.
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def _initialise(self) -> None:
+        with self._init_lock:
+            if self._ready:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+            while True:
+                try:
+                    self._create()
+                    break
+                except sqlite3.OperationalError as exc:
+                    # Switching a new file to WAL needs it to itself, and SQLite answers "locked" at
+                    # once rather than waiting when several processes open a new file together.
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
+            self._ready = True
+
+    def _create(self) -> None:
+        conn = self._connect()
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
+            conn.executescript(SCHEMA)
+            moment = now()
+            conn.execute("DELETE FROM claims WHERE claimed_at < ?", (stamp(moment - KEEP_CLAIMS),))
+            conn.execute("DELETE FROM outcomes WHERE recorded_at < ?", (stamp(moment - KEEP_OUTCOMES),))
+        finally:
+            conn.close()
+
+    def previous_outcome(self, key: str, event_id: str | None) -> Outcome | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT outcome, previous, event_id FROM outcomes WHERE key = ?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        outcome, previous, recorded_event = row
+        found = previous if event_id is not None and recorded_event == event_id else outcome
+        return as_outcome(found)
+
+    def record_outcome(self, key: str, outcome: Outcome, event_id: str | None, at: datetime) -> None:
+        with self._db() as db:
+            db.execute(
+                """
+                INSERT INTO outcomes (key, outcome, previous, event_id, at, recorded_at)
+                VALUES (?, ?, NULL, ?, ?, ?)
+                ON CONFLICT (key) DO UPDATE SET
+                    previous = outcomes.outcome,
+                    outcome = excluded.outcome,
+                    event_id = excluded.event_id,
+                    at = excluded.at,
+                    recorded_at = excluded.recorded_at
+                WHERE (excluded.event_id IS NULL OR outcomes.event_id IS NOT excluded.event_id)
+                  AND outcomes.at <= excluded.at
+                """,
+                (key, outcome, event_id, stamp(at), stamp(now())),
+            )
+
+    def claim(self, event_id: str, channel: str, now: datetime) -> Claim:
+        token = uuid.uuid4().hex
+        with self._db() as db:
+            for _ in range(3):
+                # Inserted, or taken over from a stale unconfirmed claim: RETURNING yields our token.
+                # Otherwise the WHERE of DO UPDATE is false, nothing changes and no row comes back.
+                won = db.execute(
+                    """
+                    INSERT INTO claims (event_id, channel, token, claimed_at, delivered_at)
+                    VALUES (?, ?, ?, ?, NULL)
+                    ON CONFLICT (event_id, channel) DO UPDATE SET
+                        token = excluded.token,
+                        claimed_at = excluded.claimed_at
+                    WHERE claims.delivered_at IS NULL AND claims.claimed_at < ?
+                    RETURNING token
+                    """,
+                    (event_id, channel, token, stamp(now), stamp(now - CLAIM_STALE_AFTER)),
+                ).fetchall()
+                if won and won[0][0] == token:
+                    return Claim(token)
+                row = db.execute(
+                    "SELECT delivered_at FROM claims WHERE event_id = ? AND channel = ?", (event_id, channel)
+                ).fetchone()
+                if row is not None:
+                    return Claim(None, delivered=row[0] is not None)
+                # Released between the two statements: try again.
+        return Claim(None, delivered=False)
+
+    def confirm(self, event_id: str, channel: str, token: str, now: datetime) -> None:
+        # Unconditional: the delivery was made, whoever holds the claim now.
+        with self._db() as db:
+            db.execute(
+                """
+                INSERT INTO claims (event_id, channel, token, claimed_at, delivered_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (event_id, channel) DO UPDATE SET delivered_at = excluded.delivered_at
+                """,
+                (event_id, channel, token, stamp(now), stamp(now)),
+            )
+
+    def release(self, event_id: str, channel: str, token: str) -> None:
+        with self._db() as db:
+            db.execute(
+                "DELETE FROM claims"
+                " WHERE event_id = ? AND channel = ? AND token = ? AND delivered_at IS NULL",
+                (event_id, channel, token),
+            )
+
+    def close(self) -> None:
+        """Nothing to close: connections live for one operation."""

@@ -1,0 +1,249 @@
+"""The state store in Azure Table Storage: shared by every instance of a scaled-out Function App.
+
+Uses `azure-data-tables <https://learn.microsoft.com/python/api/overview/azure/data-tables-readme>`_.
+Conditional writes are the service's own: ``create_entity`` fails when the entity exists (a
+claim), and updates carry the ETag they read with ``MatchConditions.IfNotModified`` (taking over
+a stale claim, recording an outcome), so two instances can never both win. This module is
+imported only when ``STATE_STORE`` is ``tables``, which keeps azure-core off a cold start that
+does not need it.
+
+Keys: PartitionKey and RowKey may not hold ``/ \\ # ?`` or control characters, and event ids
+and app names can (``bitrise:<slug>:build/finished:1``), so keys are SHA-256 digests and the
+readable values are stored as ordinary properties beside them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.data.tables import TableClient, UpdateMode
+
+from translators.state import (
+    CLAIM_STALE_AFTER,
+    Claim,
+    Outcome,
+    StoreUnavailable,
+    as_outcome,
+    digest,
+    now,
+    safe_reason,
+    utc,
+)
+
+if TYPE_CHECKING:
+    from azure.data.tables import TableEntity
+
+#: Memory is an extra: a slow or absent store must not eat the delivery's deadline, so it gets
+#: short timeouts and one retry (azure-core's defaults are 3 retries with 0.8 s backoff and 300 s
+#: socket timeouts). translators/rules.py then leaves a failed store alone for a while.
+CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 1,
+    "retry_backoff_factor": 0.1,
+    "retry_backoff_max": 1,
+    "connection_timeout": 3,
+    "read_timeout": 5,
+}
+#: How often a conditional write is retried when another instance changed the entity in between.
+CONFLICT_ATTEMPTS = 5
+TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+# azure-core logs every request and response header at INFO; the Functions host would ship them all.
+logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+
+
+class TableStore:
+    kind = "tables"
+
+    def __init__(self, connection: str, table: str) -> None:
+        if not TABLE_NAME.match(table):
+            raise StoreUnavailable("STATE_TABLE must be 3-63 letters and digits, starting with a letter")
+        self.table = table
+        self._connection = connection  # a secret: never in repr, messages or logs
+        self._client: TableClient | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"TableStore(table={self.table!r})"
+
+    @contextmanager
+    def _guard(self) -> Iterator[TableClient]:
+        """The table client, with every storage failure turned into StoreUnavailable."""
+        try:
+            yield self._table()
+        except StoreUnavailable:
+            raise
+        except (AzureError, ValueError, OSError) as exc:
+            raise StoreUnavailable(safe_reason(exc)) from None
+
+    def _table(self) -> TableClient:
+        with self._lock:
+            if self._client is None:
+                client = TableClient.from_connection_string(
+                    self._connection, table_name=self.table, **CLIENT_OPTIONS
+                )
+                try:
+                    client.create_table()
+                except ResourceExistsError:
+                    pass
+                except BaseException:
+                    client.close()
+                    raise
+                # Kept only once the table is known to exist, so a failed start is tried again.
+                self._client = client
+            return self._client
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _outcome_keys(key: str) -> tuple[str, str]:
+        return f"outcome-{digest(key)}", "last"
+
+    def previous_outcome(self, key: str, event_id: str | None) -> Outcome | None:
+        pk, rk = self._outcome_keys(key)
+        with self._guard() as table:
+            try:
+                entity = table.get_entity(pk, rk)
+            except ResourceNotFoundError:
+                return None
+        if event_id is not None and entity.get("event_id") == event_id:
+            return as_outcome(entity.get("previous"))
+        return as_outcome(entity.get("outcome"))
+
+    def record_outcome(self, key: str, outcome: Outcome, event_id: str | None, at: datetime) -> None:
+        pk, rk = self._outcome_keys(key)
+        at = utc(at)
+        entity: dict[str, Any] = {
+            "PartitionKey": pk,
+            "RowKey": rk,
+            "key": key,
+            "outcome": outcome,
+            "at": at,
+            "recorded_at": now(),
+        }
+        if event_id is not None:
+            entity["event_id"] = event_id
+        with self._guard() as table:
+            for _ in range(CONFLICT_ATTEMPTS):
+                try:
+                    current = table.get_entity(pk, rk)
+                except ResourceNotFoundError:
+                    try:
+                        table.create_entity(entity)
+                        return
+                    except ResourceExistsError:
+                        continue  # another instance recorded first: judge against theirs
+                if event_id is not None and current.get("event_id") == event_id:
+                    return  # this event is already the one on record (a retry)
+                if isinstance(current.get("at"), datetime) and utc(current["at"]) > at:
+                    return  # a newer build is on record; an old one arriving late does not replace it
+                replacement = {**entity, "previous": current.get("outcome")}
+                try:
+                    table.update_entity(
+                        replacement,
+                        mode=UpdateMode.REPLACE,
+                        etag=current.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    return
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    continue  # changed or removed since we read it: read again
+        raise StoreUnavailable("the build outcome kept changing under concurrent writes")
+
+    # -- claims -----------------------------------------------------------------------------
+
+    @staticmethod
+    def _claim_keys(event_id: str, channel: str) -> tuple[str, str]:
+        row = channel if _SAFE_KEY.match(channel) else digest(channel)
+        return f"claim-{digest(event_id)}", row
+
+    def claim(self, event_id: str, channel: str, now: datetime) -> Claim:
+        pk, rk = self._claim_keys(event_id, channel)
+        token = uuid.uuid4().hex
+        entity = {
+            "PartitionKey": pk,
+            "RowKey": rk,
+            "event_id": event_id,
+            "channel": channel,
+            "token": token,
+            "claimed_at": utc(now),
+            "delivered": False,
+        }
+        with self._guard() as table:
+            for _ in range(CONFLICT_ATTEMPTS):
+                try:
+                    table.create_entity(entity)
+                    return Claim(token)
+                except ResourceExistsError:
+                    pass
+                try:
+                    current: TableEntity = table.get_entity(pk, rk)
+                except ResourceNotFoundError:
+                    continue  # released in between: try to create it again
+                if current.get("delivered"):
+                    return Claim(None, delivered=True)
+                claimed_at = current.get("claimed_at")
+                if isinstance(claimed_at, datetime) and utc(claimed_at) >= utc(now) - CLAIM_STALE_AFTER:
+                    return Claim(None, delivered=False)
+                # Stale: its instance died mid-delivery. Take it over, unless someone else just did.
+                try:
+                    table.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=current.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    return Claim(token)
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    continue
+        return Claim(None, delivered=False)
+
+    def confirm(self, event_id: str, channel: str, token: str, now: datetime) -> None:
+        pk, rk = self._claim_keys(event_id, channel)
+        # Unconditional merge: the delivery was made, whoever holds the claim now.
+        entity = {
+            "PartitionKey": pk,
+            "RowKey": rk,
+            "event_id": event_id,
+            "channel": channel,
+            "delivered": True,
+            "delivered_at": utc(now),
+        }
+        with self._guard() as table:
+            table.upsert_entity(entity, mode=UpdateMode.MERGE)
+
+    def release(self, event_id: str, channel: str, token: str) -> None:
+        pk, rk = self._claim_keys(event_id, channel)
+        with self._guard() as table:
+            try:
+                current = table.get_entity(pk, rk)
+            except ResourceNotFoundError:
+                return
+            if current.get("token") != token or current.get("delivered"):
+                return  # not ours any more (taken over), or delivered after all
+            try:
+                table.delete_entity(
+                    pk, rk, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                )
+            except ResourceModifiedError:
+                return  # changed since we read it, so it is no longer our claim to drop
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
