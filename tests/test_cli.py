@@ -1,0 +1,259 @@
+"""``python -m translators`` render, check, send, samples and --help, each run as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.chatserver import SUCCESS, ChatServer, Reply
+from tests.localserve import ROOT, run_cli
+from translators import samples
+
+GOLDEN = ROOT / "tests" / "golden"
+FAILED = samples.get("bitrise/build-failed")
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        ((), "serve,render,check,send,samples"),
+        (("serve",), "--host,--port,--settings,inbox"),
+        (("render",), "SOURCE,FORMAT,PAYLOAD,--templates,-H"),
+        (("check",), "--templates,line"),
+        (("send",), "SOURCE,CHANNEL,PAYLOAD,--dry-run"),
+        (("samples",), "--json"),
+    ],
+)
+def test_help(command: tuple[str, ...], words: str, tmp_path: Path) -> None:
+    result = run_cli(*command, "--help", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"usage: python -m translators {' '.join(command)}".rstrip())
+    for word in words.split(","):
+        assert word in result.stdout, word
+
+
+# ---------------------------------------------------------------------------------------------
+# render
+
+
+def test_render_prints_the_body_a_channel_gets(tmp_path: Path) -> None:
+    result = run_cli("render", "bitrise", "slack", str(FAILED.path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    # The bundled sample brings its Bitrise-Event-Type header; the output is the golden body.
+    assert body == json.loads((GOLDEN / "slack" / "bitrise" / "build-failed.json").read_text())
+    assert "Build #41 failed" in body["blocks"][0]["text"]["text"]
+    assert "build.failed -> slack" in result.stderr and "slack/default.json.j2" in result.stderr
+
+
+def test_render_a_sample_id_with_auto_source_and_a_header(tmp_path: Path) -> None:
+    result = run_cli("render", "auto", "teams", "appcenter/distribute", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == json.loads(
+        (GOLDEN / "teams" / "appcenter" / "distribute.json").read_text()
+    )
+    # -H overrides the sample's header: build/triggered makes the finished build a "started" one.
+    started = run_cli(
+        "render",
+        "bitrise",
+        "teams-messagecard",
+        "-",
+        "-H",
+        "Bitrise-Event-Type: build/triggered",
+        cwd=tmp_path,
+        stdin=json.dumps({**json.loads(FAILED.body()), "build_status": 0}).encode(),
+    )
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["@type"] == "MessageCard"
+    assert "build.started" in started.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("bitrise", "slack", "missing.json"), "no such file: missing.json"),
+        (("bitrise", "slack", "not-json.json"), "not-json.json: the request body is not valid JSON"),
+        (("bitrise", "slack", "array.json"), "array"),
+        (("bitrise", "slack", "wrong.json", "-H", "Bitrise-Event-Type: build/finished"), "build_number"),
+        (("jenkins", "slack", "wrong.json"), "unknown source 'jenkins'"),
+        (("bitrise", "discord", "wrong.json"), "unknown format 'discord'"),
+        (("bitrise", "slack", "wrong.json", "-H", "no colon"), "expected 'Name: value'"),
+        (("bitrise", "slack", "wrong.json", "--templates", "nowhere"), "no template folder at nowhere"),
+    ],
+)
+def test_render_bad_input_is_a_message_and_exit_2(args: tuple[str, ...], words: str, tmp_path: Path) -> None:
+    (tmp_path / "not-json.json").write_text("{nope")
+    (tmp_path / "array.json").write_text("[1]")
+    (tmp_path / "wrong.json").write_text(json.dumps({"build_number": "x", "build_slug": "s"}))
+    result = run_cli("render", *args, cwd=tmp_path)
+    assert result.returncode == 2, result
+    assert words in result.stderr and result.stdout == ""
+
+
+def broken_templates(root: Path) -> tuple[Path, int]:
+    """A template folder: Slack's default with an unknown filter on a known line, an invalid Teams card."""
+    folder = root / "tpl"
+    (folder / "slack").mkdir(parents=True)
+    (folder / "teams").mkdir()
+    lines = (ROOT / "templates" / "slack" / "default.json.j2").read_text().splitlines()
+    line = next(i for i, text in enumerate(lines, 1) if '"text"' in text)
+    lines[line - 1] = lines[line - 1].replace('"text": "', '"text": "{{ n.title | no_such_filter }}', 1)
+    (folder / "slack" / "default.json.j2").write_text("\n".join(lines) + "\n")
+    (folder / "teams" / "default.json.j2").write_text('{"type": "message", "attachments": []}\n')
+    return folder, line
+
+
+def test_render_reports_a_broken_template_with_its_line(tmp_path: Path) -> None:
+    folder, line = broken_templates(tmp_path)
+    result = run_cli(
+        "render", "bitrise", "slack", "bitrise/build-failed", "--templates", str(folder), cwd=tmp_path
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert f"tpl/slack/default.json.j2, line {line}: No filter named 'no_such_filter'" in result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# check
+
+
+def test_check_passes_on_the_builtin_templates(tmp_path: Path) -> None:
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout
+    bodies = len(samples.all_samples()) * 3
+    assert f"OK: all {bodies} bodies rendered and valid" in result.stdout
+    assert "templates: built-in" in result.stdout
+
+
+def test_check_names_template_line_and_field_of_each_problem(tmp_path: Path) -> None:
+    folder, line = broken_templates(tmp_path)
+    shutil.copytree(ROOT / "templates" / "teams-messagecard", folder / "teams-messagecard")
+    (folder / "teams-messagecard" / "orphan").mkdir()
+    (folder / "teams-messagecard" / "orphan" / "x.json.j2").write_text('{\n  "a": "{{ n.title }"\n}\n')
+    result = run_cli("check", "--templates", str(folder), cwd=tmp_path)
+    assert result.returncode == 1, result.stdout
+    out = result.stdout
+    assert f"FAIL tpl/slack/default.json.j2, line {line}: No filter named 'no_such_filter'" in out
+    assert "FAIL tpl/teams/default.json.j2: renders a teams body the destination would reject" in out
+    assert "attachments: List should have at least 1 item" in out
+    # A template no sample reaches is still compiled, and its syntax error located.
+    assert "FAIL tpl/teams-messagecard/orphan/x.json.j2, line 2:" in out
+    # Each problem once, with what ran into it: every sample in Slack, and the compile step.
+    count = len(samples.all_samples())
+    assert "3 problems" in out and f"hit by {count + 1}: {samples.all_samples()[0].id} -> slack" in out
+    # The copied MessageCard templates are fine: every MessageCard body still rendered.
+    assert f"; {count} of {count * 3} bodies rendered and valid" in out
+
+
+def test_check_uses_templates_dir_from_local_settings(tmp_path: Path) -> None:
+    folder, _ = broken_templates(tmp_path)
+    (tmp_path / "local.settings.json").write_text(json.dumps({"Values": {"TEMPLATES_DIR": str(folder)}}))
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode == 1 and "FAIL tpl/slack/default.json.j2" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# samples
+
+
+def test_samples_lists_every_bundled_payload(tmp_path: Path) -> None:
+    result = run_cli("samples", cwd=tmp_path)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["ID", "SOURCE", "EVENT", "HEADERS"]
+    ids = [line.split()[0] for line in lines[1:]]
+    assert ids == [s.id for s in samples.all_samples()]
+    row = next(line for line in lines if line.startswith("bitrise/build-failed "))
+    assert row.split()[1:3] == ["bitrise", "build.failed"] and "Bitrise-Event-Type: build/finished" in row
+
+    listed = json.loads(run_cli("samples", "--json", cwd=tmp_path).stdout)
+    by_id = {r["id"]: r for r in listed}
+    assert by_id["appcenter/distribute"]["event"] == "release.published"
+    assert Path(by_id["bitrise/build-failed"]["path"]) == FAILED.path
+
+
+# ---------------------------------------------------------------------------------------------
+# send
+
+
+def test_send_delivers_through_a_configured_channel(chat: ChatServer, tmp_path: Path) -> None:
+    path = f"/workflows/SECRET{uuid.uuid4().hex}/invoke"
+    chat.default(path, Reply(*SUCCESS["teams"]))
+    env = {
+        "CHANNEL_TEAMS_URL": chat.url(path),
+        "CHANNEL_TEAMS_FORMAT": "teams",
+        "STATE_STORE": f"sqlite://{tmp_path / 'state.db'}",
+    }
+    result = run_cli("send", "bitrise", "teams", str(FAILED.path), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["status"] == "delivered" and answer["channels"][0]["http_status"] == 202
+    [got] = chat.at(path)
+    assert got.json()["attachments"][0]["content"]["type"] == "AdaptiveCard"
+    assert "SECRET" not in result.stdout + result.stderr
+
+    dry = run_cli("send", "bitrise", "teams", "bitrise/build-failed", "--dry-run", cwd=tmp_path, env=env)
+    assert dry.returncode == 0 and json.loads(dry.stdout)["status"] == "dry_run"
+    assert len(chat.at(path)) == 1, "a dry run sends nothing"
+
+
+def test_send_reads_local_settings_and_fails_with_the_answer(chat: ChatServer, tmp_path: Path) -> None:
+    path = f"/hook/slack/SECRET{uuid.uuid4().hex}"
+    chat.default(path, Reply(404, "channel_not_found"))
+    settings = tmp_path / "conf" / "settings.json"
+    settings.parent.mkdir()
+    settings.write_text(
+        json.dumps(
+            {
+                "Values": {
+                    "CHANNEL_ALERTS_URL": chat.url(path),
+                    "CHANNEL_ALERTS_FORMAT": "slack",
+                    "STATE_STORE": f"sqlite://{tmp_path / 'state.db'}",
+                }
+            }
+        )
+    )
+    result = run_cli(
+        "send", "appcenter", "alerts", "appcenter/crash", "--settings", str(settings), cwd=tmp_path
+    )
+    assert result.returncode == 1
+    answer = json.loads(result.stdout)
+    assert answer["error"] == "delivery_failed" and "channel_not_found" in answer["channels"][0]["error"]
+    assert len(chat.at(path)) == 1
+
+
+def test_send_without_channels_says_how_to_configure_one(tmp_path: Path) -> None:
+    result = run_cli("send", "bitrise", "slack", "bitrise/build-failed", cwd=tmp_path)
+    assert result.returncode == 1
+    assert json.loads(result.stdout)["error"] == "unknown_channel"
+    assert "CHANNEL_<NAME>_URL" in result.stderr
+
+
+def test_send_bad_payload_file_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "empty.json").write_bytes(b"")
+    result = run_cli("send", "bitrise", "slack", "empty.json", cwd=tmp_path)
+    assert result.returncode == 2 and "empty.json: the request body is empty" in result.stderr
+
+
+def test_make_run_starts_serve_with_overridable_address() -> None:
+    # Without the caller's HOST/PORT or an outer make's flags (make test runs this under make).
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"HOST", "PORT", "MAKEFLAGS", "MFLAGS", "MAKELEVEL"}
+    }
+
+    def dry_run(*overrides: str) -> str:
+        result = subprocess.run(
+            ["make", "-n", "run", *overrides], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "-m translators serve --host '127.0.0.1' --port '7071'" in dry_run()
+    assert "-m translators serve --host '0.0.0.0' --port '8123'" in dry_run("PORT=8123", "HOST=0.0.0.0")
+    env["PORT"] = "9000"
+    assert "--port '9000'" in dry_run()

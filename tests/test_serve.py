@@ -1,0 +1,336 @@
+"""``python -m translators serve``: the function app's own HTTP functions over real HTTP.
+
+The server runs as a subprocess on a port the OS picks; the tests talk HTTP to it and read its
+log. Deliveries go to the server's own inbox or to a loopback ChatServer the tests start.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import azure.functions as func
+import pytest
+from werkzeug.test import Client
+
+from tests.chatserver import SUCCESS, ChatServer, Reply
+from tests.localserve import Served, run_cli, start_serve
+from translators import samples
+from translators.server import HttpFunction, Inbox, LocalFunctionApp, RouteError, rule_strings
+
+ALL = "slack+teams+teams-messagecard"
+FAILED = samples.get("bitrise/build-failed")
+DISTRIBUTE = samples.get("appcenter/distribute")
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """Start servers for one test; every one is terminated afterwards, whatever happened."""
+    started: list[Served] = []
+
+    def start(
+        env: dict[str, str] | None = None, args: tuple[str, ...] = (), cwd: Path | None = None
+    ) -> Served:
+        served = start_serve(tmp_path / f"serve{len(started)}", env, args, cwd)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.stop()
+
+
+@pytest.fixture(scope="module")
+def inbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One server on the embedded defaults (no channel configured), shared by the module's tests."""
+    served = start_serve(tmp_path_factory.mktemp("inbox"))
+    yield served
+    served.stop()
+
+
+def newer(served: Served, after: int) -> list[dict[str, Any]]:
+    listing = served.get("/inbox").json()
+    return [m for m in listing["messages"] if m["id"] > after]
+
+
+def last_id(served: Served) -> int:
+    messages = served.get("/inbox").json()["messages"]
+    return messages[0]["id"] if messages else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedded defaults: channels that deliver to the server's own inbox
+
+
+def test_default_channels_are_the_inbox(inbox_server: Served) -> None:
+    health = inbox_server.get("/api/health").json()
+    assert {c["name"]: c["format"] for c in health["channels"]} == {
+        "slack": "slack",
+        "teams": "teams",
+        "teams-messagecard": "teams-messagecard",
+    }
+    banner = inbox_server.banner()
+    assert "the local inbox" in banner
+    # The ready-to-paste line posts a bundled sample to the three channels of this very server.
+    assert (
+        f"--data-binary @{FAILED.path}" in banner
+        and f"{inbox_server.base}/api/bitrise/{ALL}" in banner
+        and "-H 'Bitrise-Event-Type: build/finished'" in banner
+    )
+
+
+def test_posted_sample_is_delivered_and_kept_newest_first(inbox_server: Served) -> None:
+    before = last_id(inbox_server)
+    dry = inbox_server.post(f"/api/bitrise/{ALL}?dry_run=1", FAILED.body(), FAILED.headers).json()
+    expected = {c["channel"]: c["body"] for c in dry["channels"]}
+
+    answer = inbox_server.post(f"/api/bitrise/{ALL}", FAILED.body(), FAILED.headers)
+    assert answer.status == 200, answer.raw
+    body = answer.json()
+    assert body["status"] == "delivered" and body["event"] == "build.failed"
+    assert {c["channel"]: c["http_status"] for c in body["channels"]} == {
+        "slack": 200,
+        "teams": 202,
+        "teams-messagecard": 200,
+    }
+
+    arrived = newer(inbox_server, before)
+    assert sorted(m["channel"] for m in arrived) == ["slack", "teams", "teams-messagecard"]
+    for message in arrived:
+        assert message["format"] == message["channel"]
+        # What the inbox kept is exactly the rendered body the channel was to receive.
+        assert message["body"] == expected[message["channel"]]
+        assert "Build #41 failed" in json.dumps(message["body"], ensure_ascii=False)
+    slack = next(m for m in arrived if m["channel"] == "slack")
+    assert slack["text"] == expected["slack"]["text"]
+
+    answer = inbox_server.post("/api/appcenter/slack", DISTRIBUTE.body())
+    assert answer.status == 200, answer.raw
+    messages = inbox_server.get("/inbox").json()["messages"]
+    ids = [m["id"] for m in messages]
+    assert ids == sorted(ids, reverse=True), "newest first"
+    assert messages[0]["channel"] == "slack" and messages[0]["body"]["blocks"]
+    assert "1.7.0" in json.dumps(messages[0]["body"]) and messages[0]["id"] > max(m["id"] for m in arrived)
+    times = [m["received_at"] for m in messages]
+    assert times == sorted(times, reverse=True)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "path"), [(f, f) for f in SUCCESS] + [("teams-messagecard", "teams_messagecard")]
+)
+def test_inbox_answers_like_the_real_destination(inbox_server: Served, fmt: str, path: str) -> None:
+    status, text = SUCCESS[fmt]
+    before = last_id(inbox_server)
+    answer = inbox_server.post(f"/inbox/{path}", {"text": "hello"})
+    assert (answer.status, answer.raw.decode()) == (status, text)
+    [kept] = newer(inbox_server, before)
+    assert (kept["format"], kept["body"]) == (fmt, {"text": "hello"})
+
+
+def test_inbox_refuses_what_a_destination_would(inbox_server: Served) -> None:
+    before = last_id(inbox_server)
+    assert inbox_server.post("/inbox/slack", b"not json").status == 400
+    unknown = inbox_server.post("/inbox/discord", {"text": "x"})
+    assert unknown.status == 404 and "slack" in unknown.json()["valid"]
+    assert newer(inbox_server, before) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad input: every answer is JSON that names what was wrong
+
+
+def test_bad_input_answers(inbox_server: Served) -> None:
+    not_json = inbox_server.post("/api/bitrise/slack", b"{not json", FAILED.headers)
+    assert not_json.status == 400 and not_json.json()["error"] == "invalid_body"
+
+    invalid = inbox_server.post("/api/bitrise/slack", {"build_number": "x"}, FAILED.headers)
+    assert invalid.status == 422 and any(e["path"] == "build_number" for e in invalid.json()["errors"])
+
+    source = inbox_server.post("/api/jenkins/slack", FAILED.body())
+    assert source.status == 404 and source.json()["error"] == "unknown_source"
+
+    channel = inbox_server.post("/api/bitrise/nope", FAILED.body(), FAILED.headers)
+    assert channel.status == 404 and channel.json()["valid"] == ["slack", "teams", "teams-messagecard"]
+
+    nowhere = inbox_server.get("/api/bitrise")
+    assert nowhere.status == 404 and nowhere.json()["error"] == "not_found"
+    assert "POST /api/{source}/{channel}" in nowhere.json()["routes"]
+
+    get_translate = inbox_server.get("/api/bitrise/slack")
+    assert get_translate.status == 405 and get_translate.json()["allowed"] == ["POST"]
+    assert get_translate.headers["allow"] == "POST"
+
+    post_health = inbox_server.post("/api/health", {})
+    assert post_health.status == 405 and "GET" in post_health.json()["allowed"]
+
+
+def test_one_log_line_per_request_without_the_query_string(inbox_server: Served) -> None:
+    marker = uuid.uuid4().hex
+    answer = inbox_server.get(f"/api/health?code=SECRETCODE{marker}&token=TOKEN{marker}")
+    assert answer.status == 200
+    inbox_server.get(f"/api/missing-{marker}?token=TOKEN{marker}")
+    inbox_server.post(f"/api/bitrise/slack?code=SECRETCODE{marker}", FAILED.body(), FAILED.headers)
+
+    inbox_server.wait_for_log(rf"translators\.serve: GET /api/missing-{marker} 404 \d+ ms$")
+    inbox_server.wait_for_log(r"translators\.serve: POST /api/bitrise/slack 200 \d+ ms$")
+    log = inbox_server.log()
+    assert len([line for line in log.splitlines() if f"/api/missing-{marker}" in line]) == 1
+    assert marker not in log.replace(f"/api/missing-{marker}", ""), "a query string reached the log"
+
+
+# ---------------------------------------------------------------------------------------------
+# Configured channels work as on Azure
+
+
+def test_configured_channels_deliver_and_no_inbox_channels_are_added(
+    serve: Callable[..., Served], chat: ChatServer, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex
+    slack_path, ops_path = f"/hook/slack/T0SECRET{tag}", f"/workflows/SECRET{tag}/invoke"
+    chat.default(ops_path, Reply(*SUCCESS["teams"]))
+    served = serve(
+        {
+            "CHANNEL_SLACK_URL": chat.url(slack_path),
+            "CHANNEL_SLACK_FORMAT": "slack",
+            "CHANNEL_OPS_URL": chat.url(ops_path),
+            "CHANNEL_OPS_FORMAT": "teams",
+            "STATE_STORE": f"sqlite://{tmp_path / 'state.db'}",
+        }
+    )
+    health = served.get("/api/health").json()
+    assert {c["name"]: c["format"] for c in health["channels"]} == {"slack": "slack", "ops": "teams"}
+
+    answer = served.post("/api/bitrise/slack+ops", FAILED.body(), FAILED.headers)
+    assert answer.status == 200, answer.raw
+    assert f"SECRET{tag}" not in answer.raw.decode()
+    [to_slack] = chat.at(slack_path)
+    [to_ops] = chat.at(ops_path)
+    assert "Build #41 failed" in to_slack.json()["blocks"][0]["text"]["text"]
+    assert to_ops.json()["attachments"][0]["content"]["type"] == "AdaptiveCard"
+    assert served.get("/inbox").json()["count"] == 0
+    assert served.post("/api/bitrise/teams-messagecard", FAILED.body(), FAILED.headers).status == 404
+
+    chat.script(slack_path, Reply(400, "invalid_blocks"))
+    failed = served.post("/api/appcenter/slack", DISTRIBUTE.body())
+    assert failed.status == 502 and "invalid_blocks" in failed.json()["channels"][0]["error"]
+    served.wait_for_log(r"POST /api/appcenter/slack 502 \d+ ms$")
+    assert f"SECRET{tag}" not in served.log() + served.banner()
+
+
+def test_local_settings_values_are_read_and_the_environment_wins(
+    serve: Callable[..., Served], chat: ChatServer, tmp_path: Path
+) -> None:
+    tag = uuid.uuid4().hex
+    from_file, overridden, from_env = (f"/hook/{n}/{tag}" for n in ("file", "overridden", "env"))
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "local.settings.json").write_text(
+        json.dumps(
+            {
+                "IsEncrypted": False,
+                "Values": {
+                    "FUNCTIONS_WORKER_RUNTIME": "python",
+                    "CHANNEL_FILED_URL": chat.url(from_file),
+                    "CHANNEL_FILED_FORMAT": "slack",
+                    "CHANNEL_BOTH_URL": chat.url(overridden),
+                    "CHANNEL_BOTH_FORMAT": "slack",
+                    "DELIVERY_MAX_ATTEMPTS": 1,
+                },
+            }
+        )
+    )
+    env = {"CHANNEL_BOTH_URL": chat.url(from_env), "STATE_STORE": f"sqlite://{tmp_path / 'state.db'}"}
+    served = serve(env, cwd=app_dir)
+    channels = {c["name"] for c in served.get("/api/health").json()["channels"]}
+    assert channels == {"filed", "both"}, "file values used, and no inbox channels"
+
+    answer = served.post("/api/bitrise/filed+both", FAILED.body(), FAILED.headers)
+    assert answer.status == 200, answer.raw
+    assert len(chat.at(from_file)) == 1 and len(chat.at(from_env)) == 1
+    assert chat.at(overridden) == [], "the environment wins over local.settings.json"
+    assert "environment kept for CHANNEL_BOTH_URL" in served.banner()
+
+    # A non-string value (a number) is passed on as text, as Core Tools does.
+    chat.script(from_file, Reply(503, "busy"), Reply(200, "ok"))
+    retried = served.post("/api/appcenter/filed", DISTRIBUTE.body())
+    assert retried.status == 502 and retried.json()["channels"][0]["attempts"] == 1
+
+
+def test_unusable_settings_file_stops_serve_with_a_message(tmp_path: Path) -> None:
+    bad = tmp_path / "local.settings.json"
+    bad.write_text('{"Values": {"CHANNEL_X_URL": ')
+    result = run_cli("serve", "--port", "0", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "local.settings.json is not valid JSON" in result.stderr and "line 1" in result.stderr
+    missing = run_cli("serve", "--port", "0", "--settings", "nowhere.json", cwd=tmp_path)
+    assert missing.returncode == 2 and "no settings file at nowhere.json" in missing.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Routing from route templates (in process, with stand-in functions: get_functions() is not called)
+
+
+def test_rule_strings_from_azure_route_templates() -> None:
+    assert rule_strings("api", "{source}/{channel}") == [("/api/<source>/<channel>", {})]
+    assert rule_strings("", "health") == [("/health", {})]
+    assert rule_strings("api", "files/{*rest}") == [("/api/files/<path:rest>", {})]
+    assert rule_strings("api", "items/{id:int?}") == [("/api/items/<int:id>", {}), ("/api/items", {"id": ""})]
+    assert rule_strings("api", "v/{name=x}") == [("/api/v/<name>", {}), ("/api/v", {"name": "x"})]
+    with pytest.raises(RouteError):
+        rule_strings("api", "{a?}/b")
+
+
+def test_routes_come_from_the_registered_templates() -> None:
+    seen: list[func.HttpRequest] = []
+
+    def echo(req: func.HttpRequest) -> func.HttpResponse:
+        seen.append(req)
+        payload = {
+            "route": dict(req.route_params),
+            "params": dict(req.params),
+            "body": req.get_body().decode(),
+        }
+        return func.HttpResponse(json.dumps(payload), status_code=201, mimetype="application/json")
+
+    app = LocalFunctionApp(
+        [HttpFunction("echo", "things/{id:int}/{name}", ("PUT",), "req", echo)], "api", Inbox()
+    )
+    client = Client(app)
+    response = client.put("/api/things/42/box?x=1&x=2", data=b"hi", headers={"X-Test": "yes"})
+    assert response.status_code == 201 and response.mimetype == "application/json"
+    assert response.get_json() == {"route": {"id": "42", "name": "box"}, "params": {"x": "1"}, "body": "hi"}
+    assert seen[0].headers.get("x-test") == "yes" and seen[0].method == "PUT"
+    assert client.put("/api/things/abc/box").status_code == 404, "the int constraint holds"
+    wrong = client.get("/api/things/42/box")
+    assert wrong.status_code == 405 and wrong.get_json()["allowed"] == ["PUT"]
+    assert client.get("/api/health").status_code == 404, "only registered routes are served"
+
+
+def test_a_function_that_raises_is_answered_json_500() -> None:
+    def broken(req: func.HttpRequest) -> func.HttpResponse:
+        raise RuntimeError("boom")
+
+    client = Client(LocalFunctionApp([HttpFunction("b", "b", None, "req", broken)], "api", Inbox()))
+    response = client.delete("/api/b")
+    assert response.status_code == 500 and response.get_json()["error"] == "internal_error"
+
+
+def test_inbox_is_bounded_and_thread_safe() -> None:
+    inbox = Inbox(size=50)
+
+    def add(n: int) -> None:
+        for i in range(100):
+            inbox.add("slack", "slack", {"n": n, "i": i}, 10)
+
+    threads = [threading.Thread(target=add, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    kept = inbox.newest_first()
+    assert inbox.received == 800 and len(kept) == 50
+    assert [m.id for m in kept] == list(range(800, 750, -1))

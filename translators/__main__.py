@@ -1,0 +1,5 @@
+"""``python -m translators``: see translators/cli.py."""
+
+from translators.cli import main
+
+raise SystemExit(main())

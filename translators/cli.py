@@ -1,0 +1,643 @@
+"""``python -m translators``: run the function app locally and work on templates, without Azure.
+
+``serve`` runs the app's HTTP functions with a local inbox, ``render`` shows what one payload
+becomes, ``check`` renders every bundled sample through every format and validates the result,
+``send`` delivers through a configured channel, ``samples`` lists the bundled payloads.
+
+Exit status: 0 all good; 1 what was checked or sent failed (a template error, a failed delivery);
+2 bad input (arguments, files, payloads). Everything heavy is imported inside the command that
+needs it, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from translators.model import Notification
+    from translators.render import TemplateFailure
+    from translators.samples import Sample
+    from translators.sources import Source
+
+FORMATS_HELP = "slack, teams (Adaptive Card in the Workflows envelope) or teams-messagecard"
+DEMO_SAMPLE = "bitrise/build-failed"
+
+
+class UsageError(Exception):
+    """Bad input from the person at the terminal: printed as is, exit status 2."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def _out(text: str = "", *, err: bool = False) -> None:
+    print(text, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def _dumps(value: Any) -> str:
+    # Emoji and accents as themselves where the terminal takes UTF-8, escaped where it does not.
+    encoding = (sys.stdout.encoding or "").lower().replace("-", "")
+    return json.dumps(value, indent=2, ensure_ascii=encoding != "utf8")
+
+
+def _settings_env(settings: str | None) -> dict[str, str]:
+    """The app settings a function would see: local.settings.json Values, the environment winning."""
+    from translators import localsettings
+
+    try:
+        path = localsettings.find(settings)
+        values = localsettings.read_values(path) if path else {}
+    except localsettings.SettingsFileError as exc:
+        raise UsageError(str(exc)) from None
+    return localsettings.merged(values, os.environ)
+
+
+def _header(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+        raise argparse.ArgumentTypeError(f"expected 'Name: value', got {text!r}")
+    return name.strip(), value.strip()
+
+
+@dataclass(frozen=True)
+class Payload:
+    label: str
+    raw: bytes
+    #: The headers its platform sends with it, when it is a bundled sample.
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _read_payload(arg: str) -> Payload:
+    """A file, ``-`` for standard input, or the id of a bundled sample (``bitrise/build-failed``)."""
+    from translators import samples
+
+    if arg == "-":
+        return Payload("standard input", sys.stdin.buffer.read())
+    path = Path(arg).expanduser()
+    if path.is_file():
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {arg}: {exc.strerror or exc}") from None
+        resolved = path.resolve()
+        sample = next((s for s in samples.all_samples() if s.path == resolved), None)
+        return Payload(arg, raw, dict(sample.headers) if sample else {})
+    if path.exists():
+        raise UsageError(f"{arg} is not a file")
+    try:
+        sample = samples.get(arg)
+    except KeyError:
+        raise UsageError(
+            f"no such file: {arg} (nor a bundled sample id; `python -m translators samples` lists them)"
+        ) from None
+    return Payload(sample.id, sample.body(), dict(sample.headers))
+
+
+def _parse_payload(payload: Payload) -> dict[str, Any]:
+    from translators import pipeline
+    from translators.errors import TranslatorError
+
+    try:
+        return pipeline.parse_body(payload.raw)
+    except TranslatorError as exc:
+        raise UsageError(f"{payload.label}: {exc.message}") from None
+
+
+def _merge_headers(sample: Mapping[str, str], given: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """The sample's own headers, overridden (case-insensitively) by those given with -H."""
+    merged = {k.lower(): (k, v) for k, v in sample.items()}
+    merged.update({k.lower(): (k, v) for k, v in given})
+    return dict(merged.values())
+
+
+def _field_lines(errors: Sequence[Any]) -> list[str]:
+    return [f"  {e.path}: {e.message}" for e in errors]
+
+
+def _source(name: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> Source:
+    from translators import sources
+    from translators.errors import PayloadInvalid
+
+    if name.lower() == "auto":
+        headers = {k.lower(): v for k, v in headers.items()}  # as the pipeline hands them to sources
+        detect = getattr(sources, "detect", None)
+        if detect is not None:
+            try:
+                found: Source = detect(payload, headers)
+            except PayloadInvalid as exc:
+                raise UsageError("\n".join([exc.message, *_field_lines(exc.errors)])) from None
+            return found
+        matches = [s for s in sources.registry().values() if s.recognises(payload, headers)]
+        if len(matches) != 1:
+            raise UsageError(
+                f"could not tell which platform sent this ({len(matches)} match); name the source"
+            )
+        return matches[0]
+    source = sources.get(name)
+    if source is None:
+        valid = ", ".join([*sources.registry(), "auto"])
+        raise UsageError(f"unknown source {name!r}; valid: {valid}")
+    return source
+
+
+def _notification(
+    source: Source, payload: Mapping[str, Any], headers: Mapping[str, str], label: str
+) -> Notification:
+    from translators.errors import Ignored, PayloadInvalid
+
+    try:
+        result = source.translate(payload, {k.lower(): v for k, v in headers.items()})
+    except PayloadInvalid as exc:
+        lines = [f"{label} is not a payload {source.label} sends: {exc.message}", *_field_lines(exc.errors)]
+        raise UsageError("\n".join(lines)) from None
+    if isinstance(result, Ignored):
+        hint = "" if headers else " (does the platform send a header with it? pass it with -H 'Name: value')"
+        raise UsageError(
+            f"{source.label} ignores this payload, so there is nothing to render: {result.reason}{hint}"
+        )
+    return result
+
+
+def _templates_dir(given: str | None, env: Mapping[str, str]) -> str | None:
+    """``--templates``, else ``TEMPLATES_DIR`` from the settings; None means the built-in ones only."""
+    folder = given or env.get("TEMPLATES_DIR", "").strip() or None
+    if folder is not None and not Path(folder).expanduser().is_dir():
+        raise UsageError(f"no template folder at {folder}")
+    return folder
+
+
+def _shown_path(path: Path) -> str:
+    """Relative to the current directory when inside it (shorter to read and to click)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _template_path(name: str, dirs: Sequence[Path]) -> str:
+    """The file a template name was loaded from: the first folder of the search path that has it."""
+    if Path(name).is_absolute():
+        return _shown_path(Path(name))
+    for folder in dirs:
+        if (folder / name).is_file():
+            return _shown_path(folder / name)
+    return name
+
+
+@dataclass
+class Problem:
+    """One template failure, with every (sample, format) that ran into it."""
+
+    where: str
+    message: str
+    details: list[str]
+    cases: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        out = [f"FAIL {self.where}: {self.message}", *(f"     {d}" for d in self.details)]
+        if self.cases:
+            shown = ", ".join(self.cases[:4]) + (
+                f", … (+{len(self.cases) - 4} more)" if len(self.cases) > 4 else ""
+            )
+            out.append(f"     hit by {len(self.cases)}: {shown}")
+        return out
+
+
+def _problem(exc: TemplateFailure, dirs: Sequence[Path]) -> Problem:
+    """Where (template file and line) and what, with a validation failure's field paths one per line."""
+    from translators.formats import OutputInvalid
+
+    where = _template_path(exc.template, dirs) + (f", line {exc.line}" if exc.line else "")
+    cause = exc.__cause__
+    if isinstance(cause, OutputInvalid):
+        count = len(cause.errors)
+        plural = "s" if count != 1 else ""
+        message = f"renders a {cause.format_name} body the destination would reject ({count} problem{plural})"
+        return Problem(where, message, [f"{e.path}: {e.message}" for e in cause.errors])
+    return Problem(where, exc.message, [])
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from translators import formats, pipeline, render
+    from translators.render import TemplateFailure
+
+    env = _settings_env(args.settings)
+    fmt = formats.get(args.format)
+    if fmt is None:
+        raise UsageError(f"unknown format {args.format!r}; valid: {', '.join(formats.registry())}")
+    templates = _templates_dir(args.templates, env)
+    payload = _read_payload(args.payload)
+    body = _parse_payload(payload)
+    headers = _merge_headers(payload.headers, args.header)
+    source = _source(args.source, body, headers)
+    n = _notification(source, body, headers, payload.label)
+    renderer = render.renderer_for(fmt, None, templates)
+    try:
+        name, rendered = pipeline.render_checked(renderer, n)
+    except TemplateFailure as exc:
+        _out("\n".join(_problem(exc, renderer.dirs).lines()), err=True)
+        return 1
+    except Exception as exc:  # fitting choked on a body shape nobody foresaw: still the template's
+        where = _template_path(renderer.select(n.source, n.event), renderer.dirs)
+        _out(f"FAIL {where}: {type(exc).__name__}: {exc}", err=True)
+        return 1
+    _out(_dumps(rendered))
+    _out(f"{source.name} {n.event} -> {fmt.name}: {_template_path(name, renderer.dirs)}", err=True)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import jinja2
+
+    from translators import formats, pipeline, render, samples, sources
+    from translators.errors import Ignored, PayloadInvalid
+    from translators.render import TemplateFailure
+
+    env = _settings_env(args.settings)
+    templates = _templates_dir(args.templates, env)
+    dirs = render.search_path(None, templates)
+    fmts = list(formats.registry().values())
+    problems: dict[tuple[str, str, tuple[str, ...]], Problem] = {}
+    notes: list[str] = []
+
+    def record(problem: Problem, case: str) -> None:
+        key = (problem.where, problem.message, tuple(problem.details))
+        problems.setdefault(key, problem).cases.append(case)
+
+    all_samples = samples.all_samples()
+    bodies = good = 0
+    for sample in all_samples:
+        source = sources.get(sample.source)
+        if source is None:
+            notes.append(f"{sample.id}: no source named {sample.source!r}")
+            continue
+        try:
+            result = source.translate(
+                json.loads(sample.body()), {k.lower(): v for k, v in sample.headers.items()}
+            )
+        except (PayloadInvalid, ValueError) as exc:
+            record(
+                Problem(_shown_path(sample.path), f"the sample is not a valid payload: {exc}", []), sample.id
+            )
+            continue
+        if isinstance(result, Ignored):
+            notes.append(f"{sample.id}: ignored by {source.label} ({result.reason}); nothing to render")
+            continue
+        for fmt in fmts:
+            bodies += 1
+            renderer = render.renderer(fmt, dirs)
+            try:
+                pipeline.render_checked(renderer, result)
+                good += 1
+            except TemplateFailure as exc:
+                record(_problem(exc, dirs), f"{sample.id} -> {fmt.name}")
+            except Exception as exc:  # fitting choked on a body shape nobody foresaw: still the template's
+                where = _template_path(renderer.select(result.source, result.event), dirs)
+                record(Problem(where, f"{type(exc).__name__}: {exc}", []), f"{sample.id} -> {fmt.name}")
+
+    # Templates no sample reaches (an event without a sample, a typo in a name) must at least compile.
+    by_format = {f.name: f for f in fmts}
+    for name in render.names(dirs):
+        fmt_name = name.split("/", 1)[0]
+        if fmt_name not in by_format:
+            where = _template_path(name, dirs)
+            notes.append(f"{where}: not under a format folder ({', '.join(by_format)}), so never used")
+            continue
+        try:
+            render.renderer(by_format[fmt_name], dirs).env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            failure = render.TemplateFailure(exc.name or name, exc.message or str(exc), exc.lineno)
+            record(_problem(failure, dirs), f"compiling {name}")
+
+    searched = ", ".join(_shown_path(d) if d != render.BUILTIN_TEMPLATES else "built-in" for d in dirs)
+    _out(f"templates: {searched}")
+    _out(
+        f"rendered {len(all_samples)} samples x {len(fmts)} formats ({bodies} bodies), "
+        "compiled every template"
+    )
+    for note in notes:
+        _out(f"note: {note}")
+    if problems:
+        for problem in problems.values():
+            _out()
+            _out("\n".join(problem.lines()))
+        _out()
+        count = len(problems)
+        _out(f"{count} problem{'s' if count != 1 else ''}; {good} of {bodies} bodies rendered and valid")
+        return 1
+    _out(f"OK: all {bodies} bodies rendered and valid")
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from translators import pipeline
+
+    env = _settings_env(args.settings)
+    # WEBHOOK_TOKEN guards the public URL; whoever runs this holds the settings already.
+    env.pop("WEBHOOK_TOKEN", None)
+    payload = _read_payload(args.payload)
+    body = _parse_payload(payload)
+    headers = _merge_headers(payload.headers, args.header)
+    source = _source(args.source, body, headers)
+    query = {"dry_run": "1"} if args.dry_run else {}
+    answer = pipeline.handle(pipeline.Request(source.name, args.channel, payload.raw, headers, query), env)
+    _out(_dumps(answer.body))
+    if answer.body.get("error") == "unknown_channel" and not answer.body.get("valid"):
+        _out(
+            "no channels are configured: set CHANNEL_<NAME>_URL (and _FORMAT) in the environment or in "
+            "local.settings.json Values",
+            err=True,
+        )
+    if answer.status == 200:
+        return 0
+    return 2 if answer.status in (400, 413, 422) else 1
+
+
+def cmd_samples(args: argparse.Namespace) -> int:
+    from translators import samples, sources
+    from translators.errors import Ignored, PayloadInvalid
+
+    rows: list[dict[str, Any]] = []
+    for sample in samples.all_samples():
+        source = sources.get(sample.source)
+        event = "(no such source)"
+        if source is not None:
+            try:
+                result = source.translate(
+                    json.loads(sample.body()), {k.lower(): v for k, v in sample.headers.items()}
+                )
+                event = f"(ignored: {result.reason})" if isinstance(result, Ignored) else result.event
+            except (PayloadInvalid, ValueError) as exc:
+                event = f"(invalid: {exc})"
+        rows.append(
+            {
+                "id": sample.id,
+                "source": sample.source,
+                "event": event,
+                "headers": sample.headers,
+                "path": _shown_path(sample.path),
+            }
+        )
+    if args.json:
+        _out(_dumps(rows))
+        return 0
+    table = [
+        (r["id"], r["source"], r["event"], ", ".join(f"{k}: {v}" for k, v in r["headers"].items()))
+        for r in rows
+    ]
+    heading = ("ID", "SOURCE", "EVENT", "HEADERS")
+    widths = [max(len(str(row[i])) for row in [heading, *table]) for i in range(3)]
+    for row in [heading, *table]:
+        _out("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+    import re
+    import signal
+    import tempfile
+
+    from translators import localsettings
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        path = localsettings.find(args.settings)
+        values = localsettings.read_values(path) if path else {}
+    except localsettings.SettingsFileError as exc:
+        raise UsageError(str(exc)) from None
+    kept = localsettings.apply(values, os.environ)
+
+    from translators import config, server
+
+    # get_functions() may be called only once per FunctionApp: this is that call.
+    registered = server.load_function_app().get_functions()
+    try:
+        httpd, app, skipped = server.create_server(args.host, args.port, registered)
+    except server.RouteError as exc:
+        raise UsageError(str(exc)) from None
+    local = _url_host(args.host)
+    base = f"http://{local}:{httpd.server_port}"
+    configured = any(
+        re.fullmatch(r"CHANNEL_.+_URL", key, re.IGNORECASE) and value.strip()
+        for key, value in os.environ.items()
+    )
+    if not configured:
+        # The embedded default: the real delivery path, with the server's own inbox as the destination.
+        for fmt in server.INBOX_ANSWERS:
+            key = "CHANNEL_" + fmt.upper().replace("-", "_")
+            os.environ[f"{key}_URL"] = server.inbox_url(base, fmt)
+            os.environ[f"{key}_FORMAT"] = fmt
+    scratch = None
+    if not configured and not os.environ.get("STATE_STORE", "").strip():
+        # The inbox starts empty on every run, and so does the memory of what was delivered to it:
+        # otherwise a sample posted in an earlier run would now be skipped as a duplicate.
+        scratch = tempfile.TemporaryDirectory(prefix="translators-serve-")
+        os.environ["STATE_STORE"] = f"sqlite://{Path(scratch.name, 'state.db').as_posix()}"
+    channels = list(config.load(os.environ).channels)
+
+    lines = [f"Serving function_app on {base} (Ctrl+C to stop)"]
+    if path:
+        lines.append(
+            f"settings: {_shown_path(path)}"
+            + (f" (environment kept for {', '.join(sorted(kept))})" if kept else "")
+        )
+    lines += [f"  {route.replace(' /', f' {base}/', 1)}" for route in app.routes]
+    lines += [f"  not served: {note}" for note in skipped]
+    if configured:
+        lines.append(f"channels: {', '.join(channels) or '(none valid: see /api/health)'}")
+    else:
+        lines.append(f"channels: {', '.join(channels)} -> the local inbox (no CHANNEL_*_URL is configured)")
+    lines += _try_lines(base, server.route_prefix(), channels, inbox=not configured)
+    _out("\n".join(lines))
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        httpd.serve_forever()  # werkzeug's: returns on KeyboardInterrupt and closes the socket
+    finally:
+        httpd.server_close()
+        if scratch is not None:
+            _close_state_stores()
+            scratch.cleanup()
+    _out("stopped")
+    return 0
+
+
+def _close_state_stores() -> None:
+    """Close the delivery memory's files before its scratch folder goes (if that module exists)."""
+    try:
+        from translators import state
+    except ImportError:
+        return
+    close = getattr(state, "close_all", None)
+    if callable(close):
+        close()
+
+
+def _url_host(host: str) -> str:
+    """How to reach a server bound to ``host`` from this machine."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - comparing, not binding
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _try_lines(base: str, prefix: str, channels: Sequence[str], *, inbox: bool) -> list[str]:
+    """A ready-to-paste curl line posting a bundled sample, and where to look at the result."""
+    import shlex
+
+    from translators import samples
+
+    every = samples.all_samples()
+    if not every or not channels:
+        return []
+    sample: Sample = next((s for s in every if s.id == DEMO_SAMPLE), every[0])
+    headers = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in sample.headers.items())
+    api = "/".join(p for p in (base, prefix.strip("/"), sample.source, "+".join(channels)) if p)
+    post = f"curl -s -X POST {headers} --data-binary {shlex.quote('@' + _shown_path(sample.path))} {api}"
+    lines = ["Try:", f"  {' '.join(post.split())}"]
+    if inbox:
+        lines.append(f"  curl -s {base}/inbox")
+    if os.environ.get("WEBHOOK_TOKEN"):
+        lines.append("  (WEBHOOK_TOKEN is set: add -H 'X-Webhook-Token: <the token>')")
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Arguments
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m translators",
+        description="Run the webhook translator locally and work on its templates, without Azure.",
+        epilog="Exit status: 0 fine, 1 a check or delivery failed, 2 bad input.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    settings = argparse.ArgumentParser(add_help=False)
+    settings.add_argument(
+        "--settings",
+        metavar="FILE",
+        help="local.settings.json whose Values to use (default: the one in the current directory, if any); "
+        "environment variables win over it",
+    )
+    headers = argparse.ArgumentParser(add_help=False)
+    headers.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        type=_header,
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a request header the platform sends (repeatable); bundled samples bring their own",
+    )
+    payload_help = (
+        "the request body: a JSON file, - for standard input, or a bundled sample id (see `samples`)"
+    )
+    source_help = "the platform (bitrise, appcenter, ...), or auto to tell it from the payload"
+
+    serve = commands.add_parser(
+        "serve",
+        parents=[settings],
+        help="serve the function app's HTTP functions and a local inbox",
+        description="Serve the functions of function_app.py on their /api/... routes, as `func start` does, "
+        "without Azure Functions Core Tools. With no CHANNEL_*_URL configured, channels slack, teams and "
+        "teams-messagecard deliver to the server's own inbox: GET /inbox lists what arrived.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port", type=int, default=7071, help="port (default: 7071, as func start; 0 picks one)"
+    )
+    serve.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="(default: info)"
+    )
+    serve.set_defaults(handler=cmd_serve)
+
+    render = commands.add_parser(
+        "render",
+        parents=[settings, headers],
+        help="print the body one payload becomes in one format",
+        description="Translate a payload and render it with the templates, as a channel of that format "
+        "would get it (shortened to the format's limits and validated). A template error is reported with "
+        "its file and line (exit 1) instead of falling back to the minimal message.",
+    )
+    render.add_argument("source", metavar="SOURCE", help=source_help)
+    render.add_argument("format", metavar="FORMAT", help=FORMATS_HELP)
+    render.add_argument("payload", metavar="PAYLOAD", help=payload_help)
+    render.add_argument(
+        "--templates",
+        metavar="DIR",
+        help="a template folder searched before the built-in one (default: TEMPLATES_DIR)",
+    )
+    render.set_defaults(handler=cmd_render)
+
+    check = commands.add_parser(
+        "check",
+        parents=[settings],
+        help="render every bundled sample through every format and validate",
+        description="Render every bundled sample through every format with the given templates, validate "
+        "each body as its destination would, compile every template file, and list each problem with its "
+        "template file and line. Exit 1 if there is any.",
+    )
+    check.add_argument(
+        "--templates",
+        metavar="DIR",
+        help="a template folder searched before the built-in one (default: TEMPLATES_DIR)",
+    )
+    check.set_defaults(handler=cmd_check)
+
+    send = commands.add_parser(
+        "send",
+        parents=[settings, headers],
+        help="translate a payload and deliver it through a configured channel",
+        description="Translate a payload and deliver it to one or more (+-joined) configured channels "
+        "(CHANNEL_<NAME>_URL in the environment or local.settings.json), then print the JSON answer the "
+        "function would give. Exit 1 when a delivery fails.",
+    )
+    send.add_argument("source", metavar="SOURCE", help=source_help)
+    send.add_argument("channel", metavar="CHANNEL", help="a configured channel, or several joined with +")
+    send.add_argument("payload", metavar="PAYLOAD", help=payload_help)
+    send.add_argument("--dry-run", action="store_true", help="render and validate but do not send")
+    send.set_defaults(handler=cmd_send)
+
+    listing = commands.add_parser(
+        "samples",
+        help="list the bundled sample payloads",
+        description="List the bundled sample payloads: id, source, the event each becomes, "
+        "the headers sent with it.",
+    )
+    listing.add_argument("--json", action="store_true", help="as JSON, with each file's path")
+    listing.set_defaults(handler=cmd_samples)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except UsageError as exc:
+        _out(f"error: {exc}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        return 130
