@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 MASK = "***"
@@ -40,12 +41,18 @@ def _url_parts(secret: str) -> Iterator[str]:
 def needles(secrets: Iterable[str]) -> set[str]:
     found: set[str] = set()
     for secret in secrets:
-        if not secret:
-            continue
-        found.add(secret)
-        for part in _url_parts(secret):
-            found.update(p for p in (part, unquote(part)) if len(p) >= MIN_URL_PART_CHARS)
+        if secret:
+            found.update(_needles(secret))
     return found
+
+
+@lru_cache(maxsize=256)
+def _needles(secret: str) -> frozenset[str]:
+    """One secret and its URL parts; cached because every request registers the same URLs again."""
+    found = {secret}
+    for part in _url_parts(secret):
+        found.update(p for p in (part, unquote(part)) if len(p) >= MIN_URL_PART_CHARS)
+    return frozenset(found)
 
 
 def register_secrets(secrets: Iterable[str]) -> None:
@@ -65,9 +72,14 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     found = _registered | needles(secrets)
     if not found or not text:
         return text
+    return _pattern(found).sub(MASK, text)
+
+
+@lru_cache(maxsize=64)
+def _pattern(found: frozenset[str]) -> re.Pattern[str]:
+    """One regex for a set of needles, built once per set (every log record is redacted)."""
     # Longest first, so that a whole URL becomes one mask rather than a mask per part.
-    pattern = "|".join(re.escape(n) for n in sorted(found, key=len, reverse=True))
-    return re.sub(pattern, MASK, text, flags=re.IGNORECASE)
+    return re.compile("|".join(re.escape(n) for n in sorted(found, key=len, reverse=True)), re.IGNORECASE)
 
 
 class RedactingFilter(logging.Filter):

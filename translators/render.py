@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,9 @@ class Renderer:
             # Built-in templates never change under a running app; user folders are edited live.
             auto_reload=user_dirs,
         )
+        # (source, event) -> (folder, name, file): built-in templates do not come and go, so the
+        # file lookups (three stat calls a render) are done once; user folders are checked live.
+        self._chosen: dict[tuple[str, str], tuple[Path, str, str]] | None = None if user_dirs else {}
         self.env.filters.update(
             clip=self._clip,
             tojson=self._tojson,
@@ -103,7 +107,9 @@ class Renderer:
         if value is None:
             return ""
         text = value if isinstance(value, Trusted) else self.fmt.escape(str(value))
-        return json.dumps(text, ensure_ascii=False)[1:-1]
+        # What json.dumps(text, ensure_ascii=False) returns for a string, without building an
+        # encoder per call (a template has dozens of expressions; this was a third of a render).
+        return encode_basestring(text)[1:-1]
 
     def _clip(self, value: Any, limit: int) -> str:
         return clip("" if value is None else str(value), int(limit), self.fmt.ellipsis)
@@ -115,22 +121,28 @@ class Renderer:
         return Trusted(self.fmt.link(safe_url(url), self.fmt.escape(str(label))))
 
     def select(self, source: str, event: str) -> str:
-        return self._select(source, event)[1]
+        return self._choose(source, event)[1]
 
-    def _select(self, source: str, event: str) -> tuple[Path, str]:
+    def _choose(self, source: str, event: str) -> tuple[Path, str, str]:
+        """The folder and name of the template to use, and its file name as Jinja reports it."""
+        if self._chosen is not None and (source, event) in self._chosen:
+            return self._chosen[source, event]
         chain = template_chain(self.fmt.name, source, event)
         for folder in self.dirs:
             for name in chain:
                 if (folder / name).is_file():
-                    return folder, name
+                    chosen = (folder, name, str(folder / name))
+                    if self._chosen is not None:
+                        self._chosen[source, event] = chosen
+                    return chosen
         raise TemplateFailure(chain[-1], "no template found in " + ", ".join(map(str, self.dirs)))
 
     def render(self, n: Notification) -> tuple[str, dict[str, Any]]:
         """Return (template name, body as a dict). Raise TemplateFailure."""
-        folder, name = self._select(n.source, n.event)
+        _, name, filename = self._choose(n.source, n.event)
         try:
             template = self.env.get_template(name)
-            if template.filename != str(folder / name):
+            if template.filename != filename:
                 # A user added the same name to a folder searched earlier since it was cached.
                 self.env.cache.clear()  # type: ignore[union-attr]
                 template = self.env.get_template(name)

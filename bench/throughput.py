@@ -1,0 +1,529 @@
+"""Throughput of ``python -m translators serve`` under a real load tool, on loopback.
+
+The server runs as a subprocess on a free port with no ``CHANNEL_*`` settings, so it serves its
+default channels ``slack``, ``teams`` and ``teams-messagecard``, which deliver over HTTP to the
+inbox inside the same server. A POST to ``/api/bitrise/slack+teams+teams-messagecard`` is parsed,
+translated, rendered three times and delivered three times over loopback before it is answered:
+each request the load tool counts is four HTTP exchanges for the server (two with one channel).
+
+The load tool is ``wrk`` (Debian package ``wrk``; installed with apt-get when it is missing and we
+are root). Only when wrk cannot be had does a Python load generator (threads, keep-alive
+``http.client``) stand in, and the table says so: it is much slower than wrk and may be the limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = Path(__file__).resolve().parent / "post.lua"
+APP_SETTING_PREFIXES = ("CHANNEL_", "TEMPLATES_DIR", "WEBHOOK_TOKEN", "MAX_BODY_BYTES", "STATE_", "DELIVERY_")
+FAN_OUT = "slack+teams+teams-messagecard"
+MIN_RPS = 500.0
+
+
+@dataclass
+class Result:
+    scenario: str
+    tool: str
+    seconds: float
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+    socket_errors: int
+    checks: list[str] = field(default_factory=list)
+    inbox_received: int | None = None
+    channels: int = 1
+    #: CPU time (user + system) the server process used during the run; -1 where unknown.
+    server_cpu_s: float = -1.0
+    #: In-process profile of the pipeline delivering to the server: ms per request, shares.
+    profile_ms: float = float("nan")
+    profile: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def server_cores(self) -> float:
+        return self.server_cpu_s / self.seconds if self.server_cpu_s >= 0 else float("nan")
+
+    @property
+    def errors(self) -> int:
+        return self.non_2xx + self.socket_errors
+
+
+# ---------------------------------------------------------------------------------------------
+# The load tool
+
+
+def find_wrk(install: bool = True) -> tuple[str | None, str]:
+    """wrk's path (installing the Debian package when root), or None and why not."""
+    found = shutil.which("wrk")
+    if found:
+        return found, "wrk"
+    if not install:
+        return None, "wrk is not on PATH (--no-install)"
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        return None, "wrk is not on PATH and cannot be installed here (needs root and apt-get)"
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install_wrk = ["apt-get", "install", "-y", "-q", "wrk"]
+    subprocess.run(install_wrk, env=env, capture_output=True, timeout=600, check=False)
+    if not shutil.which("wrk"):  # a fresh image may have no package lists yet
+        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=600, check=False)
+        subprocess.run(install_wrk, env=env, capture_output=True, timeout=600, check=False)
+    found = shutil.which("wrk")
+    return (found, "wrk (installed now with apt-get)") if found else (None, "apt-get install wrk failed")
+
+
+def run_wrk(
+    wrk: str,
+    url: str,
+    body_path: Path,
+    headers: Mapping[str, str],
+    marker: str | None,
+    tag: str,
+    seconds: float,
+    connections: int,
+    threads: int,
+    cpus: set[int] | None,
+) -> dict[str, Any]:
+    argv = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(round(seconds), 1)}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        url,
+        "--",
+        str(body_path),
+        marker or "-",
+        tag,
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
+        preexec_fn=_affinity(cpus),  # no threads run in this process yet
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+    line = next(ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith("{"))
+    report: dict[str, Any] = json.loads(line)
+    return report
+
+
+def run_python_load(
+    host: str,
+    port: int,
+    path: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    marker: str | None,
+    tag: str,
+    seconds: float,
+    connections: int,
+) -> dict[str, Any]:
+    """The fallback: ``connections`` threads, each one keep-alive connection, for ``seconds``."""
+    quoted = json.dumps(marker).encode() if marker else b""
+    latencies: list[list[float]] = [[] for _ in range(connections)]
+    non_2xx = [0] * connections
+    socket_errors = [0] * connections
+    send_headers = {"Content-Type": "application/json", **headers}
+    deadline = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        conn = http.client.HTTPConnection(host, port, timeout=10)
+        count = 0
+        while time.perf_counter() < deadline:
+            count += 1
+            unique = quoted[:-1] + f"-{tag}-{i}-{count}".encode() + b'"' if quoted else b""
+            data = body.replace(quoted, unique) if quoted else body
+            started = time.perf_counter()
+            try:
+                conn.request("POST", path, body=data, headers=send_headers)
+                response = conn.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException):
+                socket_errors[i] += 1
+                conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=10)
+                continue
+            latencies[i].append(time.perf_counter() - started)
+            if not 200 <= response.status < 300:
+                non_2xx[i] += 1
+        conn.close()
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(connections)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - started
+    every = sorted(x for per in latencies for x in per)
+    q = statistics.quantiles(every, n=100, method="inclusive") if len(every) > 1 else [0.0] * 99
+    return {
+        "requests": len(every),
+        "duration_us": elapsed * 1e6,
+        "status": sum(non_2xx),
+        "connect": 0,
+        "read": sum(socket_errors),
+        "write": 0,
+        "timeout": 0,
+        "p50_us": q[49] * 1e6,
+        "p99_us": q[98] * 1e6,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The server
+
+
+def event_marker(sample: Any) -> str | None:
+    """The longest string of the sample that its event id is made of, or None.
+
+    Varied per request it makes each request a distinct event; the same body posted again would
+    be a redelivery, which memory answers as a duplicate without delivering.
+    """
+    from translators import sources
+
+    source = sources.get(sample.source)
+    payload = json.loads(sample.body())
+    result = source.translate(payload, {k.lower(): v for k, v in sample.headers.items()}) if source else None
+    event_id = getattr(result, "event_id", None)
+    if not event_id:
+        return None
+    found: list[str] = []
+    stack: list[Any] = [payload]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, str) and len(node) >= 4 and node in event_id:
+            found.append(node)
+    return max(found, key=len, default=None)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _affinity(cpus: set[int] | None) -> Any:
+    if not cpus or not hasattr(os, "sched_setaffinity"):
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+@contextlib.contextmanager
+def serving(log_level: str, cpus: set[int] | None) -> Iterator[tuple[int, int]]:
+    """``python -m translators serve`` on a free port with its default inbox channels: (port, pid).
+
+    App settings of the environment are left out (a real ``CHANNEL_*_URL`` would receive the load);
+    memory goes to a scratch SQLite file, not the project's ``.state``.
+    """
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)}
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        env["STATE_STORE"] = f"sqlite:///{Path(tmp) / 'state.db'}"
+        # An empty settings file, so that a local.settings.json in the working directory (which may
+        # name real chat channels) is not read.
+        settings = Path(tmp) / "local.settings.json"
+        settings.write_text('{"IsEncrypted": false, "Values": {}}')
+        log_path = Path(tmp) / "serve.log"
+        argv = [sys.executable, "-m", "translators", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--settings", str(settings), "--log-level", log_level]
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_affinity(cpus),  # no threads run in this process yet
+            )
+            try:
+                _wait_until_up(port, proc, log_path)
+                yield port, proc.pid
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+def _wait_until_up(port: int, proc: subprocess.Popen[bytes], log_path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            status, _ = _request(port, "GET", "/api/health")
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"serve did not answer /api/health within {timeout:.0f} s")
+
+
+def _request(
+    port: int, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None
+) -> tuple[int, Any]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=15)
+    try:
+        conn.request(method, path, body=body, headers=dict(headers or {}))
+        response = conn.getresponse()
+        raw = response.read()
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(raw)
+    except ValueError:
+        return response.status, raw.decode("utf-8", "replace")
+
+
+def check_answers(
+    port: int, path: str, body: bytes, headers: Mapping[str, str], marker: str | None, tag: str, n: int = 3
+) -> list[str]:
+    """POST the sample ``n`` times as distinct events; a problem per answer not 200 delivered everywhere."""
+    problems = []
+    send = {"Content-Type": "application/json", **headers}
+    quoted = json.dumps(marker).encode() if marker else b""
+    for i in range(n):
+        data = body.replace(quoted, quoted[:-1] + f"-{tag}-{i}".encode() + b'"') if quoted else body
+        status, answer = _request(port, "POST", path, data, send)
+        channels = answer.get("channels", []) if isinstance(answer, dict) else []
+        outcome = answer.get("status") if isinstance(answer, dict) else None
+        if status != 200 or outcome != "delivered" or any(c.get("status") != "delivered" for c in channels):
+            problems.append(f"{status} {outcome}: {json.dumps(answer)[:300]}")
+    return problems
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its threads (Linux /proc), -1 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: fields 14 and 15 of stat
+
+
+def inbox_received(port: int) -> int | None:
+    status, answer = _request(port, "GET", "/inbox")
+    if status == 200 and isinstance(answer, dict) and isinstance(answer.get("received"), int):
+        received: int = answer["received"]
+        return received
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# One run
+
+
+def cpu_split() -> tuple[set[int] | None, set[int] | None, str]:
+    """Two CPUs for the server, the rest (if any) for the load tool, and a note saying so."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None, "not pinned"
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) <= 2:
+        return None, None, f"server and load tool share the machine's {len(cpus)} CPU(s)"
+    server, load = set(cpus[:2]), set(cpus[2:])
+    return server, load, f"server pinned to CPUs {sorted(server)}, load tool to CPUs {sorted(load)}"
+
+
+def run(
+    seconds: float = 10.0,
+    connections: int = 8,
+    threads: int = 1,
+    scenarios: tuple[str, ...] = (FAN_OUT, "slack"),
+    sample_id: str = "bitrise/build-failed",
+    log_level: str = "info",
+    install: bool = True,
+    tool: str = "auto",
+) -> tuple[list[Result], str]:
+    from translators import samples
+
+    sample = samples.get(sample_id)
+    body = sample.body()
+    marker = event_marker(sample)
+    wrk, tool_note = find_wrk(install) if tool != "python" else (None, "python chosen with --load-tool")
+    server_cpus, load_cpus, cpu_note = cpu_split()
+    if wrk is None and tool == "wrk":
+        raise RuntimeError(f"--load-tool wrk: {tool_note}")
+    tool_name = "wrk" if wrk else "python http.client threads (fallback: slower than wrk, may be the limit)"
+    results: list[Result] = []
+    with serving(log_level, server_cpus) as (port, pid):
+        for channels in scenarios:
+            path = f"/api/{sample.source}/{channels}"
+            checks = check_answers(port, path, body, sample.headers, marker, f"before-{channels}")
+            received_before = inbox_received(port)
+            cpu_before = cpu_seconds(pid)
+            if wrk:
+                report = run_wrk(
+                    wrk,
+                    f"http://127.0.0.1:{port}{path}",
+                    sample.path,
+                    sample.headers,
+                    marker,
+                    f"load{len(results)}",
+                    seconds,
+                    connections,
+                    threads,
+                    load_cpus,
+                )
+            else:
+                report = run_python_load(
+                    "127.0.0.1",
+                    port,
+                    path,
+                    body,
+                    sample.headers,
+                    marker,
+                    f"load{len(results)}",
+                    seconds,
+                    connections,
+                )
+            cpu_used = cpu_seconds(pid) - cpu_before if cpu_before >= 0 else -1.0
+            time.sleep(0.5)  # let deliveries of requests wrk gave up on at the end land in the inbox
+            received_after = inbox_received(port)
+            checks += check_answers(port, path, body, sample.headers, marker, f"after-{channels}")
+            profile_ms, profile = profile_pipeline(port, sample, marker, channels)
+            elapsed = report["duration_us"] / 1e6
+            sockets = sum(int(report[k]) for k in ("connect", "read", "write", "timeout"))
+            received = (
+                received_after - received_before
+                if received_after is not None and received_before is not None
+                else None
+            )
+            results.append(
+                Result(
+                    scenario=f"{sample.source}/{channels}",
+                    tool=tool_name,
+                    seconds=elapsed,
+                    requests=int(report["requests"]),
+                    rps=report["requests"] / elapsed,
+                    p50_ms=report["p50_us"] / 1000,
+                    p99_ms=report["p99_us"] / 1000,
+                    non_2xx=int(report["status"]),
+                    socket_errors=sockets,
+                    checks=checks,
+                    inbox_received=received,
+                    channels=channels.count("+") + 1,
+                    server_cpu_s=cpu_used,
+                    profile_ms=profile_ms,
+                    profile=profile,
+                )
+            )
+    varied = f"{marker!r} varied per request (distinct events)" if marker else "the same body every time"
+    note = (
+        f"load tool: {tool_note}; {connections} connections; {cpu_note}; serve --log-level {log_level};"
+        f" {sample.id}, {varied}"
+    )
+    return results, note
+
+
+# ---------------------------------------------------------------------------------------------
+# Where a request's time goes
+
+
+#: (bucket, substrings of a profiled function's file or name), first match wins.
+BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("memory (state store)", ("translators/state", "sqlite3", "translators/rules")),
+    ("logging + redaction", ("logging/", "translators/logs")),
+    ("render (Jinja)", ("jinja2", ".j2", "translators/render")),
+    ("fit + validate output", ("translators/formats",)),
+    ("validate + normalise", ("pydantic", "translators/sources", "translators/model")),
+    (
+        "HTTP client (requests, urllib3)",
+        ("requests/", "urllib3", "http/client", "socket", "ssl", "email/", "urllib/", "http/cookiejar"),
+    ),
+    ("JSON", ("json/", "'_json.")),
+)
+
+
+def profile_pipeline(
+    port: int, sample: Any, marker: str | None, channels: str, n: int = 100
+) -> tuple[float, list[tuple[str, float]]]:
+    """Wall ms per request of ``pipeline.handle`` delivering to the running server, and its shares.
+
+    Runs in this process (the client side of each request: parse to answer, deliveries included,
+    the server's own handling of them not), with logging at INFO to nowhere, as ``serve`` logs.
+    """
+    import cProfile
+    import logging
+    import pstats
+
+    from translators import pipeline
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)}
+    for fmt in ("slack", "teams", "teams-messagecard"):
+        key = "CHANNEL_" + fmt.upper().replace("-", "_")
+        env[f"{key}_URL"], env[f"{key}_FORMAT"] = f"http://127.0.0.1:{port}/inbox/{fmt}", fmt
+    quoted = json.dumps(marker).encode() if marker else b""
+    body = sample.body()
+    root = logging.getLogger()
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 - closed below
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    profiler = cProfile.Profile()
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+        env["STATE_STORE"] = f"sqlite:///{Path(tmp) / 'state.db'}"
+        try:
+            requests = [
+                pipeline.Request(
+                    sample.source,
+                    channels,
+                    body.replace(quoted, quoted[:-1] + f"-profile-{i}".encode() + b'"') if quoted else body,
+                    dict(sample.headers),
+                )
+                for i in range(n + 1)
+            ]
+            pipeline.handle(requests[0], env)  # warm: templates, pools, the store's schema
+            started = time.perf_counter()
+            profiler.enable()
+            for request in requests[1:]:
+                pipeline.handle(request, env)
+            profiler.disable()
+            elapsed = time.perf_counter() - started
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
+            handler.close()
+    stats = pstats.Stats(profiler)
+    totals: dict[str, float] = {}
+    for (filename, _line, name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        where = f"{filename}:{name}"
+        bucket = next((b for b, keys in BUCKETS if any(k in where for k in keys)), "other")
+        totals[bucket] = totals.get(bucket, 0.0) + tottime
+    whole = sum(totals.values()) or 1.0
+    shares = sorted(((b, t / whole) for b, t in totals.items()), key=lambda item: item[1], reverse=True)
+    return elapsed / n * 1000, shares
