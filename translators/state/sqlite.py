@@ -3,8 +3,10 @@
 Safe across threads and processes on one machine: every conditional write is a single
 ``INSERT ... ON CONFLICT ... DO UPDATE ... WHERE`` statement, which SQLite runs atomically under
 its write lock; WAL lets readers proceed while one request writes, and ``busy_timeout`` makes
-concurrent writers wait instead of failing. Each operation opens its own short-lived connection,
-so no connection is shared between threads (opening one costs well under a millisecond).
+concurrent writers wait instead of failing. Connections are reused from a small pool of idle ones
+(opening one per operation, with its PRAGMA, cost more than the queries themselves); a connection
+serves one operation at a time, and one that saw an error is closed instead of returned. A pool
+rather than one per thread, because the local server starts a thread per request.
 
 Not for several machines: SQLite's locking does not hold on network file systems (such as the
 Azure Files share behind ``/home`` on App Service), which is what the Table Storage backend is for.
@@ -37,6 +39,8 @@ BUSY_TIMEOUT_SECONDS = 5.0
 #: Old rows are pruned when a process first opens the file, so that it does not grow forever.
 KEEP_CLAIMS = timedelta(days=30)
 KEEP_OUTCOMES = timedelta(days=365)
+#: Idle connections kept for reuse; more concurrent operations open (and then close) extra ones.
+MAX_IDLE_CONNECTIONS = 8
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outcomes (
@@ -70,6 +74,7 @@ class SqliteStore:
         self.path = path
         self._ready = False
         self._init_lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -79,20 +84,30 @@ class SqliteStore:
         try:
             if not self._ready:
                 self._initialise()
-            conn = self._connect()
+            with self._init_lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                conn = self._connect()
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(safe_reason(exc)) from None
         try:
             yield conn
         except sqlite3.Error as exc:
-            raise StoreUnavailable(safe_reason(exc)) from None
-        finally:
             conn.close()
+            raise StoreUnavailable(safe_reason(exc)) from None
+        with self._init_lock:
+            if len(self._idle) < MAX_IDLE_CONNECTIONS:
+                self._idle.append(conn)
+                return
+        conn.close()
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: each statement commits on its own; the conditional writes are
-        # single statements, so they need no explicit transaction.
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        # single statements, so they need no explicit transaction. check_same_thread=False because
+        # pooled connections move between threads (one operation at a time, never shared).
+        conn = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        )
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
@@ -204,4 +219,8 @@ class SqliteStore:
             )
 
     def close(self) -> None:
-        """Nothing to close: connections live for one operation."""
+        """Close the idle connections; a later operation opens a new one."""
+        with self._init_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
