@@ -73,3 +73,19 @@ def test_channel_repr_hides_url() -> None:
     channel = settings.channel("a")
     assert "SECRET" not in repr(channel) and "SECRET" not in str(settings)
     assert "SECRET" not in str(channel.public())
+
+
+def test_local_settings_sample_is_a_valid_configuration() -> None:
+    import json
+    from pathlib import Path
+
+    values = json.loads((Path(__file__).resolve().parent.parent / "local.settings.sample.json").read_text())[
+        "Values"
+    ]
+    settings = config.load(values)
+    assert settings.channel_errors == {}
+    assert {name: c.format for name, c in settings.channels.items()} == {
+        "slack": "slack",
+        "teams": "teams",
+        "legacy": "teams-messagecard",
+    }
