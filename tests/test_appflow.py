@@ -3,37 +3,24 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import pytest
 
+from tests import sourcetools
 from tests.chatserver import ChatServer
 from tests.conftest import path_of, post, sample
-from translators import sources
-from translators.errors import Ignored, PayloadInvalid
-from translators.model import Notification
+from translators.errors import Ignored
 from translators.sources.appflow import DOWNLOAD_LABEL
 
 PACKAGE = json.loads(sample("appflow/package-success").body())
 WEB = json.loads(sample("appflow/web-success").body())
 
 
-def translate(payload: dict[str, Any]) -> Notification | Ignored:
-    source = sources.get("appflow")
-    assert source is not None
-    return source.translate(payload, {})
-
-
-def notification(payload: dict[str, Any]) -> Notification:
-    result = translate(payload)
-    assert isinstance(result, Notification), result
-    return result
-
-
-def errors_of(payload: dict[str, Any]) -> list[str]:
-    with pytest.raises(PayloadInvalid) as err:
-        translate(payload)
-    return [e.path for e in err.value.errors]
+translate = partial(sourcetools.translate, "appflow")
+notification = partial(sourcetools.notification, "appflow")
+errors_of = partial(sourcetools.errors_of, "appflow")
 
 
 @pytest.mark.parametrize("base", [PACKAGE, WEB], ids=["package", "web"])

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any
 
 import pytest
 
+from tests import sourcetools
 from tests.chatserver import ChatServer
 from tests.conftest import path_of, post, sample
-from translators import sources
-from translators.errors import Ignored, PayloadInvalid
-from translators.model import Notification
+from translators.errors import Ignored
 
 SEED = {
     name: json.loads(sample(f"applivery/{name}").body())
@@ -19,22 +19,9 @@ SEED = {
 }
 
 
-def translate(payload: dict[str, Any]) -> Notification | Ignored:
-    source = sources.get("applivery")
-    assert source is not None
-    return source.translate(payload, {})
-
-
-def notification(payload: dict[str, Any]) -> Notification:
-    result = translate(payload)
-    assert isinstance(result, Notification), result
-    return result
-
-
-def errors_of(payload: dict[str, Any]) -> list[str]:
-    with pytest.raises(PayloadInvalid) as err:
-        translate(payload)
-    return [e.path for e in err.value.errors]
+translate = partial(sourcetools.translate, "applivery")
+notification = partial(sourcetools.notification, "applivery")
+errors_of = partial(sourcetools.errors_of, "applivery")
 
 
 @pytest.mark.parametrize(

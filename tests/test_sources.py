@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from tests.sourcetools import notification, translate
 from translators import sources
 from translators.errors import Ignored, PayloadInvalid
-from translators.model import EVENTS, Notification
+from translators.model import EVENTS
 from translators.samples import all_samples
 
 EXPECTED_EVENTS = {
@@ -40,20 +41,6 @@ EXPECTED_EVENTS = {
     "appflow/web-success": "build.succeeded",
     "appflow/web-failed": "build.failed",
 }
-
-
-def translate(
-    source: str, payload: dict[str, Any], headers: dict[str, str] | None = None
-) -> Notification | Ignored:
-    src = sources.get(source)
-    assert src is not None
-    return src.translate(payload, {k.lower(): v for k, v in (headers or {}).items()})
-
-
-def notification(source: str, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Notification:
-    result = translate(source, payload, headers)
-    assert isinstance(result, Notification), result
-    return result
 
 
 def test_registry_finds_every_source_module() -> None:
