@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import pytest
 
 from tests.chatserver import ChatServer, Reply
 from tests.conftest import path_of, post
-from translators import guard
+from translators import guard, pipeline
+from translators.errors import TranslatorError
 from translators.samples import get as sample
 
 BODY = json.loads(sample("bitrise/build-failed").body())
@@ -75,6 +77,34 @@ def test_deep_nesting_is_400_and_huge_arrays_413(channels: dict[str, str]) -> No
     huge = json.dumps({**BODY, "junk": [0] * 200_000}).encode()
     answer = post(channels, "bitrise", "slack", huge, FINISHED)
     assert answer.status == 413 and "JSON values" in answer.body["message"]
+
+
+def test_shape_walk_is_skipped_only_where_it_cannot_fail() -> None:
+    """parse_body walks a body only when it could break a limit: the answers are those of always walking."""
+
+    def outcome(parse: Callable[[bytes], object], raw: bytes) -> str:
+        try:
+            parse(raw)
+        except TranslatorError as exc:
+            return f"{exc.status} {exc.message}"
+        return "ok"
+
+    def always_walked(raw: bytes) -> object:
+        payload = json.loads(raw)
+        guard.check_shape(payload)
+        return payload
+
+    bodies = []
+    for depth in range(60, 68):  # around MAX_JSON_DEPTH, arrays and objects, empty or holding a value
+        for inner in (b"", b"0"):
+            bodies.append(b'{"a": ' + b"[" * depth + inner + b"]" * depth + b"}")
+            bodies.append(b'{"a": ' + b'{"b": ' * depth + b"0" + b"}" * depth + b"}")
+    for count in (guard.MAX_JSON_VALUES - 3, guard.MAX_JSON_VALUES - 2, guard.MAX_JSON_VALUES):
+        bodies.append(b'{"a": [' + b",".join([b"0"] * count) + b"]}")  # count + 2 values
+    expected = [outcome(always_walked, raw) for raw in bodies]
+    assert [outcome(pipeline.parse_body, raw) for raw in bodies] == expected
+    assert {e.split()[0] for e in expected} == {"ok", "400", "413"}, "both limits are reached"
+    assert not guard.may_break_shape(sample("bitrise/build-failed").body()), "real payloads are not walked"
 
 
 def test_logs_are_structured_and_never_hold_secrets(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -106,8 +107,17 @@ def format_for_host(url: str) -> FormatName | None:
 
 
 def load(env: Mapping[str, str]) -> Settings:
+    """The settings ``env`` holds; channels with wrong settings are listed in ``channel_errors``."""
+    # Every request asks; parsing and validating the channels again cost more than the rest of the
+    # settings lookups, so the result is kept per distinct set of the items it is made from.
+    items = tuple((key, value) for key, value in env.items() if key[:8].upper() == "CHANNEL_")
+    return _load(items, env.get("TEMPLATES_DIR", ""))
+
+
+@lru_cache(maxsize=32)
+def _load(items: tuple[tuple[str, str], ...], templates_dir: str) -> Settings:
     raw: dict[str, dict[str, str]] = {}
-    for key, value in env.items():
+    for key, value in items:
         match = _SETTING.match(key)
         if match:
             raw.setdefault(channel_key(match[1]), {})[match[2].upper()] = value.strip()
@@ -147,9 +157,7 @@ def load(env: Mapping[str, str]) -> Settings:
             build_success=success,
             build_failure=failure,
         )
-    return Settings(
-        channels=channels, channel_errors=errors, templates_dir=env.get("TEMPLATES_DIR", "").strip() or None
-    )
+    return Settings(channels=channels, channel_errors=errors, templates_dir=templates_dir.strip() or None)
 
 
 def _rules(values: Mapping[str, str], env_name: str) -> tuple[tuple[str, ...], SuccessMode, FailureMode]:

@@ -23,8 +23,11 @@ MAX_JSON_VALUES = 100_000
 
 
 def max_body_bytes(env: Mapping[str, str]) -> int:
+    raw = env.get("MAX_BODY_BYTES", "")
+    if not raw:  # the usual case, checked first: raising and catching ValueError costs more
+        return DEFAULT_MAX_BODY_BYTES
     try:
-        value = int(env.get("MAX_BODY_BYTES", ""))
+        value = int(raw)
     except ValueError:
         return DEFAULT_MAX_BODY_BYTES
     return value if value > 0 else DEFAULT_MAX_BODY_BYTES
@@ -51,6 +54,17 @@ def check_size(env: Mapping[str, str], body: bytes) -> None:
     limit = max_body_bytes(env)
     if len(body) > limit:
         raise TooLarge(f"the request body is {len(body)} bytes; the limit is {limit} (MAX_BODY_BYTES)")
+
+
+def may_break_shape(raw: bytes) -> bool:
+    """Whether the JSON text ``raw`` could break the limits of ``check_shape`` at all.
+
+    Most bodies cannot, and walking one costs more than parsing it: every JSON value starts at a
+    byte of its own, so a body of at most MAX_JSON_VALUES bytes holds at most that many values, and
+    nesting deeper than MAX_JSON_DEPTH takes at least MAX_JSON_DEPTH ``{`` or ``[`` bytes (counted
+    in strings too, which only errs towards walking).
+    """
+    return len(raw) > MAX_JSON_VALUES or raw.count(b"{") + raw.count(b"[") >= MAX_JSON_DEPTH
 
 
 def check_shape(payload: Any) -> None:

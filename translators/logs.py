@@ -104,12 +104,15 @@ def logger(name: str) -> logging.Logger:
     return log
 
 
+#: ``json.dumps(fields, ensure_ascii=False, default=str, separators=(",", ":"))`` without building
+#: an encoder for every line.
+_FIELDS_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str, separators=(",", ":"))
+
+
 def event(log: logging.Logger, name: str, fields: Mapping[str, object], level: int = logging.INFO) -> None:
     """One structured line: ``name {"key": value, ...}`` (JSON, so log queries can parse it).
 
     Values are redacted like every other record (the logger's filter runs on the whole line).
     """
     if log.isEnabledFor(level):
-        log.log(
-            level, "%s %s", name, json.dumps(fields, ensure_ascii=False, default=str, separators=(",", ":"))
-        )
+        log.log(level, "%s %s", name, _FIELDS_ENCODER.encode(fields))

@@ -7,8 +7,10 @@ minimal message when a template fails.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterator
+from functools import cache
 from typing import Any, ClassVar
 
 from translators.errors import FieldError
@@ -80,7 +82,20 @@ class ChatFormat:
 
     def fit(self, body: dict[str, Any]) -> dict[str, Any]:
         """Shorten texts that exceed this format's limits, then shrink the whole body to size."""
-        return self.shrink(body)
+        self.fit_encoded(body)
+        return body
+
+    def fit_encoded(self, body: dict[str, Any]) -> bytes:
+        """``fit`` (in place), returning the fitted body as ``dumps`` encodes it.
+
+        Measuring the size encodes the body anyway; ``validate`` takes these bytes rather than
+        encoding it once more.
+        """
+        self.clip_limits(body)
+        return self._shrink(body)
+
+    def clip_limits(self, body: dict[str, Any]) -> None:
+        """Shorten texts and lists beyond this format's own limits, in place (formats override)."""
 
     def shrink(self, body: dict[str, Any]) -> dict[str, Any]:
         """Halve the longest prose value until the body is under ``max_bytes``.
@@ -88,7 +103,15 @@ class ChatFormat:
         Prose is what grows without bound (release notes, stack traces, feedback text), so it
         gives way first; URLs, ids and structure are left alone.
         """
-        while len(dumps(body)) > self.max_bytes:
+        self._shrink(body)
+        return body
+
+    def _shrink(self, body: dict[str, Any]) -> bytes:
+        """``shrink``, returning the body's last encoding (its size decided when to stop)."""
+        while True:
+            encoded = dumps(body)
+            if len(encoded) <= self.max_bytes:
+                return encoded
             longest = _longest_text(body, self.text_keys)
             if longest is not None and len(longest[2]) > self.min_text_length:
                 container, key, text = longest
@@ -96,17 +119,19 @@ class ChatFormat:
                 continue
             items = _longest_list(body, self.optional_list_keys)
             if items is None or len(items) <= 1:
-                break
+                return encoded
             items.pop()
-        return body
 
     def clip_text(self, text: str, limit: int) -> str:
         """Shorten text already in this format's markup; formats override to keep markup whole."""
         return clip(text, limit, self.ellipsis)
 
-    def validate(self, body: dict[str, Any]) -> None:
-        """Raise OutputInvalid if the destination would reject the body."""
-        size = len(dumps(body))
+    def validate(self, body: dict[str, Any], encoded: bytes | None = None) -> None:
+        """Raise OutputInvalid if the destination would reject the body.
+
+        ``encoded``: the body as ``dumps`` encodes it, when the caller has it already.
+        """
+        size = len(dumps(body) if encoded is None else encoded)
         if size > self.max_bytes:
             raise OutputInvalid(self.name, [FieldError("(body)", f"{size} bytes, over {self.max_bytes}")])
 
@@ -118,8 +143,23 @@ class ChatFormat:
         return 200 <= status < 300
 
 
+def escape_entities(text: str) -> str:
+    """``&``, ``<`` and ``>`` as HTML entities (Slack mrkdwn and MessageCard text both need these).
+
+    Three ``str.replace`` calls (``&`` first), not ``str.translate``: with a mapping, translate takes
+    a per-character slow path on any non-ASCII text (an emoji, a ``·``), some 50x slower here, and
+    the renderer escapes every expression of a template.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+#: What ``json.dumps(body, ensure_ascii=False, separators=(",", ":"))`` builds on every call, built once.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON, as sent to a destination (and as its size limits count)."""
+    return _ENCODER.encode(body).encode("utf-8")
 
 
 def clip(text: str, limit: int, ellipsis: str = "…") -> str:
@@ -151,11 +191,20 @@ def _longest_list(node: Any, keys: frozenset[str]) -> list[Any] | None:
     return max(lists, key=len, default=None)
 
 
+#: Format name -> its module in this package. A request imports only the formats its channels use:
+#: the Slack module's Block Kit models cost a few milliseconds of a cold start that a Teams-only
+#: app need not pay.
+_MODULES: dict[str, str] = {"slack": "slack", "teams": "teams", "teams-messagecard": "messagecard"}
+
+
 def registry() -> dict[str, ChatFormat]:
-    from translators.formats import messagecard, slack, teams
-
-    return {f.name: f for f in (slack.FORMAT, teams.FORMAT, messagecard.FORMAT)}
+    return {name: fmt for name in _MODULES if (fmt := get(name)) is not None}
 
 
+@cache
 def get(name: str) -> ChatFormat | None:
-    return registry().get(name)
+    module = _MODULES.get(name)
+    if module is None:
+        return None
+    fmt: ChatFormat = importlib.import_module(f"{__name__}.{module}").FORMAT
+    return fmt

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from translators.formats import OUTCOME_COLORS, OUTCOME_EMOJI, ChatFormat, OutputInvalid
+from translators.formats import OUTCOME_COLORS, OUTCOME_EMOJI, ChatFormat, OutputInvalid, escape_entities
 from translators.model import Notification
 
 CONTEXT = "http://schema.org/extensions"
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
 class MessageCard(ChatFormat):
@@ -24,21 +23,20 @@ class MessageCard(ChatFormat):
 
     def escape(self, text: str) -> str:
         """MessageCard text takes a little HTML; payload text must not become tags."""
-        return text.translate(_ESCAPES)
+        return escape_entities(text)
 
-    def fit(self, body: dict[str, Any]) -> dict[str, Any]:
+    def clip_limits(self, body: dict[str, Any]) -> None:
         actions = body.get("potentialAction")
         if isinstance(actions, list):
             del actions[self.potential_action_max_length :]
-        return self.shrink(body)
 
-    def validate(self, body: dict[str, Any]) -> None:
+    def validate(self, body: dict[str, Any], encoded: bytes | None = None) -> None:
         from translators.formats import _messagecard
 
         errors = _messagecard.validate(body)
         if errors:
             raise OutputInvalid(self.name, errors)
-        super().validate(body)
+        super().validate(body, encoded)
 
     def minimal(self, n: Notification) -> dict[str, Any]:
         e = self.escape

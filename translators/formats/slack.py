@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
-from translators.formats import OUTCOME_EMOJI, ChatFormat, OutputInvalid, _blockkit
+from translators.formats import OUTCOME_EMOJI, ChatFormat, OutputInvalid, _blockkit, escape_entities
 from translators.formats._blockkit import (
     ActionsBlock,
     ButtonElement,
@@ -20,7 +20,6 @@ from translators.formats._blockkit import (
 )
 from translators.model import Notification
 
-_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 # A cut must not leave half an entity (``&am``) or half a ``<url|label>`` behind.
 _OPEN_ENTITY = re.compile(r"&[a-z]{0,4}$")
 
@@ -45,7 +44,7 @@ class Slack(ChatFormat):
 
     def escape(self, text: str) -> str:
         """Only ``&``, ``<`` and ``>``: what Slack parses as control sequences (mentions, links)."""
-        return text.translate(_ESCAPES)
+        return escape_entities(text)
 
     def link(self, url: str | None, label: str) -> str:
         return f"<{url}|{label}>" if url else label
@@ -59,7 +58,7 @@ class Slack(ChatFormat):
             head = head[: head.rfind("<")]
         return head.rstrip() + self.ellipsis
 
-    def fit(self, body: dict[str, Any]) -> dict[str, Any]:
+    def clip_limits(self, body: dict[str, Any]) -> None:
         if isinstance(body.get("text"), str):
             body["text"] = self.clip_text(body["text"], self.text_max_length)
         blocks = body.get("blocks")
@@ -68,7 +67,6 @@ class Slack(ChatFormat):
             for block in blocks:
                 if isinstance(block, dict):
                     self._fit_block(block)
-        return self.shrink(body)
 
     def _fit_block(self, block: dict[str, Any]) -> None:
         kind = block.get("type")
@@ -99,11 +97,11 @@ class Slack(ChatFormat):
         if isinstance(obj, dict) and isinstance(obj.get("text"), str):
             obj["text"] = self.clip_text(obj["text"], limit)
 
-    def validate(self, body: dict[str, Any]) -> None:
+    def validate(self, body: dict[str, Any], encoded: bytes | None = None) -> None:
         errors = _blockkit.validate(body)
         if errors:
             raise OutputInvalid(self.name, errors)
-        super().validate(body)
+        super().validate(body, encoded)
 
     def minimal(self, n: Notification) -> dict[str, Any]:
         e = self.escape

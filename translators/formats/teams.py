@@ -29,13 +29,13 @@ class Teams(ChatFormat):
     max_bytes: ClassVar[int] = 28 * 1024
     text_keys: ClassVar[frozenset[str]] = frozenset({"text", "value"})
 
-    def validate(self, body: dict[str, Any]) -> None:
+    def validate(self, body: dict[str, Any], encoded: bytes | None = None) -> None:
         from translators.formats import _adaptivecard
 
         errors = _adaptivecard.validate(body)
         if errors:
             raise OutputInvalid(self.name, errors)
-        super().validate(body)
+        super().validate(body, encoded)
 
     def minimal(self, n: Notification) -> dict[str, Any]:
         card: dict[str, Any] = {

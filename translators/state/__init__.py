@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -174,7 +175,8 @@ def open_store(env: Mapping[str, str]) -> StateStore:
         spec = "tables" if is_real_connection(env.get("AzureWebJobsStorage")) else "sqlite"
     kind = spec.split(":", 1)[0].lower()
     if kind == "sqlite":
-        return _cached(("sqlite", str(_sqlite_path(spec))), lambda: _open_sqlite(_sqlite_path(spec)))
+        path = _sqlite_path(spec)
+        return _cached(("sqlite", str(path)), lambda: _open_sqlite(path))
     if kind == "tables" and spec.lower() == "tables":
         connection = (
             env.get("STATE_STORAGE_CONNECTION", "").strip() or env.get("AzureWebJobsStorage", "").strip()
@@ -211,7 +213,9 @@ def _cached(key: tuple[str, ...], opener: Callable[[], StateStore]) -> StateStor
         return store
 
 
+@lru_cache(maxsize=16)
 def _sqlite_path(spec: str) -> Path:
+    """The file a ``sqlite...`` spec names; cached, as every request opens the store (exceptions are not)."""
     rest = spec[len("sqlite") :]
     if not rest:
         return DEFAULT_SQLITE_PATH
