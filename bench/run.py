@@ -223,12 +223,14 @@ def part_throughput(args: argparse.Namespace) -> list[Verdict]:
         tool=args.load_tool,
     )
     out(
-        f"{note}; {args.duration:g} s per scenario; default inbox channels: each request is answered"
-        " after one HTTP delivery per channel to the server's own /inbox"
+        f"{note}; {args.duration:g} s per scenario; each request is answered after one HTTP delivery"
+        f" per channel, to the server's own /inbox ({throughput.SELF}: its default channels) or to a"
+        f" second serve's ({throughput.OTHER}: one configured channel)"
     )
     out()
     headers = [
         "scenario",
+        "delivers to",
         "requests",
         "req/s",
         "p50 ms",
@@ -236,6 +238,7 @@ def part_throughput(args: argparse.Namespace) -> list[Verdict]:
         "non-2xx",
         "socket err",
         "inbox got",
+        "new TCP conns",
         "server CPU ms/req",
         "server cores",
     ]
@@ -247,6 +250,7 @@ def part_throughput(args: argparse.Namespace) -> list[Verdict]:
         rows.append(
             [
                 r.scenario,
+                r.destination,
                 r.requests,
                 round(r.rps, 1),
                 round(r.p50_ms, 2),
@@ -254,44 +258,67 @@ def part_throughput(args: argparse.Namespace) -> list[Verdict]:
                 r.non_2xx,
                 r.socket_errors,
                 inbox,
+                "?" if r.new_connections is None else r.new_connections,
                 round(cpu_per, 2),
                 round(r.server_cores, 2),
             ]
         )
     out(table.render(headers, rows))
     out(f"load tool: {results[0].tool}" if results else "")
+    out(
+        "new TCP conns: connections the machine accepted during the run (all of loopback), against"
+        " the HTTP exchanges: the load tool's requests plus one delivery per channel"
+    )
     for r in results:
         checks = "; ".join(r.checks) if r.checks else "3 before and 3 after: 200 delivered on every channel"
-        out(f"answers checked ({r.scenario}): {checks}")
+        out(f"answers checked ({r.scenario}, {r.destination}): {checks}")
     out()
     out(
-        "where a request's time goes: pipeline.handle in this process delivering to the same server"
-        " (100 requests, cProfile,\n"
+        "where a request's time goes: pipeline.handle in this process delivering to the same"
+        " destination (100 requests, cProfile,\n"
         "logging at INFO; the server's own handling of the request and of"
         " the deliveries is not in it):"
     )
     names = sorted({b for r in results for b, _ in r.profile})
     prof_rows: list[list[object]] = [
-        [r.scenario, round(r.profile_ms, 2), *[f"{dict(r.profile).get(b, 0.0):.0%}" for b in names]]
+        [
+            r.scenario,
+            r.destination,
+            round(r.profile_ms, 2),
+            *[f"{dict(r.profile).get(b, 0.0):.0%}" for b in names],
+        ]
         for r in results
     ]
-    out(table.render(["scenario", "ms/req", *names], prof_rows))
+    out(table.render(["scenario", "delivers to", "ms/req", *names], prof_rows))
     out()
     verdicts = []
     for r in results:
         lost = r.inbox_received is not None and r.inbox_received < r.requests * r.channels
         met = r.rps >= throughput.MIN_RPS and r.errors == 0 and not r.checks and not lost
+        exchanges = r.requests * (r.channels + 1)
+        conns = (
+            ""
+            if r.new_connections is None
+            else f", {r.new_connections:,} new TCP connections for {exchanges:,} HTTP exchanges"
+        )
+        other = (
+            f"; the other serve used {r.destination_cpu_s / r.seconds:.2f} cores"
+            f" ({r.destination_cpu_s / max(r.requests, 1) * 1000:.2f} CPU ms per request)"
+            if r.destination_cpu_s >= 0
+            else ""
+        )
         verdicts.append(
             Verdict(
-                f"serve >= {throughput.MIN_RPS:,.0f} requests/s, no errors ({r.scenario})",
+                f"serve >= {throughput.MIN_RPS:,.0f} requests/s, no errors"
+                f" ({r.scenario}, to {r.destination})",
                 met,
                 f"{r.rps:,.0f}/s, p50 {r.p50_ms:.1f} ms, p99 {r.p99_ms:.1f} ms, {r.errors} errors"
                 + (f", inbox got {r.inbox_received} of {r.requests * r.channels} messages" if lost else ""),
-                f"server used {r.server_cores:.2f} cores at {r.server_cpu_s / max(r.requests, 1) * 1000:.2f}"
-                f" CPU ms per request ({r.channels} deliver{'y' if r.channels == 1 else 'ies'} each,"
-                f" {r.channels + 1} HTTP exchanges,"
-                " each on a new connection and thread: werkzeug closes every connection);"
-                " of the pipeline's time: " + ", ".join(f"{b} {share:.0%}" for b, share in r.profile[:3]),
+                f"one Python process runs Python on one core at a time (the GIL): the server used"
+                f" {r.server_cores:.2f} cores at {r.server_cpu_s / max(r.requests, 1) * 1000:.2f}"
+                f" CPU ms per request ({r.channels} deliver{'y' if r.channels == 1 else 'ies'} each{conns})"
+                f"{other}; of the pipeline's time: "
+                + ", ".join(f"{b} {share:.0%}" for b, share in r.profile[:3]),
             )
         )
     return verdicts

@@ -5,10 +5,14 @@ default channels ``slack``, ``teams`` and ``teams-messagecard``, which deliver o
 inbox inside the same server. A POST to ``/api/bitrise/slack+teams+teams-messagecard`` is parsed,
 translated, rendered three times and delivered three times over loopback before it is answered:
 each request the load tool counts is four HTTP exchanges for the server (two with one channel).
+One more scenario delivers to a second ``serve`` instead (its inbox, on the same CPUs), so that
+the server under test does only its own side of each delivery.
 
 The load tool is ``wrk`` (Debian package ``wrk``; installed with apt-get when it is missing and we
 are root). Only when wrk cannot be had does a Python load generator (threads, keep-alive
 ``http.client``) stand in, and the table says so: it is much slower than wrk and may be the limit.
+New TCP connections during each run are counted from the kernel (Linux ``/proc/net/snmp``), to
+show whether the load tool's and the deliveries' connections are kept alive.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ LUA = Path(__file__).resolve().parent / "post.lua"
 APP_SETTING_PREFIXES = ("CHANNEL_", "TEMPLATES_DIR", "WEBHOOK_TOKEN", "MAX_BODY_BYTES", "STATE_", "DELIVERY_")
 FAN_OUT = "slack+teams+teams-messagecard"
 MIN_RPS = 500.0
+SELF = "own /inbox"
+OTHER = "another serve"
+#: The channel of the server that delivers to another serve (configured, so no inbox channels).
+REMOTE_CHANNEL = "remote"
 
 
 @dataclass
@@ -56,6 +64,12 @@ class Result:
     #: In-process profile of the pipeline delivering to the server: ms per request, shares.
     profile_ms: float = float("nan")
     profile: list[tuple[str, float]] = field(default_factory=list)
+    #: Where the deliveries went: the server's own inbox, or another serve's.
+    destination: str = SELF
+    #: CPU time of that other serve during the run; -1 where unknown or the same process.
+    destination_cpu_s: float = -1.0
+    #: TCP connections the machine accepted during the run (all of loopback), None where unknown.
+    new_connections: int | None = None
 
     @property
     def server_cores(self) -> float:
@@ -240,14 +254,18 @@ def _affinity(cpus: set[int] | None) -> Any:
 
 
 @contextlib.contextmanager
-def serving(log_level: str, cpus: set[int] | None) -> Iterator[tuple[int, int]]:
-    """``python -m translators serve`` on a free port with its default inbox channels: (port, pid).
+def serving(
+    log_level: str, cpus: set[int] | None, app_settings: Mapping[str, str] | None = None
+) -> Iterator[tuple[int, int]]:
+    """``python -m translators serve`` on a free port: (port, pid).
 
-    App settings of the environment are left out (a real ``CHANNEL_*_URL`` would receive the load);
-    memory goes to a scratch SQLite file, not the project's ``.state``.
+    With no ``app_settings`` it has its default inbox channels. App settings of the environment are
+    left out (a real ``CHANNEL_*_URL`` would receive the load); memory goes to a scratch SQLite
+    file, not the project's ``.state``.
     """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)}
+    env.update(app_settings or {})
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         env["STATE_STORE"] = f"sqlite:///{Path(tmp) / 'state.db'}"
         # An empty settings file, so that a local.settings.json in the working directory (which may
@@ -344,6 +362,17 @@ def inbox_received(port: int) -> int | None:
     return None
 
 
+def tcp_passive_opens() -> int | None:
+    """TCP connections accepted so far by the whole machine (Linux), None elsewhere."""
+    try:
+        lines = [
+            ln.split() for ln in Path("/proc/net/snmp").read_text().splitlines() if ln.startswith("Tcp:")
+        ]
+        return int(lines[1][lines[0].index("PassiveOpens")])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 # ---------------------------------------------------------------------------------------------
 # One run
 
@@ -364,84 +393,101 @@ def run(
     connections: int = 8,
     threads: int = 1,
     scenarios: tuple[str, ...] = (FAN_OUT, "slack"),
+    remote: tuple[str, ...] = ("slack",),
     sample_id: str = "bitrise/build-failed",
     log_level: str = "info",
     install: bool = True,
     tool: str = "auto",
 ) -> tuple[list[Result], str]:
+    """Each of ``scenarios`` (channels) delivers to the server's own inbox; each of ``remote`` (a
+    format) is one channel delivering to another serve's inbox."""
     from translators import samples
 
     sample = samples.get(sample_id)
-    body = sample.body()
     marker = event_marker(sample)
     wrk, tool_note = find_wrk(install) if tool != "python" else (None, "python chosen with --load-tool")
     server_cpus, load_cpus, cpu_note = cpu_split()
     if wrk is None and tool == "wrk":
         raise RuntimeError(f"--load-tool wrk: {tool_note}")
     tool_name = "wrk" if wrk else "python http.client threads (fallback: slower than wrk, may be the limit)"
+
+    def measure(
+        port: int, pid: int, channels: str, formats: str, dest_port: int, dest_pid: int | None
+    ) -> Result:
+        """One scenario: POST to ``channels``, which deliver in ``formats`` to the inbox at ``dest_port``."""
+        path = f"/api/{sample.source}/{channels}"
+        tag = f"load{len(results)}"
+        checks = check_answers(port, path, sample.body(), sample.headers, marker, f"before-{tag}")
+        received_before = inbox_received(dest_port)
+        cpu_before = cpu_seconds(pid)
+        dest_before = cpu_seconds(dest_pid) if dest_pid else -1.0
+        opens_before = tcp_passive_opens()
+        if wrk:
+            report = run_wrk(
+                wrk,
+                f"http://127.0.0.1:{port}{path}",
+                sample.path,
+                sample.headers,
+                marker,
+                tag,
+                seconds,
+                connections,
+                threads,
+                load_cpus,
+            )
+        else:
+            report = run_python_load(
+                "127.0.0.1", port, path, sample.body(), sample.headers, marker, tag, seconds, connections
+            )
+        cpu_used = cpu_seconds(pid) - cpu_before if cpu_before >= 0 else -1.0
+        dest_used = cpu_seconds(dest_pid) - dest_before if dest_pid and dest_before >= 0 else -1.0
+        opens_after = tcp_passive_opens()
+        time.sleep(0.5)  # let deliveries of requests wrk gave up on at the end land in the inbox
+        received_after = inbox_received(dest_port)
+        checks += check_answers(port, path, sample.body(), sample.headers, marker, f"after-{tag}")
+        profile_ms, profile = profile_pipeline(dest_port, sample, marker, formats)
+        elapsed = report["duration_us"] / 1e6
+        received = (
+            received_after - received_before
+            if received_after is not None and received_before is not None
+            else None
+        )
+        return Result(
+            scenario=f"{sample.source}/{formats}",
+            tool=tool_name,
+            seconds=elapsed,
+            requests=int(report["requests"]),
+            rps=report["requests"] / elapsed,
+            p50_ms=report["p50_us"] / 1000,
+            p99_ms=report["p99_us"] / 1000,
+            non_2xx=int(report["status"]),
+            socket_errors=sum(int(report[k]) for k in ("connect", "read", "write", "timeout")),
+            checks=checks,
+            inbox_received=received,
+            channels=formats.count("+") + 1,
+            server_cpu_s=cpu_used,
+            profile_ms=profile_ms,
+            profile=profile,
+            destination=SELF if dest_pid is None else OTHER,
+            destination_cpu_s=dest_used,
+            new_connections=(
+                opens_after - opens_before if opens_after is not None and opens_before is not None else None
+            ),
+        )
+
     results: list[Result] = []
     with serving(log_level, server_cpus) as (port, pid):
         for channels in scenarios:
-            path = f"/api/{sample.source}/{channels}"
-            checks = check_answers(port, path, body, sample.headers, marker, f"before-{channels}")
-            received_before = inbox_received(port)
-            cpu_before = cpu_seconds(pid)
-            if wrk:
-                report = run_wrk(
-                    wrk,
-                    f"http://127.0.0.1:{port}{path}",
-                    sample.path,
-                    sample.headers,
-                    marker,
-                    f"load{len(results)}",
-                    seconds,
-                    connections,
-                    threads,
-                    load_cpus,
-                )
-            else:
-                report = run_python_load(
-                    "127.0.0.1",
-                    port,
-                    path,
-                    body,
-                    sample.headers,
-                    marker,
-                    f"load{len(results)}",
-                    seconds,
-                    connections,
-                )
-            cpu_used = cpu_seconds(pid) - cpu_before if cpu_before >= 0 else -1.0
-            time.sleep(0.5)  # let deliveries of requests wrk gave up on at the end land in the inbox
-            received_after = inbox_received(port)
-            checks += check_answers(port, path, body, sample.headers, marker, f"after-{channels}")
-            profile_ms, profile = profile_pipeline(port, sample, marker, channels)
-            elapsed = report["duration_us"] / 1e6
-            sockets = sum(int(report[k]) for k in ("connect", "read", "write", "timeout"))
-            received = (
-                received_after - received_before
-                if received_after is not None and received_before is not None
-                else None
-            )
-            results.append(
-                Result(
-                    scenario=f"{sample.source}/{channels}",
-                    tool=tool_name,
-                    seconds=elapsed,
-                    requests=int(report["requests"]),
-                    rps=report["requests"] / elapsed,
-                    p50_ms=report["p50_us"] / 1000,
-                    p99_ms=report["p99_us"] / 1000,
-                    non_2xx=int(report["status"]),
-                    socket_errors=sockets,
-                    checks=checks,
-                    inbox_received=received,
-                    channels=channels.count("+") + 1,
-                    server_cpu_s=cpu_used,
-                    profile_ms=profile_ms,
-                    profile=profile,
-                )
-            )
+            results.append(measure(port, pid, channels, channels, port, None))
+    for fmt in remote:
+        # The other serve is pinned like the server: both sides of each delivery share its CPUs.
+        with serving(log_level, server_cpus) as (dest_port, dest_pid):
+            settings = {
+                f"CHANNEL_{REMOTE_CHANNEL.upper()}_URL": f"http://127.0.0.1:{dest_port}/inbox/{fmt}",
+                f"CHANNEL_{REMOTE_CHANNEL.upper()}_FORMAT": fmt,
+            }
+            with serving(log_level, server_cpus, settings) as (port, pid):
+                results.append(measure(port, pid, REMOTE_CHANNEL, fmt, dest_port, dest_pid))
     varied = f"{marker!r} varied per request (distinct events)" if marker else "the same body every time"
     note = (
         f"load tool: {tool_note}; {connections} connections; {cpu_note}; serve --log-level {log_level};"

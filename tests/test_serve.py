@@ -6,11 +6,16 @@ log. Deliveries go to the server's own inbox or to a loopback ChatServer the tes
 
 from __future__ import annotations
 
+import http.client
 import json
+import signal
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import azure.functions as func
@@ -20,7 +25,16 @@ from werkzeug.test import Client
 from tests.chatserver import SUCCESS, ChatServer, Reply
 from tests.localserve import Served, run_cli, start_serve
 from translators import samples
-from translators.server import HttpFunction, Inbox, LocalFunctionApp, RouteError, rule_strings
+from translators.server import (
+    FUNCTION_THREADS,
+    MAX_REQUEST_BYTES,
+    HttpFunction,
+    Inbox,
+    LocalFunctionApp,
+    RouteError,
+    _SplitDispatcher,
+    rule_strings,
+)
 
 ALL = "slack+teams+teams-messagecard"
 FAILED = samples.get("bitrise/build-failed")
@@ -183,6 +197,131 @@ def test_one_log_line_per_request_without_the_query_string(inbox_server: Served)
 
 
 # ---------------------------------------------------------------------------------------------
+# The HTTP server: keep-alive, many calls at once, limits, stopping
+
+
+def test_connections_are_kept_alive(inbox_server: Served) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", inbox_server.port, timeout=30)
+    try:
+        conn.request("GET", "/api/health")
+        first = conn.getresponse()
+        first.read()
+        sock = conn.sock  # http.client drops the socket when the server says it closes it
+        assert first.status == 200 and sock is not None, first.getheader("connection")
+        conn.request("GET", "/inbox")
+        second = conn.getresponse()
+        second.read()
+        assert second.status == 200 and conn.sock is sock, "the second request reused the connection"
+    finally:
+        conn.close()
+
+
+def distinct(sample: samples.Sample, tag: str) -> bytes:
+    """The sample as another build (its own event), so that memory does not skip it as a duplicate."""
+    payload = json.loads(sample.body())
+    payload["build_slug"] = f"{payload['build_slug']}-{tag}"
+    return json.dumps(payload).encode()
+
+
+def test_more_calls_at_once_than_threads_all_deliver_to_the_inbox(inbox_server: Served) -> None:
+    # Each call holds a thread while its deliveries come back into this same server.
+    tag = uuid.uuid4().hex[:8]
+    before = last_id(inbox_server)
+    calls = 3 * FUNCTION_THREADS
+    with ThreadPoolExecutor(calls) as pool:
+        answers = list(
+            pool.map(
+                lambda i: inbox_server.post(
+                    "/api/bitrise/slack+teams", distinct(FAILED, f"{tag}-{i}"), FAILED.headers
+                ),
+                range(calls),
+            )
+        )
+    assert [a.status for a in answers] == [200] * calls, [a.raw[:200] for a in answers if a.status != 200]
+    assert all(a.json()["status"] == "delivered" for a in answers)
+    assert len(newer(inbox_server, before)) == 2 * calls
+
+
+def test_inbox_is_served_while_every_function_thread_waits() -> None:
+    """What waitress queues is a connection whose first request is the one to serve."""
+    dispatcher = _SplitDispatcher(threads=2, inbox_threads=1)
+    release, served = threading.Event(), threading.Event()
+
+    def task(path: str, work: Callable[[], object]) -> SimpleNamespace:
+        return SimpleNamespace(requests=[SimpleNamespace(path=path)], service=work, cancel=lambda: None)
+
+    try:
+        for _ in range(3):  # more calls than function threads, all waiting for their deliveries
+            dispatcher.add_task(task("/api/bitrise/slack", release.wait))  # type: ignore[arg-type]
+        dispatcher.add_task(task("/inbox/slack", served.set))  # type: ignore[arg-type]
+        assert served.wait(10), "the delivery waited behind the calls waiting for it"
+        assert not release.is_set()
+    finally:
+        release.set()
+        assert dispatcher.shutdown(timeout=10)
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(inbox_server: Served) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", inbox_server.port, timeout=30)
+    try:
+        conn.putrequest("POST", "/api/bitrise/slack")
+        conn.putheader("Content-Length", str(MAX_REQUEST_BYTES + 1))
+        conn.endheaders()  # and no body: the answer must not wait for it
+        answer = conn.getresponse()
+        assert answer.status == 413
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stopping_answers_the_call_in_progress_then_exits(
+    serve: Callable[..., Served], chat: ChatServer, tmp_path: Path, sig: signal.Signals
+) -> None:
+    slow = f"/hook/slow/{uuid.uuid4().hex}"
+    chat.default(slow, Reply(200, "ok", delay=1.5))
+    served = serve(
+        {
+            "CHANNEL_SLOW_URL": chat.url(slow),
+            "CHANNEL_SLOW_FORMAT": "slack",
+            "STATE_STORE": f"sqlite://{tmp_path / 'state.db'}",
+        }
+    )
+    idle = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)  # a keep-alive client
+    idle.request("GET", "/api/health")
+    idle.getresponse().read()
+    answers: list[Any] = []
+    call = threading.Thread(
+        target=lambda: answers.append(served.post("/api/bitrise/slow", FAILED.body(), FAILED.headers))
+    )
+    call.start()
+    deadline = time.monotonic() + 10
+    while not chat.at(slow):  # the call is delivering: in progress
+        assert time.monotonic() < deadline, "the delivery never started"
+        time.sleep(0.02)
+    served.proc.send_signal(sig)
+    while True:  # new connections are refused soon after the signal
+        try:
+            served.get("/api/health")
+        except ConnectionError:  # refused; or reset, when it was still queued as the socket closed
+            break
+        assert time.monotonic() < deadline, "still accepting connections after the signal"
+        time.sleep(0.02)
+    assert call.is_alive(), "the delivery takes 1.5 s: the call is still in progress"
+    idle.request("GET", "/api/health")  # a call on a connection opened before: refused, and closed
+    refused = idle.getresponse()
+    assert refused.status == 503 and json.loads(refused.read())["error"] == "stopping"
+    assert refused.getheader("connection") == "close"
+    idle.close()
+
+    call.join(10)
+    [answer] = answers
+    assert answer.status == 200 and answer.json()["status"] == "delivered", answer.raw
+    assert served.proc.wait(10) == 0
+    assert served.banner().rstrip().endswith("stopped")
+    assert "Traceback" not in served.log() and "unanswered" not in served.log()
+
+
+# ---------------------------------------------------------------------------------------------
 # Configured channels work as on Azure
 
 
@@ -334,3 +473,30 @@ def test_inbox_is_bounded_and_thread_safe() -> None:
     kept = inbox.newest_first()
     assert inbox.received == 800 and len(kept) == 50
     assert [m.id for m in kept] == list(range(800, 750, -1))
+
+
+def test_a_stopping_server_refuses_calls_but_takes_deliveries() -> None:
+    seen: list[int] = []
+
+    def health(req: func.HttpRequest) -> func.HttpResponse:
+        seen.append(app.in_flight)
+        # The host manages the connection: hop-by-hop headers from a function are not sent on.
+        return func.HttpResponse("ok", headers={"Connection": "keep-alive", "X-Kept": "1"})
+
+    app = LocalFunctionApp([HttpFunction("health", "health", ("GET",), "req", health)], "api", Inbox())
+    client = Client(app)
+    answer = client.get(
+        "/api/health", buffered=True
+    )  # buffered: read to the end and closed, as a server does
+    assert (
+        answer.status_code == 200 and answer.headers["X-Kept"] == "1" and "Connection" not in answer.headers
+    )
+    assert seen == [1] and app.in_flight == 0, "counted while it runs, not after its answer is sent"
+
+    app.stopping = True
+    refused = client.get("/api/health", buffered=True)
+    assert refused.status_code == 503 and refused.get_json()["error"] == "stopping"
+    # No Content-Length: an HTTP/1.1 server then closes the connection after the answer.
+    assert "Content-Length" not in refused.headers and seen == [1]
+    assert client.post("/inbox/slack", json={"text": "late"}).status_code == 200
+    assert app.inbox.received == 1 and app.in_flight == 0

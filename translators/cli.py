@@ -472,7 +472,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        httpd.serve_forever()  # werkzeug's: returns on KeyboardInterrupt and closes the socket
+        httpd.serve_forever()  # returns on SIGINT or SIGTERM, once the calls in progress are answered
     finally:
         httpd.server_close()
         if scratch is not None:

@@ -2,9 +2,10 @@
 
 ``python -m translators serve`` (and ``make run``) runs the very functions registered in
 ``function_app.app`` on their own routes, under the host's route prefix (``api`` unless host.json
-says otherwise), behind werkzeug's threaded WSGI server. Each request becomes the
-``azure.functions.HttpRequest`` the Azure worker would build and the returned ``HttpResponse`` is
-sent back as is, so the answers are the ones Azure gives. As with ``func start``, function keys are
+says otherwise), behind waitress (HTTP/1.1 keep-alive, fixed thread pools; werkzeug routes and
+parses within the app). Each request becomes the ``azure.functions.HttpRequest`` the Azure worker
+would build and the returned ``HttpResponse`` is sent back as is (less hop-by-hop headers, which
+the host sets), so the answers are the ones Azure gives. As with ``func start``, function keys are
 not checked (the ``authLevel`` of a route matters only on Azure).
 
 Beside the functions the server keeps a local *inbox*: ``POST /inbox/<format>`` answers the way
@@ -14,16 +15,22 @@ the CLI points channels ``slack``, ``teams`` and ``teams-messagecard`` at it, so
 runs the whole real path (render, validate, HTTP delivery with retries) and can be looked at. A
 channel of your own may point at ``/inbox/<format>/<name>`` to be listed under ``<name>``.
 
-werkzeug is a development dependency: Azure never imports this module.
+Deliveries to the inbox are served by threads of their own (see ``_SplitDispatcher``), so calls
+waiting for them cannot take every thread; on SIGINT or SIGTERM the calls in progress are still
+answered (see ``LocalServer.serve_forever``).
+
+waitress and werkzeug are development dependencies: Azure never imports this module.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
 import re
+import signal
 import threading
 import time
 from collections import deque
@@ -35,10 +42,13 @@ from typing import Any
 from urllib.parse import quote
 
 import azure.functions as func
+import waitress.server
+from waitress import wasyncore
+from waitress.task import ThreadedTaskDispatcher
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter, Map, Rule
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import ClosingIterator
 
 from translators import logs
 
@@ -55,8 +65,18 @@ INBOX_ANSWERS: dict[str, tuple[int, str]] = {
     "teams-messagecard": (200, "1"),
 }
 INBOX_SIZE = 200
-#: Idle keep-alive connections are closed after this many seconds, so they do not pin threads.
+#: Idle keep-alive connections are closed after this many seconds.
 IDLE_SECONDS = 75
+#: Threads that run function calls. The process runs Python on one core at a time (the GIL):
+#: under load (python -m bench), 2, 4, 8 and 16 threads served as many requests per second, and
+#: more threads only lengthened p99. A few let calls that wait on a slow destination overlap.
+FUNCTION_THREADS = 4
+#: Threads that take deliveries to the inbox (see _SplitDispatcher).
+INBOX_THREADS = 2
+#: On Ctrl+C or SIGTERM, how long calls in progress get to finish and be answered.
+STOP_SECONDS = 5.0
+#: The longest the I/O loop waits for a socket before it looks whether it was told to stop.
+LOOP_SECONDS = 0.2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -271,6 +291,17 @@ def _json(status: int, body: dict[str, Any], headers: Iterable[tuple[str, str]] 
     )
 
 
+def _stopping() -> Response:
+    """503 for a call that arrives while the server stops, closing its connection.
+
+    The body is an iterator so that it has no Content-Length, and an HTTP/1.1 server must then
+    close the connection after it (an application may not send ``Connection: close`` itself): a
+    client sending on a keep-alive connection learns at once that this server is going away.
+    """
+    body = json.dumps({"error": "stopping", "message": "the local server is stopping; send it again later"})
+    return Response(iter([body.encode()]), status=503, content_type="application/json; charset=utf-8")
+
+
 def _loggable_path(environ: dict[str, Any]) -> str:
     """The request path as sent, without the query string (it may hold a token) or control characters."""
     raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or quote(environ.get("PATH_INFO", ""))
@@ -284,6 +315,11 @@ class LocalFunctionApp:
     def __init__(self, functions: Sequence[HttpFunction], prefix: str, inbox: Inbox) -> None:
         self.functions = {f.name: f for f in functions}
         self.inbox = inbox
+        #: Set when the server stops: function calls are refused (503), the inbox still answers.
+        self.stopping = False
+        #: Function calls not yet answered in full (the server waits for them when it stops).
+        self.in_flight = 0
+        self._in_flight_lock = threading.Lock()
         rules: list[Rule] = [
             Rule("/inbox", methods=["GET", "DELETE"], endpoint="inbox:list"),
             Rule("/inbox/<fmt>", methods=["POST"], endpoint="inbox:post"),
@@ -315,6 +351,9 @@ class LocalFunctionApp:
         started = time.perf_counter()
         request = Request(environ)
         request.max_content_length = MAX_REQUEST_BYTES
+        counted = not is_inbox(request.path)
+        if counted:
+            self._count(1)
         try:
             response = self.dispatch(request)
         except Exception:  # a bug here must still answer JSON; the traceback goes to the (redacted) log
@@ -327,7 +366,15 @@ class LocalFunctionApp:
             response.status_code,
             (time.perf_counter() - started) * 1000,
         )
-        return response(environ, start_response)
+        body = response(environ, start_response)
+        if not counted:
+            return body
+        # The server closes the body once it has all of it: the call is answered then, not before.
+        return ClosingIterator(body, lambda: self._count(-1))
+
+    def _count(self, delta: int) -> None:
+        with self._in_flight_lock:
+            self.in_flight += delta
 
     def dispatch(self, request: Request) -> Response:
         adapter = self.url_map.bind_to_environ(request.environ)
@@ -357,6 +404,8 @@ class LocalFunctionApp:
             return _json(exc.code or 400, {"error": "bad_request", "message": exc.description or exc.name})
         kind, _, name = str(endpoint).partition(":")
         if kind == "fn":
+            if self.stopping:
+                return _stopping()
             return self.call_function(self.functions[name], request, values)
         if name == "post":
             return self.receive(request, values["fmt"], values.get("channel"))
@@ -436,6 +485,24 @@ def inbox_url(base: str, fmt: str) -> str:
     return f"{base}/inbox/{fmt.replace('-', '_')}"
 
 
+#: Response headers not taken from a function: the content type is set apart, the others are
+#: hop-by-hop (RFC 9110 section 7.6.1), which PEP 3333 forbids an application to send.
+_NOT_FROM_FUNCTIONS = frozenset(
+    {
+        "content-type",
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+
+
 async def _awaited(result: Any) -> Any:
     return await result
 
@@ -443,7 +510,8 @@ async def _awaited(result: Any) -> Any:
 def _to_response(name: str, result: Any) -> Response:
     """The function's return value as the host would send it."""
     if isinstance(result, func.HttpResponse):
-        headers = [(k, v) for k, v in result.headers.items() if k.lower() != "content-type"]
+        # The host, not the function, manages the connection: a WSGI server refuses these headers.
+        headers = [(k, v) for k, v in result.headers.items() if k.lower() not in _NOT_FROM_FUNCTIONS]
         content_type = dict((k.lower(), v) for k, v in result.headers.items()).get("content-type")
         if content_type is None and result.mimetype:
             content_type = result.mimetype + (f"; charset={result.charset}" if result.charset else "")
@@ -460,34 +528,150 @@ def _to_response(name: str, result: Any) -> Response:
 # The server
 
 
-class _RequestHandler(WSGIRequestHandler):
-    """werkzeug's handler without its access log (it prints the query string, which may hold a token)."""
+def is_inbox(path: str) -> bool:
+    """Whether a request path is the inbox's (its own thread pool, not counted as a call)."""
+    return path == "/inbox" or path.startswith("/inbox/")
 
-    timeout = IDLE_SECONDS
 
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass  # LocalFunctionApp logs each request itself
+_QUEUE_LOG = logging.getLogger("translators.serve.queue")
+_QUEUE_LOG.setLevel(logging.ERROR)
 
-    def log_error(self, format: str, *args: Any) -> None:
-        # Errors before a request is parsed ("Bad request syntax ('GET /x?token=...')") quote the raw line.
-        text = re.sub(r"\?[^\s'\"]*", "?…", format % args if args else format)
-        # An idle keep-alive connection reaching IDLE_SECONDS is routine, not a problem.
-        level = logging.DEBUG if format.startswith("Request timed out") else logging.WARNING
-        log.log(level, "%s: %s", self.address_string(), text)
+
+class _SplitDispatcher(ThreadedTaskDispatcher):
+    """waitress's thread pool for the functions, plus a second pool for the inbox.
+
+    A function call holds its thread while it delivers, and with the embedded default it delivers
+    to this very server's inbox. With a single pool, as many concurrent calls as threads would
+    leave no thread to take those deliveries, and every call would wait out its delivery timeout.
+    The inbox pool only stores a body and answers, so it is never held up by anything, and the
+    function pool can stay small (more threads only contend for the GIL) without that deadlock.
+
+    waitress hands over a connection (its ``HTTPChannel``) whose first queued request is the one
+    to serve, and re-adds it for each further request on it, so each request is routed by its own
+    path.
+    """
+
+    def __init__(self, threads: int, inbox_threads: int) -> None:
+        super().__init__()
+        self.inbox = ThreadedTaskDispatcher()
+        # waitress warns whenever a request finds every thread busy: under a burst, that is a line
+        # per request, saying only what the per-request log line's milliseconds already show.
+        self.queue_logger = self.inbox.queue_logger = _QUEUE_LOG
+        self.inbox.set_thread_count(inbox_threads)
+        self.set_thread_count(threads)
+
+    def add_task(self, task: Any) -> None:
+        requests = getattr(task, "requests", None)
+        if requests and is_inbox(getattr(requests[0], "path", "")):
+            self.inbox.add_task(task)
+        else:
+            super().add_task(task)
+
+    def shutdown(self, cancel_pending: bool = True, timeout: int = 5) -> bool:
+        done = super().shutdown(cancel_pending, timeout)
+        return self.inbox.shutdown(cancel_pending, timeout) and done
+
+
+class LocalServer:
+    """waitress serving the app: HTTP/1.1 keep-alive, fixed thread pools, one I/O thread.
+
+    The socket is bound on creation; ``serve_forever`` returns after SIGINT or SIGTERM once the
+    function calls already running have been answered.
+    """
+
+    def __init__(
+        self,
+        app: LocalFunctionApp,
+        host: str,
+        port: int,
+        threads: int = FUNCTION_THREADS,
+        inbox_threads: int = INBOX_THREADS,
+    ) -> None:
+        self.app = app
+        self.dispatcher = _SplitDispatcher(threads, inbox_threads)
+        self._map: dict[int, Any] = {}  # waitress's socket map: the listener, trigger, connections
+        server = waitress.server.create_server(
+            app,
+            map=self._map,
+            _dispatcher=self.dispatcher,  # waitress's hook for its own dispatcher; see _SplitDispatcher
+            host=host,
+            port=port,
+            channel_timeout=IDLE_SECONDS,
+            # As the Functions host does, refuse an oversized body (413) before reading it.
+            max_request_body_size=MAX_REQUEST_BYTES,
+            # Headers reach the function as sent, X-Forwarded-* included (no proxy to trust here).
+            clear_untrusted_proxy_headers=False,
+        )
+        assert isinstance(server, waitress.server.BaseWSGIServer)  # one address: never MultiSocketServer
+        self._server = server
+        self.server_port = int(server.getsockname()[1])  # the one picked when port is 0
+
+    def serve_forever(self) -> None:
+        """Serve until SIGINT (Ctrl+C) or SIGTERM, then answer the calls in progress.
+
+        Meanwhile new connections are refused, a call arriving on an open one gets a 503, and the
+        inbox keeps taking deliveries; after STOP_SECONDS, or a second signal, it stops anyway.
+        What waitress's own ``run()`` does differs in two ways: it stops on a KeyboardInterrupt
+        raised wherever the loop happens to be (possibly between sending bytes and noting them
+        sent), and it then waits for busy threads while no socket is served, so a call delivering
+        to the inbox could only time out.
+        """
+        signals = [0]
+
+        def note(signum: int, frame: Any) -> None:
+            signals[0] += 1  # the loop polls at least every LOOP_SECONDS and sees it
+
+        previous: dict[signal.Signals, Any] = {}
+        try:
+            for stop in (signal.SIGINT, signal.SIGTERM):
+                previous[stop] = signal.signal(stop, note)
+        except ValueError:  # not the main thread: KeyboardInterrupt stops it, as in waitress
+            pass
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                while not signals[0]:
+                    wasyncore.loop(timeout=LOOP_SECONDS, map=self._map, count=1)
+            self.app.stopping = True
+            wasyncore.dispatcher.close(self._server)  # the listening socket: no new connections
+            deadline = time.monotonic() + STOP_SECONDS
+            with contextlib.suppress(KeyboardInterrupt):
+                while (
+                    signals[0] < 2 and time.monotonic() < deadline and (self.app.in_flight or self._unsent())
+                ):
+                    wasyncore.loop(timeout=LOOP_SECONDS, map=self._map, count=1)
+        finally:
+            for stop, handler in previous.items():
+                signal.signal(stop, handler)
+        if self.app.in_flight:
+            log.warning("stopped with %d request(s) unanswered", self.app.in_flight)
+
+    def _unsent(self) -> bool:
+        return any(getattr(c, "total_outbufs_len", 0) for c in list(self._map.values()))
+
+    def server_close(self) -> None:
+        """Close every connection and the listening socket, and stop the thread pools."""
+        self.app.stopping = True
+        trigger = self._server.trigger  # waitress's wake-up pipe, which a running thread may still pull
+        for obj in list(self._map.values()):
+            if obj is not trigger:
+                obj.close()
+        if self.dispatcher.shutdown(cancel_pending=True, timeout=1):
+            wasyncore.close_all(self._map)
+        # else a call is stuck (logged by waitress): the pipe stays open until the process ends,
+        # rather than make that thread fail on it with a traceback.
 
 
 def create_server(
     host: str, port: int, registered: Iterable[Any], inbox: Inbox | None = None
-) -> tuple[BaseWSGIServer, LocalFunctionApp, list[str]]:
-    """Bind a threaded server for the registered functions; also the app and the skipped notes.
+) -> tuple[LocalServer, LocalFunctionApp, list[str]]:
+    """Bind a server for the registered functions; also the app and the skipped notes.
 
     The socket is bound here, so ``server.server_port`` is known (``port=0`` picks a free one)
     before channels that point back at the inbox are configured.
     """
     functions, skipped = http_functions(registered)
     app = LocalFunctionApp(functions, route_prefix(), inbox or Inbox())
-    server = make_server(host, port, app, threaded=True, request_handler=_RequestHandler)
-    return server, app, skipped
+    return LocalServer(app, host, port), app, skipped
 
 
 def load_function_app() -> Any:
