@@ -552,6 +552,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="'NAME: VALUE'",
         help="a request header the platform sends (repeatable); bundled samples bring their own",
     )
+    templates = argparse.ArgumentParser(add_help=False)
+    templates.add_argument(
+        "--templates",
+        metavar="DIR",
+        help="a template folder searched before the built-in one (default: TEMPLATES_DIR)",
+    )
     payload_help = (
         "the request body: a JSON file, - for standard input, or a bundled sample id (see `samples`)"
     )
@@ -576,7 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     render = commands.add_parser(
         "render",
-        parents=[settings, headers],
+        parents=[settings, headers, templates],
         help="print the body one payload becomes in one format",
         description="Translate a payload and render it with the templates, as a channel of that format "
         "would get it (shortened to the format's limits and validated). A template error is reported with "
@@ -585,25 +591,15 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("source", metavar="SOURCE", help=source_help)
     render.add_argument("format", metavar="FORMAT", help=FORMATS_HELP)
     render.add_argument("payload", metavar="PAYLOAD", help=payload_help)
-    render.add_argument(
-        "--templates",
-        metavar="DIR",
-        help="a template folder searched before the built-in one (default: TEMPLATES_DIR)",
-    )
     render.set_defaults(handler=cmd_render)
 
     check = commands.add_parser(
         "check",
-        parents=[settings],
+        parents=[settings, templates],
         help="render every bundled sample through every format and validate",
         description="Render every bundled sample through every format with the given templates, validate "
         "each body as its destination would, compile every template file, and list each problem with its "
         "template file and line. Exit 1 if there is any.",
-    )
-    check.add_argument(
-        "--templates",
-        metavar="DIR",
-        help="a template folder searched before the built-in one (default: TEMPLATES_DIR)",
     )
     check.set_defaults(handler=cmd_check)
 

@@ -185,10 +185,6 @@ class Notification(BaseModel):
         return [fact for fact in self.key_facts if fact[0] not in labels]
 
     @property
-    def is_build(self) -> bool:
-        return self.event.startswith("build.")
-
-    @property
     def transition(self) -> str | None:
         """'Fixed' (a success after a failure) or 'Still failing' (a failure after a failure)."""
         if self.previous_outcome != "failure":
