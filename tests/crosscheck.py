@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-SCHEMA = Path(__file__).resolve().parent / "schemas" / "adaptive-card-1.5.json"
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "adaptive-card-1.4.json"
 
 
 @cache
@@ -29,25 +29,56 @@ def card_errors(card: dict[str, Any]) -> list[str]:
 
 
 def slack_errors(body: dict[str, Any]) -> list[str]:
+    errors = []
+    attachments = body.get("attachments") or []
+    if not str(body.get("text", "")).strip():
+        if body.get("blocks") or not attachments:
+            errors.append("text: missing (Slack answers no_text)")
+        elif not any(str(a.get("fallback", "")).strip() for a in attachments):
+            errors.append("attachments: no text and no fallback for the notification")
+    errors += _blocks_errors("blocks", body.get("blocks", []))
+    for i, attachment in enumerate(attachments):
+        errors += _attachment_errors(f"attachments.{i}", attachment)
+    return errors
+
+
+def _attachment_errors(where: str, raw: dict[str, Any]) -> list[str]:
+    from slack_sdk.errors import SlackObjectFormationError
+    from slack_sdk.models.attachments import BlockAttachment
+    from slack_sdk.models.blocks import Block
+
+    errors = _blocks_errors(f"{where}.blocks", raw.get("blocks", []))
+    blocks = [Block.parse(b) for b in raw.get("blocks", [])]
+    try:
+        attachment = BlockAttachment(
+            blocks=[b for b in blocks if b is not None], color=raw.get("color"), fallback=raw.get("fallback")
+        )
+        attachment.validate_json()
+        if attachment.to_dict() != raw:
+            errors.append(f"{where}: slack_sdk does not round-trip it (unknown or invalid keys)")
+    except SlackObjectFormationError as exc:
+        errors.append(f"{where}: {exc}")
+    return errors
+
+
+def _blocks_errors(where: str, raw_blocks: list[dict[str, Any]]) -> list[str]:
     from slack_sdk.errors import SlackObjectFormationError
     from slack_sdk.models.blocks import Block
 
     errors = []
-    if not str(body.get("text", "")).strip():
-        errors.append("text: missing (Slack answers no_text)")
-    for i, raw in enumerate(body.get("blocks", [])):
+    for i, raw in enumerate(raw_blocks):
         block = Block.parse(raw)
         if block is None:
-            errors.append(f"blocks.{i}: slack_sdk cannot parse {raw.get('type')!r}")
+            errors.append(f"{where}.{i}: slack_sdk cannot parse {raw.get('type')!r}")
             continue
         try:
             # validate_json() checks the block itself; to_dict() also checks its elements
             # (button text and URL lengths), and a changed round trip means a dropped unknown key.
             block.validate_json()
             if block.to_dict() != raw:
-                errors.append(f"blocks.{i}: slack_sdk does not round-trip it (unknown or invalid keys)")
+                errors.append(f"{where}.{i}: slack_sdk does not round-trip it (unknown or invalid keys)")
         except SlackObjectFormationError as exc:
-            errors.append(f"blocks.{i}: {exc}")
+            errors.append(f"{where}.{i}: {exc}")
     return errors
 
 

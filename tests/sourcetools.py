@@ -30,3 +30,8 @@ def errors_of(source: str, payload: dict[str, Any], headers: dict[str, str] | No
     with pytest.raises(PayloadInvalid) as err:
         translate(source, payload, headers)
     return [e.path for e in err.value.errors]
+
+
+def plain_facts(n: Notification) -> dict[str, str]:
+    """``n.key_facts`` as label -> the text a reader sees (identifiers without their code style)."""
+    return {label: str(value) for label, value in n.key_facts}

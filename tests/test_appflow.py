@@ -20,6 +20,7 @@ WEB = json.loads(sample("appflow/web-success").body())
 
 translate = partial(sourcetools.translate, "appflow")
 notification = partial(sourcetools.notification, "appflow")
+plain_facts = sourcetools.plain_facts
 errors_of = partial(sourcetools.errors_of, "appflow")
 
 
@@ -74,9 +75,10 @@ def test_package_build_fields() -> None:
     )
     assert n.duration_text == "7m 37s"
     assert n.started_at is not None and n.finished_at is not None
-    facts = dict(n.key_facts)
+    facts = plain_facts(n)
     assert facts["Automation"] == "my-awesome-automation" and "Workflow" not in facts
-    assert facts["Build type"] == "debug"
+    assert "Build type" not in facts and "debug" in n.title, "the title says the build type"
+    assert "Platform" not in facts and "Android" in n.title, "the title says the platform"
     assert "Signing certificate" not in facts, "a debug profile that repeats the build type is left out"
     assert "Channel" not in facts
 
@@ -99,7 +101,7 @@ def test_web_build_fields() -> None:
     n = notification(WEB)
     assert n.title == "Web build #101 succeeded"
     assert n.platform == "Web"
-    facts = dict(n.key_facts)
+    facts = plain_facts(n)
     assert facts["Channel"] == "threeve" and "Build type" not in facts
     assert [link.label for link in n.links] == ["Open builds in Appflow"]
 
@@ -115,9 +117,9 @@ def test_build_type_typo_and_corrected_spelling_are_both_read() -> None:
 def test_ios_failed_sample() -> None:
     n = notification(json.loads(sample("appflow/package-ios-failed").body()))
     assert n.title == "iOS app-store build #4527329 failed"
-    assert dict(n.key_facts)["Signing certificate"] == "Acme Distribution 2025"
+    assert plain_facts(n)["Signing certificate"] == "Acme Distribution 2025"
     assert n.commit_message is not None and n.commit_message.startswith("Bump version to 2.4.0")
-    assert ("Commit", "3f9c2a71 Bump version to 2.4.0") in n.key_facts
+    assert plain_facts(n).get("Commit") == "3f9c2a71 Bump version to 2.4.0"
 
 
 def test_tag_ref_is_a_tag() -> None:

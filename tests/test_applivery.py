@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests import sourcetools
+from tests import bodies, sourcetools
 from tests.chatserver import ChatServer
 from tests.conftest import path_of, post, sample
 from translators.errors import Ignored
@@ -21,6 +21,7 @@ SEED = {
 
 translate = partial(sourcetools.translate, "applivery")
 notification = partial(sourcetools.notification, "applivery")
+plain_facts = sourcetools.plain_facts
 errors_of = partial(sourcetools.errors_of, "applivery")
 
 
@@ -38,7 +39,7 @@ def test_every_action_maps_to_its_event(name: str, event: str, outcome: str, tit
     n = notification(SEED[name])
     assert (n.event, n.outcome, n.title) == (event, outcome, title)
     assert n.app == "Awesome App" and n.source_label == "Applivery"
-    assert ("Workspace", SEED[name]["organization"]["name"]) in n.key_facts
+    assert plain_facts(n).get("Workspace") == SEED[name]["organization"]["name"]
     assert n.links[-1].label == "Open app"
     assert n.links[-1].url == "https://dashboard.applivery.io/test/apps/awesome-app"
 
@@ -55,7 +56,7 @@ def test_build_ready_names_platform_version_and_build_page() -> None:
 def test_empty_version_name_is_no_version() -> None:
     n = notification(SEED["build-processed"])
     assert n.version is None and n.platform == "Android"
-    assert "Version" not in dict(n.key_facts)
+    assert "Version" not in plain_facts(n)
 
 
 @pytest.mark.parametrize(("name", "kind"), [("feedback", "feedback"), ("bug", "bug report")])
@@ -97,8 +98,8 @@ def test_certificate_days_left_and_urgency(num_days: Any, days: int, title: str,
     n = notification({**SEED["certificate-5-days"], "numDays": num_days})
     assert n.days_left == days
     assert (n.title, n.outcome) == (title, outcome)
-    assert ("Days left", str(days)) in n.key_facts
-    assert ("Team", "Applivery Test (BJ55L1KAQW)") in n.key_facts
+    assert "Days left" not in plain_facts(n), "the title says how many days are left"
+    assert plain_facts(n).get("Team") == "Applivery Test (BJ55L1KAQW)"
 
 
 def test_certificate_stands_out_more_as_days_run_out() -> None:
@@ -174,8 +175,11 @@ def test_tester_text_is_escaped_in_slack(chat: ChatServer, channels: dict[str, s
     payload = {**SEED["bug"], "report": {**SEED["bug"]["report"], "message": "<!channel> it broke & <@U1>"}}
     answer = post(channels, "applivery", "slack", payload)
     assert answer.status == 200, answer.body
-    text = chat.at(path_of(channels, "slack"))[0].body.decode()
-    assert "<!channel>" not in text and "&lt;!channel&gt; it broke &amp; &lt;@U1&gt;" in text
+    body = chat.at(path_of(channels, "slack"))[0].json()
+    assert not any("<!channel>" in t or "<@U1>" in t for t in bodies.slack_markup_texts(body))
+    # Shown exactly as typed, in rich text, which Slack never reads as markup.
+    rich = [b for b in body["attachments"][0]["blocks"] if b["type"] == "rich_text"]
+    assert "<!channel> it broke & <@U1>" in json.dumps(rich, ensure_ascii=False)
 
 
 def test_unknown_action_is_200_ignored_and_nothing_is_sent(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import bodies
 from tests.chatserver import SUCCESS, ChatServer, Reply
 from tests.localserve import ROOT, run_cli
 from translators import samples
@@ -48,7 +49,7 @@ def test_render_prints_the_body_a_channel_gets(tmp_path: Path) -> None:
     body = json.loads(result.stdout)
     # The bundled sample brings its Bitrise-Event-Type header; the output is the golden body.
     assert body == json.loads((GOLDEN / "slack" / "bitrise" / "build-failed.json").read_text())
-    assert "Build #41 failed" in body["blocks"][0]["text"]["text"]
+    assert "Build #41 failed" in bodies.title("slack", body)
     assert "build.failed -> slack" in result.stderr and "slack/default.json.j2" in result.stderr
 
 

@@ -14,6 +14,7 @@ import azure.functions as func
 import pytest
 
 import function_app
+from tests import bodies
 from tests.chatserver import ChatServer, Reply
 from tests.conftest import path_of
 from translators.samples import get as sample
@@ -98,7 +99,7 @@ def test_delivered_to_slack(call: Callable[..., Any], chat: ChatServer, channels
     [got] = chat.at(path_of(channels, "slack"))
     sent = got.json()
     assert got.headers["content-type"].startswith("application/json")
-    assert "Build #41 failed" in sent["blocks"][0]["text"]["text"]
+    assert "Build #41 failed" in bodies.title("slack", sent)
 
 
 def test_fan_out_to_all_three_formats(
@@ -108,7 +109,7 @@ def test_fan_out_to_all_three_formats(
     assert status == 200, body
     assert [c["channel"] for c in body["channels"]] == ["slack", "teams", "legacy"]
     assert [c["format"] for c in body["channels"]] == ["slack", "teams", "teams-messagecard"]
-    assert chat.at(path_of(channels, "slack"))[0].json()["blocks"]
+    assert bodies.title("slack", chat.at(path_of(channels, "slack"))[0].json())
     assert chat.at(path_of(channels, "teams"))[0].json()["type"] == "message"
     assert chat.at(path_of(channels, "legacy"))[0].json()["@type"] == "MessageCard"
 
@@ -126,7 +127,7 @@ def test_dry_run_renders_and_sends_nothing(
 ) -> None:
     status, body = call("bitrise/slack+teams", BITRISE_FAILED, FINISHED, {"dry_run": "1"})
     assert status == 200 and body["status"] == "dry_run"
-    assert body["channels"][0]["body"]["blocks"][0]["type"] == "header"
+    assert bodies.title("slack", body["channels"][0]["body"]).endswith("Build #41 failed")
     assert body["channels"][1]["body"]["attachments"][0]["content"]["type"] == "AdaptiveCard"
     assert chat.at(path_of(channels, "slack")) == [] and chat.at(path_of(channels, "teams")) == []
 

@@ -1,7 +1,8 @@
 """The runtime output validators (pydantic), cross-checked against the references they replace.
 
 * Slack: ``slack_sdk.models.blocks`` (the limits it encodes, and its parsing of every block).
-* Teams: the official Adaptive Card 1.5 JSON schema, vendored in ``tests/schemas/``.
+* Teams: the official Adaptive Card 1.4 JSON schema, vendored in ``tests/schemas/`` (Workflows
+  webhook cards do not display at 1.5).
 * MessageCard: the connector's documented rules (there is no machine-readable schema).
 
 Where our validators deliberately differ from the reference, a test below pins the difference.
@@ -26,8 +27,8 @@ from translators.errors import FieldError
 from translators.formats import _adaptivecard, _blockkit, _messagecard
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "adaptive-card-1.5.json"
-SHARED_SCHEMA_PATH = ROOT.parent / "shared" / "schemas" / "adaptive-card-1.5.json"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "adaptive-card-1.4.json"
+SHARED_SCHEMA_PATH = ROOT.parent / "shared" / "schemas" / "adaptive-card-1.4.json"
 
 # slack_sdk style long strings
 STRING_51_CHARS = "a" * 51
@@ -62,7 +63,7 @@ def card_schema_validator() -> jsonschema.protocols.Validator:
 
 
 def schema_errors(card: Any) -> list[str]:
-    """What the official Adaptive Card 1.5 schema says about a card (not an envelope)."""
+    """What the official Adaptive Card 1.4 schema says about a card (not an envelope)."""
     return [
         f"{'.'.join(map(str, e.absolute_path)) or '(card)'}: {e.message[:120]}"
         for e in card_schema_validator().iter_errors(card)
@@ -185,7 +186,62 @@ def slack_release_published() -> dict[str, Any]:
     }
 
 
-SLACK_VALID = {"build_failed": slack_build_failed, "release_published": slack_release_published}
+def slack_colour_bar() -> dict[str, Any]:
+    """What the built-in template sends: everything in one attachment, for its colour bar."""
+    return {
+        "attachments": [
+            {
+                "color": "#E01E5A",
+                "fallback": "❌ Build #41 failed · Acme iOS",
+                "blocks": [
+                    {
+                        "type": "section",
+                        "text": {"type": "mrkdwn", "text": "*Build failed*", "verbatim": True},
+                    },
+                    {
+                        "type": "rich_text",
+                        "elements": [
+                            {
+                                "type": "rich_text_section",
+                                "elements": [
+                                    {"type": "text", "text": "Release ", "style": {"bold": True}},
+                                    {"type": "text", "text": "<!channel> *x*"},
+                                    {"type": "link", "url": "https://x.example/?a=1&b=2", "text": "ticket"},
+                                    {
+                                        "type": "date",
+                                        "timestamp": 1764496800,
+                                        "format": "{date_short_pretty} at {time}",
+                                        "fallback": "30 Nov 2026 10:00 UTC",
+                                    },
+                                ],
+                            },
+                            {
+                                "type": "rich_text_list",
+                                "style": "ordered",
+                                "indent": 1,
+                                "offset": 2,
+                                "elements": [
+                                    {"type": "rich_text_section", "elements": [{"type": "text", "text": "a"}]}
+                                ],
+                            },
+                            {"type": "rich_text_quote", "elements": [{"type": "text", "text": "q"}]},
+                            {
+                                "type": "rich_text_preformatted",
+                                "elements": [{"type": "text", "text": "at Foo.bar()\nat Baz.qux()"}],
+                            },
+                        ],
+                    },
+                ],
+            }
+        ]
+    }
+
+
+SLACK_VALID = {
+    "build_failed": slack_build_failed,
+    "release_published": slack_release_published,
+    "colour_bar": slack_colour_bar,
+}
 
 
 @pytest.mark.parametrize("make", SLACK_VALID.values(), ids=SLACK_VALID.keys())
@@ -195,8 +251,12 @@ def test_slack_valid_samples_pass(make: Any) -> None:
 
 @pytest.mark.parametrize("make", SLACK_VALID.values(), ids=SLACK_VALID.keys())
 def test_slack_valid_samples_pass_slack_sdk(make: Any) -> None:
-    for i, block in enumerate(make()["blocks"]):
+    body = make()
+    for i, block in enumerate(body.get("blocks", [])):
         assert sdk_block_problem(block) is None, f"blocks.{i}"
+    for a, attachment in enumerate(body.get("attachments", [])):
+        for i, block in enumerate(attachment["blocks"]):
+            assert sdk_block_problem(block) is None, f"attachments.{a}.blocks.{i}"
 
 
 def test_slack_limits_match_slack_sdk() -> None:
@@ -321,6 +381,51 @@ SLACK_INVALID: dict[str, tuple[Any, str, int | None]] = {
 }
 
 
+# name: (mutation of the colour-bar message, expected error path).
+SLACK_ATTACHMENT_INVALID: dict[str, tuple[Any, str]] = {
+    "colour_name": (_set("attachments.0.color", "red"), "attachments.0.color"),
+    "no_fallback_no_text": (_delete("attachments.0.fallback"), "attachments"),
+    "rich_text_empty": (
+        _set("attachments.0.blocks.1.elements", []),
+        "attachments.0.blocks.1.rich_text.elements",
+    ),
+    "rich_text_empty_text": (
+        _set("attachments.0.blocks.1.elements.0.elements.1.text", ""),
+        "attachments.0.blocks.1.rich_text.elements.0.rich_text_section.elements.1.text.text",
+    ),
+    "rich_text_unknown_element": (
+        _set("attachments.0.blocks.1.elements.0.elements.1", {"type": "sparkle", "text": "x"}),
+        "attachments.0.blocks.1.rich_text.elements.0.rich_text_section.elements.1",
+    ),
+    "rich_text_bad_style": (
+        _set("attachments.0.blocks.1.elements.0.elements.0.style", {"underline": True}),
+        "attachments.0.blocks.1.rich_text.elements.0.rich_text_section.elements.0.text.style.underline",
+    ),
+    "list_style": (
+        _set("attachments.0.blocks.1.elements.1.style", "dashed"),
+        "attachments.0.blocks.1.rich_text.elements.1.rich_text_list.style",
+    ),
+    "list_indent_7": (
+        _set("attachments.0.blocks.1.elements.1.indent", 7),
+        "attachments.0.blocks.1.rich_text.elements.1.rich_text_list.indent",
+    ),
+    "unknown_block_in_attachment": (
+        _set("attachments.0.blocks.0", {"type": "carousel"}),
+        "attachments.0.blocks.0",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path"), SLACK_ATTACHMENT_INVALID.values(), ids=SLACK_ATTACHMENT_INVALID.keys()
+)
+def test_slack_attachment_and_rich_text_problems_are_named(mutate: Any, path: str) -> None:
+    body = slack_colour_bar()
+    mutate(body)
+    errors = _blockkit.validate(body)
+    assert path in paths(errors), messages(errors)
+
+
 @pytest.mark.parametrize(("mutate", "path", "sdk_block"), SLACK_INVALID.values(), ids=SLACK_INVALID.keys())
 def test_slack_invalid_samples_are_rejected(mutate: Any, path: str, sdk_block: int | None) -> None:
     body = _slack(mutate)
@@ -367,7 +472,7 @@ def teams_card() -> dict[str, Any]:
     return {
         "type": "AdaptiveCard",
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": "1.5",
+        "version": "1.4",
         "fallbackText": "Build #1432 of Acme iOS failed on main",
         "body": [
             {
@@ -377,7 +482,6 @@ def teams_card() -> dict[str, Any]:
                 "weight": "Bolder",
                 "color": "attention",
                 "wrap": True,
-                "style": "heading",
             },
             {"type": "TextBlock", "text": "Acme iOS · workflow release", "isSubtle": True, "spacing": "None"},
             {
@@ -476,19 +580,7 @@ def teams_release_card() -> dict[str, Any]:
         "body": [
             {"type": "TextBlock", "text": "Acme Android 3.2.0 (412)", "size": "medium", "weight": "bolder"},
             {"type": "Image", "url": "https://example.com/qr.png", "altText": "QR code", "height": "120px"},
-            {
-                "type": "Table",
-                "columns": [{"width": 1}, {"width": 2}],
-                "rows": [
-                    {
-                        "type": "TableRow",
-                        "cells": [
-                            {"type": "TableCell", "items": [{"type": "TextBlock", "text": "Version"}]},
-                            {"type": "TableCell", "items": [{"type": "TextBlock", "text": "3.2.0"}]},
-                        ],
-                    },
-                ],
-            },
+            {"type": "FactSet", "facts": [{"title": "Version", "value": "3.2.0"}]},
         ],
         "actions": [{"type": "Action.OpenUrl", "title": "Install", "url": "https://example.com/install"}],
     }
@@ -546,7 +638,30 @@ TEAMS_INVALID: dict[str, tuple[Any, str, str | None]] = {
         "attachments.0.content.actions.0.Action.Submit",
         "accepts",  # valid Adaptive Card; Teams cannot handle it from a webhook card
     ),
+    "version_1_5": (_in_envelope(_set("version", "1.5")), "attachments.0.content.version", "accepts"),
     "version_1_6": (_in_envelope(_set("version", "1.6")), "attachments.0.content.version", "accepts"),
+    # What 1.5 added: refused by us (Workflows would not display the card) and by the 1.4 schema.
+    "textblock_style_heading_1_5": (
+        _in_envelope(_set("body.0.style", "heading")),
+        "attachments.0.content.body.0.TextBlock.style",
+        "rejects",
+    ),
+    "table_1_5": (
+        _in_envelope(_set("body.1", {"type": "Table", "columns": [], "rows": []})),
+        "attachments.0.content.body.1",
+        "rejects",
+    ),
+    "action_tooltip_1_5": (
+        _in_envelope(_set("actions.0.tooltip", "Open the build")),
+        "attachments.0.content.actions.0.Action.OpenUrl.tooltip",
+        "rejects",
+    ),
+    "card_rtl_1_5": (_in_envelope(_set("rtl", False)), "attachments.0.content.rtl", "rejects"),
+    "unknown_property_on_element": (
+        _in_envelope(_set("body.0.targetWidth", "Wide")),
+        "attachments.0.content.body.0.TextBlock.targetWidth",
+        "rejects",
+    ),
     "version_missing": (_in_envelope(_delete("version")), "attachments.0.content.version", "accepts"),
     "unknown_element_type": (
         _in_envelope(_set("body.1", {"type": "Carousel", "pages": []})),
@@ -638,18 +753,14 @@ def test_teams_unknown_types_are_named() -> None:
 
 # Deliberate differences from the official schema: (mutation of the card, we accept, schema accepts).
 TEAMS_DIFFERENCES: dict[str, tuple[Any, bool, bool]] = {
-    # Teams' own extension (full-width cards); the 1.5 schema has additionalProperties: false.
+    # Teams' own extension (full-width cards, mentions); the schema has additionalProperties: false.
     "msteams_width_full": (_set("msteams", {"width": "Full"}), True, False),
-    # Unknown properties are allowed so that host-specific ones do not break a message.
-    "unknown_property_on_element": (_set("body.0.targetWidth", "Wide"), True, False),
-    # The schema names Container's property "rtl?" (a typo), so it rejects "rtl".
-    "container_rtl": (_set("body.4.rtl", False), True, False),
     # Enum patterns lack a group around their alternatives: "^(a)|(b)$" accepts "bolderx"/"xbolder".
     "enum_prefix_match": (_set("body.0.weight", "defaultish"), False, True),
     "enum_suffix_match": (_set("body.0.weight", "extrabolder"), False, True),
     # A pattern ignores non-strings, so the schema's anyOf(enum, pattern) accepts any number.
     "enum_number": (_set("body.0.weight", 7), False, True),
-    # Teams renders up to 1.5; the schema takes any string.
+    # Workflows cards display up to 1.4; the schema takes any string.
     "version_2_0": (_set("version", "2.0"), False, True),
     # Case-insensitive enums: both accept.
     "enum_any_case": (_set("body.0.color", "ATTENTION"), True, True),
@@ -686,7 +797,7 @@ def test_vendored_schema_matches_shared_copy() -> None:
             pytest.fail(f"{reason}: CI must compare the vendored schema with the shared one")
         pytest.skip(reason)
     assert SCHEMA_PATH.read_bytes() == SHARED_SCHEMA_PATH.read_bytes(), (
-        f"tests/schemas/adaptive-card-1.5.json differs from {SHARED_SCHEMA_PATH}: copy it again"
+        f"tests/schemas/adaptive-card-1.4.json differs from {SHARED_SCHEMA_PATH}: copy it again"
     )
 
 

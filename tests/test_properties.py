@@ -8,7 +8,6 @@ text; headers are random too. Deliveries go to a loopback server that records wh
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import crosscheck
+from tests.bodies import SLACK_MENTION, slack_markup_texts
 from tests.chatserver import SUCCESS, ChatServer, Reply
 from translators import formats, pipeline, sources
 from translators.samples import all_samples
@@ -23,7 +23,7 @@ from translators.samples import all_samples
 SAMPLES = all_samples()
 ROUTES = [*sorted(sources.registry()), "auto", "unknown-source"]
 ALLOWED = {200, 400, 401, 404, 413, 422, 502}
-MENTION = re.compile(r"<[!@#]")
+
 HOSTILE = st.sampled_from(
     [
         "<!channel>",
@@ -108,15 +108,6 @@ def destinations() -> Any:
     server.close()
 
 
-def slack_texts(node: Any) -> list[str]:
-    if isinstance(node, dict):
-        own = [v for k, v in node.items() if k == "text" and isinstance(v, str)]
-        return own + [t for v in node.values() for t in slack_texts(v)]
-    if isinstance(node, list):
-        return [t for v in node for t in slack_texts(v)]
-    return []
-
-
 @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=BODIES, extra_headers=HEADERS, dry_run=st.booleans())
 def test_any_request_gets_a_json_answer_and_valid_safe_deliveries(
@@ -152,5 +143,5 @@ def test_any_request_gets_a_json_answer_and_valid_safe_deliveries(
         raw = json.dumps(sent, ensure_ascii=False)
         assert "1337" not in raw, "payload text evaluated as a template"
         if fmt_name == "slack":
-            for text in slack_texts(sent):
-                assert not MENTION.search(text), text[:200]
+            for text in slack_markup_texts(sent):
+                assert not SLACK_MENTION.search(text), text[:200]

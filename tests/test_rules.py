@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests import crosscheck
+from tests import bodies, crosscheck
 from tests.chatserver import ChatServer, Reply
 from tests.conftest import path_of, post
 from tests.test_golden import SETTINGS, notification_of
@@ -54,16 +54,8 @@ def event_id(body: dict[str, Any]) -> str:
 
 def titles(chat: ChatServer, env: dict[str, str], channel: str) -> list[str]:
     """The title line of every message the channel received, in order."""
-    out = []
-    for got in chat.at(path_of(env, channel)):
-        body = got.json()
-        if "blocks" in body:
-            out.append(body["blocks"][0]["text"]["text"])
-        elif "attachments" in body:
-            out.append(body["attachments"][0]["content"]["body"][0]["items"][0]["text"])
-        else:
-            out.append(body["title"])
-    return out
+    fmt = env[f"CHANNEL_{channel.upper()}_FORMAT"]
+    return [bodies.title(fmt, got.json()) for got in chat.at(path_of(env, channel))]
 
 
 def numbers(chat: ChatServer, env: dict[str, str], channel: str) -> list[int]:
@@ -278,7 +270,7 @@ def test_dry_run_changes_nothing(env: dict[str, str], chat: ChatServer) -> None:
     assert post(env, "bitrise", "teams", build(1, "F"), FINISHED).body["status"] == "delivered"
     dry_fix = post(env, "bitrise", "slack", build(2, "S"), FINISHED, dry)
     assert dry_fix.body["previous_outcome"] == "failure", "a dry run reads memory"
-    assert "Fixed: Build #2" in dry_fix.body["channels"][0]["body"]["blocks"][0]["text"]["text"]
+    assert "Fixed: Build #2" in bodies.title("slack", dry_fix.body["channels"][0]["body"])
     assert post(env, "bitrise", "slack", build(2, "S"), FINISHED).body["status"] == "delivered"
     assert numbers(chat, env, "slack") == [2] and numbers(chat, env, "teams") == [1]
 
@@ -377,7 +369,7 @@ def test_rules_settings_are_read() -> None:
 # -- templates: "Fixed" and "Still failing" -------------------------------------------------------
 
 TITLE_PATHS = {
-    "slack": [("blocks", 0, "text", "text"), ("text",)],
+    "slack": [("attachments", 0, "blocks", 0, "text", "text"), ("attachments", 0, "fallback")],
     "teams": [
         ("attachments", 0, "content", "body", 0, "items", 0, "text"),
         ("attachments", 0, "content", "fallbackText"),
@@ -420,10 +412,11 @@ def test_default_templates_say_fixed_and_still_failing(
     if marker is None:
         assert after.body == before.body, "no marker when nothing changed for the worse or better"
         return
-    old_title, new_title = at(before.body, title_path), at(after.body, title_path)
+    old_title, new_title = bodies.title(fmt, before.body), bodies.title(fmt, after.body)
     emoji, rest = old_title.split(" ", 1)
     assert new_title == f"{emoji} {marker}: {rest}"
-    assert at(after.body, summary_path) == f"{at(before.body, summary_path)} ({marker.lower()})"
+    assert marker.lower() in bodies.notification_text(fmt, after.body).lower()
+    assert marker.lower() not in bodies.notification_text(fmt, before.body).lower()
     # Everything else is exactly the golden rendering.
     changed = json.loads(json.dumps(after.body))
     for path in (title_path, summary_path):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
 
-from tests import crosscheck
+from tests import bodies, crosscheck
+from tests.bodies import SLACK_MENTION
 from translators import config, pipeline, sources
 from translators.formats import dumps
 from translators.formats import slack as slack_format
@@ -29,7 +29,6 @@ SETTINGS = config.load(
     {f"CHANNEL_{f.upper().replace('-', '_')}_URL": "http://127.0.0.1:9/" for f in FORMATS}
     | {f"CHANNEL_{f.upper().replace('-', '_')}_FORMAT": f for f in FORMATS}
 )
-MENTION = re.compile(r"<[!@#]")
 
 
 def bitrise(text: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -146,14 +145,41 @@ def rendered(kind: str, text: str, fmt: str) -> pipeline.Prepared:
     return pipeline.prepare(SETTINGS.channel(fmt), n, SETTINGS)
 
 
-def slack_texts(node: Any) -> list[str]:
+def strings(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
     if isinstance(node, dict):
-        return [v for k, v in node.items() if k == "text" and isinstance(v, str)] + [
-            t for v in node.values() for t in slack_texts(v)
-        ]
-    if isinstance(node, list):
-        return [t for v in node for t in slack_texts(v)]
-    return []
+        node = list(node.values())
+    return [s for value in node for s in strings(value)] if isinstance(node, list) else []
+
+
+def unescaped(text: str, characters: str) -> list[str]:
+    """Characters of ``characters`` in Markdown text that no backslash escapes."""
+    found, i = [], 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        if text[i] in characters:
+            found.append(text[i])
+        i += 1
+    return found
+
+
+def card_texts(node: Any) -> list[str]:
+    """TextBlock texts and fact titles and values of a card (what Teams reads as Markdown)."""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if node.get("type") == "TextBlock":
+            found.append(node["text"])
+        if "title" in node and "value" in node:
+            found += [node["title"], node["value"]]
+        for value in node.values():
+            found += card_texts(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += card_texts(value)
+    return found
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -168,13 +194,18 @@ def test_hostile_text_renders_valid_safe_output(kind: str, text: str, fmt: str) 
     assert crosscheck.check(fmt, prepared.body) == []  # and an independent one
     assert "1337" not in raw, "payload text was evaluated as a template"
     if "{{ 7 * 191 }}" in text:
-        assert "{{ 7 * 191 }}" in raw or "…" in raw
+        shown = raw if fmt == "slack" else "\n".join(map(bodies.unescape_markdown, strings(prepared.body)))
+        assert "{{ 7 * 191 }}" in shown or "…" in raw
     assert len(raw.encode()) <= prepared.fmt.max_bytes
     if fmt == "slack":
-        for t in slack_texts(prepared.body):
-            assert not MENTION.search(t), f"a Slack control sequence survived: {t[:120]!r}"
+        for t in bodies.slack_markup_texts(prepared.body):
+            assert not SLACK_MENTION.search(t), f"a Slack control sequence survived: {t[:120]!r}"
+    if fmt == "teams":
+        for t in card_texts(prepared.body):
+            # No tag (an <at> mention) and no {{DATE()}} call can come from a payload.
+            assert unescaped(t, "<>{}") == [], f"unescaped markup in {t[:120]!r}"
     if fmt == "teams-messagecard":
-        assert "<!channel>" not in raw and "<https://evil" not in raw
+        assert "<!channel>" not in raw and "<https://evil" not in raw and "<" not in raw
 
 
 def test_long_release_notes_are_shortened_with_ellipsis() -> None:

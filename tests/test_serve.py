@@ -22,6 +22,7 @@ import azure.functions as func
 import pytest
 from werkzeug.test import Client
 
+from tests import bodies
 from tests.chatserver import SUCCESS, ChatServer, Reply
 from tests.localserve import Served, run_cli, start_serve
 from translators import samples
@@ -120,14 +121,14 @@ def test_posted_sample_is_delivered_and_kept_newest_first(inbox_server: Served) 
         assert message["body"] == expected[message["channel"]]
         assert "Build #41 failed" in json.dumps(message["body"], ensure_ascii=False)
     slack = next(m for m in arrived if m["channel"] == "slack")
-    assert slack["text"] == expected["slack"]["text"]
+    assert slack["text"] == expected["slack"]["attachments"][0]["fallback"]
 
     answer = inbox_server.post("/api/appcenter/slack", DISTRIBUTE.body())
     assert answer.status == 200, answer.raw
     messages = inbox_server.get("/inbox").json()["messages"]
     ids = [m["id"] for m in messages]
     assert ids == sorted(ids, reverse=True), "newest first"
-    assert messages[0]["channel"] == "slack" and messages[0]["body"]["blocks"]
+    assert messages[0]["channel"] == "slack" and bodies.title("slack", messages[0]["body"])
     assert "1.7.0" in json.dumps(messages[0]["body"]) and messages[0]["id"] > max(m["id"] for m in arrived)
     times = [m["received_at"] for m in messages]
     assert times == sorted(times, reverse=True)
@@ -348,7 +349,7 @@ def test_configured_channels_deliver_and_no_inbox_channels_are_added(
     assert f"SECRET{tag}" not in answer.raw.decode()
     [to_slack] = chat.at(slack_path)
     [to_ops] = chat.at(ops_path)
-    assert "Build #41 failed" in to_slack.json()["blocks"][0]["text"]["text"]
+    assert "Build #41 failed" in bodies.title("slack", to_slack.json())
     assert to_ops.json()["attachments"][0]["content"]["type"] == "AdaptiveCard"
     assert served.get("/inbox").json()["count"] == 0
     assert served.post("/api/bitrise/teams-messagecard", FAILED.body(), FAILED.headers).status == 404

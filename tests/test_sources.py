@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.sourcetools import notification, translate
+from tests.sourcetools import notification, plain_facts, translate
 from translators import sources
 from translators.errors import Ignored, PayloadInvalid
 from translators.model import EVENTS
@@ -93,8 +93,8 @@ def test_bitrise_triggered_is_started() -> None:
 def test_bitrise_pr_and_workflow_fields() -> None:
     n = notification("bitrise", BITRISE, {"Bitrise-Event-Type": "build/finished"})
     assert (n.branch, n.target_branch, n.pull_request, n.workflow) == ("feature/x", "main", "32", "deploy")
-    assert ("Branch", "feature/x → main") in n.key_facts
-    assert ("Pull request", "#32") in n.key_facts
+    assert plain_facts(n).get("Branch") == "feature/x → main · PR #32"
+    assert "Pull request" not in plain_facts(n), "the pull request is said beside the branches"
 
 
 def test_bitrise_tag_build_and_zero_pr_id() -> None:
@@ -209,7 +209,7 @@ def test_appcenter_crash_details() -> None:
     assert n.event == "crash.new_group" and n.outcome == "failure"
     assert n.details is not None and n.details.startswith("java.lang.NullPointerException")
     assert "MainActivity.kt:88" in n.details
-    assert ("Crashes", "14") in n.key_facts and ("Affected users", "9") in n.key_facts
+    assert plain_facts(n).get("Crashes") == "14" and plain_facts(n).get("Affected users") == "9"
 
 
 def test_appcenter_distribute_version_and_size() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from translators import config, formats, pipeline, render, samples, sources
-from translators.model import Notification
+from translators.model import Fact, Notification
 
 N = Notification(
     source="bitrise",
@@ -135,7 +135,10 @@ def test_facts_except_is_what_the_rejectattr_idiom_gives() -> None:
     """The built-in templates' ``n.facts_except("App")`` stands in for a slower Jinja idiom, exactly."""
     env = render.Renderer(SLACK, render.search_path()).env
     idiom = env.compile_expression('n.key_facts | rejectattr(0, "equalto", "App") | list')
-    notifications = [N, N.model_copy(update={"facts": (("App", "twice"), ("Team", "t")), "platform": "iOS"})]
+    notifications = [
+        N,
+        N.model_copy(update={"facts": (Fact("App", "twice"), Fact("Team", "t")), "platform": "iOS"}),
+    ]
     for sample in samples.all_samples():
         source = sources.get(sample.source)
         assert source is not None
@@ -146,4 +149,7 @@ def test_facts_except_is_what_the_rejectattr_idiom_gives() -> None:
             notifications.append(result)
     for n in notifications:
         assert n.facts_except("App") == idiom(n=n)
-    assert notifications[1].facts_except("App") == [("Platform", "iOS"), ("Team", "t")]
+    assert [(k, str(v)) for k, v in notifications[1].facts_except("App")] == [
+        ("Platform", "iOS"),
+        ("Team", "t"),
+    ]

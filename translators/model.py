@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from translators.text import Doc, Inline, Span, code, from_lines, from_markdown
 
 #: Event names shared by all sources. Templates and channel filters use these strings.
 EVENTS: tuple[str, ...] = (
@@ -29,6 +32,16 @@ MAX_URL_LENGTH = 3000
 Outcome = Literal["success", "failure", "canceled", "running", "info", "warning"]
 
 
+class Url(str):
+    """A URL that ``safe_url`` accepted: a template writes it as it is, JSON-escaped only.
+
+    Button and link targets are URL fields, not markup, so entity escaping would break them (a
+    signed link's ``&`` must stay ``&``, not become ``&amp;``).
+    """
+
+    __slots__ = ()
+
+
 class Link(BaseModel):
     """A button or link: `label` is ours (trusted), `url` came from the payload or was built from it."""
 
@@ -36,6 +49,19 @@ class Link(BaseModel):
 
     label: str
     url: str
+
+    @field_validator("url", mode="after")
+    @classmethod
+    def _url_type(cls, value: str) -> str:
+        return Url(value)
+
+
+class Fact(NamedTuple):
+    """A source's own fact. ``code``: the value is an identifier, shown literally (code style)."""
+
+    label: str
+    value: str
+    code: bool = False
 
 
 class Notification(BaseModel):
@@ -83,8 +109,14 @@ class Notification(BaseModel):
 
     details_title: str | None = None
     details: str | None = None
-    facts: tuple[tuple[str, str], ...] = Field(
-        default=(), description="source-specific extra facts (label, value) shown after the common ones"
+    details_kind: Literal["text", "markdown", "code"] = Field(
+        default="text",
+        description="how to read details: plain text whose lines matter, Markdown (release notes,"
+        " feedback), or code (a stack trace, shown in a fixed-width font)",
+    )
+    facts: tuple[Fact, ...] = Field(
+        default=(),
+        description="source-specific extra facts (label, value[, code]) shown after the common ones",
     )
     days_left: int | None = None
     emoji: str | None = Field(
@@ -144,45 +176,70 @@ class Notification(BaseModel):
         raise AssertionError("unreachable")
 
     @property
-    def key_facts(self) -> list[tuple[str, str]]:
-        """The facts worth a glance, in reading order, only those the source sent."""
-        facts: list[tuple[str, str]] = []
+    def key_facts(self) -> list[tuple[str, Inline]]:
+        """The facts worth a glance, in reading order, only those the source sent.
 
+        Identifiers (branch, tag, workflow, version, commit) are ``code`` runs, which every format
+        shows literally. A fact the title already says ("5" days left, the version of a release,
+        the platform of an "iOS build") is left out, and so is an empty one.
+        """
+        facts: list[tuple[str, Inline]] = []
         labels = dict(self.fact_labels)
+        title_words = _words(self.title)
 
-        def add(label: str, value: object) -> None:
-            if value not in (None, ""):
-                facts.append((labels.get(label, label), str(value)))
+        def add(label: str, *parts: str | Span | None) -> None:
+            value = Inline.of(*parts)
+            text = str(value).strip()
+            if text and text not in ("0",) and not _said_in(text, title_words):
+                facts.append((labels.get(label, label), value))
 
         add("App", self.app)
         add("Platform", self.platform)
-        add("Version", self.version)
+        add("Version", code(self.version) if self.version else None)
+        pull = f"PR #{self.pull_request}" if self.pull_request else None
         if self.branch and self.target_branch and self.pull_request:
-            add("Branch", f"{self.branch} → {self.target_branch}")
+            add("Branch", code(self.branch), " → ", code(self.target_branch), " · ", pull)
+        elif self.branch:
+            add("Branch", code(self.branch), " · " if pull else None, pull)
         else:
-            add("Branch", self.branch)
-        add("Pull request", f"#{self.pull_request}" if self.pull_request else None)
-        add("Tag", self.tag)
-        add("Workflow", self.workflow)
-        add("Environment", self.environment)
+            add("Pull request", pull)
+        add("Tag", code(self.tag) if self.tag else None)
+        add("Workflow", code(self.workflow) if self.workflow else None)
+        add("Environment", code(self.environment) if self.environment else None)
         if self.short_commit:
-            message = (self.commit_message or "").strip().splitlines()
-            add("Commit", f"{self.short_commit} {message[0]}" if message else self.short_commit)
+            lines = (self.commit_message or "").strip().splitlines()
+            add("Commit", code(self.short_commit), f" {lines[0].strip()}" if lines else None)
         add("Author", self.author)
-        add("Triggered by", self.triggered_by)
+        if self.triggered_by != self.author:
+            add("Triggered by", self.triggered_by)
         add("Size", self.size_text)
         add("Duration", self.duration_text)
-        add("Days left", self.days_left)
-        facts.extend(self.facts)
+        for fact in self.facts:
+            add(fact.label, code(fact.value) if fact.code else fact.value)
         return facts
 
-    def facts_except(self, *labels: str) -> list[tuple[str, str]]:
+    def facts_except(self, *labels: str) -> list[tuple[str, Inline]]:
         """``key_facts`` without those labelled ``labels`` (e.g. "App", when a heading shows it).
 
         What ``n.key_facts | rejectattr(0, "equalto", "App") | list`` gives a template, for a
         tenth of the cost: Jinja runs its test machinery for every fact.
         """
         return [fact for fact in self.key_facts if fact[0] not in labels]
+
+    @property
+    def details_doc(self) -> Doc | None:
+        """``details`` read the way ``details_kind`` says, for the ``text`` template filter."""
+        if not self.details or not self.details.strip():
+            return None
+        if self.details_kind == "markdown":
+            doc = from_markdown(self.details)
+            return doc if doc.blocks else from_lines(self.details)
+        return from_lines(self.details, code_block=self.details_kind == "code")
+
+    @property
+    def when(self) -> datetime | None:
+        """When it happened, for the footer: finished, else sent, else started."""
+        return self.finished_at or self.sent_at or self.started_at
 
     @property
     def transition(self) -> str | None:
@@ -201,19 +258,40 @@ class Notification(BaseModel):
 _UNSAFE_URL_CHAR = re.compile(r'[\s\x00-\x1f<>"|]')
 
 
-def safe_url(value: str | None) -> str | None:
+def safe_url(value: str | None) -> Url | None:
     """The URL if a chat tool will accept it as a link target, else None.
 
-    Payload URLs are untrusted: ``javascript:`` links, whitespace or control characters, or a URL
-    over Slack's limit would make the chat tool reject the whole message, so they are dropped.
+    Payload URLs are untrusted: ``javascript:`` links, host-less URLs (``https://``), whitespace or
+    control characters, or a URL over Slack's limit would make the chat tool reject the whole
+    message (Slack answers ``invalid_blocks``), so they are dropped and no button is drawn.
     """
     if not value or len(value) > MAX_URL_LENGTH:
         return None
-    if not value.lower().startswith(("https://", "http://")):
+    if not value[:8].lower().startswith(("https://", "http://")):
         return None
     if _UNSAFE_URL_CHAR.search(value):
         return None
-    return value
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:  # "http://[::1/x": an unclosed IPv6 bracket, a bad port
+        return None
+    if not host or host.strip(".") == "":
+        return None
+    return value if isinstance(value, Url) else Url(value)
+
+
+def _words(text: str) -> str:
+    """The text padded with spaces, for whole-word containment tests."""
+    return f" {_NOT_WORD.sub(' ', text)} "
+
+
+_NOT_WORD = re.compile(r"[\s,;:()!?]+")
+
+
+def _said_in(value: str, padded_title: str) -> bool:
+    return f" {_NOT_WORD.sub(' ', value)} " in padded_title
 
 
 def duration_between(start: datetime | None, end: datetime | None) -> float | None:

@@ -2,10 +2,20 @@
 
 Safety is the environment's default, not the template author's duty: every ``{{ expression }}``
 passes through ``finalize``, which escapes the value for the format's markup (Slack mrkdwn: ``&``,
-``<``, ``>``) and then for a JSON string. So a branch name like ``"}],"x":"<!channel>`` stays one
-inert string. Templates put expressions inside JSON strings; ``tojson`` (also escaping) emits whole
-values; ``link`` and the other helpers return trusted markup built from escaped parts. Payload text
-is only ever data handed to a compiled template, never compiled itself.
+``<``, ``>``; Teams and MessageCard Markdown: every formatting character) and then for a JSON
+string. So a branch name like ``"}],"x":"<!channel>`` stays one inert string. Templates put
+expressions inside JSON strings. What is not markup is said so:
+
+- URLs that ``safe_url`` accepted (``n.url``, ``link.url``) are written as they are, JSON-escaped
+  only: a URL field is not markup, and ``&amp;`` would break a signed link;
+- ``| plain`` marks a plain-text field (Slack ``plain_text``, a Teams button title);
+- a fact's value (runs of text and identifiers) is written by the format, identifiers literally;
+- ``| markdown`` (release notes, feedback) and ``| lines`` (text whose lines matter; ``code=true``
+  for stack traces) clip free text to what a chat reader reads and return the whole JSON value the
+  format wants there: a Slack ``rich_text`` element list, a Markdown string for Teams and MessageCard;
+- ``tojson`` (also escaping) emits whole values; ``link`` and ``when`` return trusted markup.
+
+Payload text is only ever data handed to a compiled template, never compiled itself.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import traceback
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -23,8 +33,16 @@ from typing import Any
 
 import jinja2
 
-from translators.formats import OUTCOME_CARD_COLORS, OUTCOME_COLORS, OUTCOME_EMOJI, ChatFormat, clip
-from translators.model import Notification, safe_url
+from translators import text as text_module
+from translators.formats import (
+    OUTCOME_CARD_COLORS,
+    OUTCOME_COLORS,
+    OUTCOME_EMOJI,
+    ChatFormat,
+    clip,
+    dumps,
+)
+from translators.model import Notification, Url, safe_url
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE_SUFFIX = ".json.j2"
@@ -105,7 +123,11 @@ class Renderer:
             clip=self._clip,
             tojson=self._tojson,
             link=self._link,
-            when=_when,
+            when=self._when,
+            plain=_plain,
+            markdown=self._markdown,
+            lines=self._lines,
+            text=self._text,
             escape_format=fmt.escape,
         )
         self.env.globals.update(
@@ -119,16 +141,49 @@ class Renderer:
             return value
         if value is None:
             return ""
-        text = value if isinstance(value, Trusted) else self.fmt.escape(str(value))
+        if isinstance(value, (Trusted, Url)):
+            text: str = value
+        elif isinstance(value, text_module.Inline):
+            text = self.fmt.inline(value)
+        else:
+            text = self.fmt.escape(str(value))
         # What json.dumps(text, ensure_ascii=False) returns for a string, without building an
         # encoder per call (a template has dozens of expressions; this was a third of a render).
         return encode_basestring(text)[1:-1]
 
-    def _clip(self, value: Any, limit: int) -> str:
+    def _clip(self, value: Any, limit: int) -> Any:
+        if isinstance(value, text_module.Inline):
+            return text_module.clip_inline(value, int(limit))
         return clip("" if value is None else str(value), int(limit), self.fmt.ellipsis)
 
+    def _markdown(
+        self, value: Any, lines: int = text_module.MAX_LINES, chars: int = text_module.MAX_CHARS
+    ) -> RawJSON:
+        doc = text_module.clip(text_module.as_doc(value, markdown=True), int(lines), int(chars))
+        return RawJSON(dumps(self.fmt.document(doc)).decode("utf-8"))
+
+    def _lines(
+        self,
+        value: Any,
+        lines: int = text_module.MAX_LINES,
+        chars: int = text_module.MAX_CHARS,
+        code: bool = False,
+    ) -> RawJSON:
+        doc = text_module.as_doc(value, markdown=False, code_block=bool(code))
+        doc = text_module.clip(doc, int(lines), int(chars))
+        return RawJSON(dumps(self.fmt.document(doc)).decode("utf-8"))
+
+    def _text(
+        self, value: Any, lines: int = text_module.MAX_LINES, chars: int = text_module.MAX_CHARS
+    ) -> RawJSON:
+        """A ``text.Doc`` (``n.details_doc``), or text read as lines, clipped and written for the format."""
+        return self._lines(value, lines, chars)
+
+    def _when(self, value: datetime | None) -> Trusted:
+        return Trusted(self.fmt.time(value) if value else "")
+
     def _tojson(self, value: Any) -> RawJSON:
-        return RawJSON(json.dumps(_escape_strings(value, self.fmt.escape), ensure_ascii=False))
+        return RawJSON(json.dumps(_escape_strings(value, self.fmt), ensure_ascii=False))
 
     def _link(self, url: str | None, label: Any) -> Trusted:
         return Trusted(self.fmt.link(safe_url(url), self.fmt.escape(str(label))))
@@ -188,22 +243,25 @@ def _template_frame(exc: BaseException, default: str, dirs: Iterable[Path]) -> t
     return default, None
 
 
-def _escape_strings(value: Any, escape: Callable[[str], str]) -> Any:
-    if isinstance(value, Trusted):
+def _escape_strings(value: Any, fmt: ChatFormat) -> Any:
+    if isinstance(value, (Trusted, Url)):
         return str(value)
+    if isinstance(value, text_module.Inline):
+        return fmt.inline(value)
     if isinstance(value, str):
-        return escape(value)
+        return fmt.escape(value)
     if isinstance(value, dict):
-        return {k: _escape_strings(v, escape) for k, v in value.items()}
+        return {k: _escape_strings(v, fmt) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_escape_strings(v, escape) for v in value]
+        return [_escape_strings(v, fmt) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
     return value
 
 
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+def _plain(value: Any) -> Trusted:
+    """A plain-text field: JSON-escaped only (nothing there is read as markup)."""
+    return Trusted("" if value is None else str(value))
 
 
 @lru_cache(maxsize=64)

@@ -265,6 +265,9 @@ def _headline(fmt: str, body: Any) -> str | None:
         return None
     if fmt == "slack":
         text = body.get("text")
+        attachments = body.get("attachments")
+        if not text and isinstance(attachments, list) and attachments and isinstance(attachments[0], dict):
+            text = attachments[0].get("fallback")
     elif fmt == "teams-messagecard":
         text = body.get("summary") or body.get("title") or body.get("text")
     else:

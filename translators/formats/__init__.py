@@ -10,11 +10,13 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, ClassVar
 
 from translators.errors import FieldError
 from translators.model import Notification
+from translators.text import Doc, Inline
 
 #: Colour (hex, no '#') and emoji per outcome; templates get them as ``colors`` and ``emoji``.
 OUTCOME_COLORS: dict[str, str] = {
@@ -80,6 +82,18 @@ class ChatFormat:
         """Markup for a link; ``label`` is already escaped, ``url`` already checked (or None)."""
         return f"[{label}]({url})" if url else label
 
+    def inline(self, line: Inline) -> str:
+        """Runs of text (a fact's value) as this format's markup; identifiers read literally."""
+        return "".join(self.escape(span.text) for span in line)
+
+    def document(self, doc: Doc) -> Any:
+        """Free text (a ``text.Doc``) as the JSON value a template puts where the text goes."""
+        return self.escape(doc.plain())
+
+    def time(self, moment: datetime) -> str:
+        """A moment as markup; formats whose clients can show the reader's own time zone override."""
+        return utc_text(moment)
+
     def fit(self, body: dict[str, Any]) -> dict[str, Any]:
         """Shorten texts that exceed this format's limits, then shrink the whole body to size."""
         self.fit_encoded(body)
@@ -141,6 +155,12 @@ class ChatFormat:
 
     def is_success(self, status: int, text: str) -> bool:
         return 200 <= status < 300
+
+
+def utc_text(moment: datetime) -> str:
+    """'30 Nov 2026 10:00 UTC': a time every reader can place, where no local time can be shown."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return f"{moment.day} {moment:%b %Y %H:%M} UTC"
 
 
 def escape_entities(text: str) -> str:

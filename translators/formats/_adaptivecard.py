@@ -1,22 +1,21 @@
-"""Runtime validator of a Teams Workflows webhook body: an Adaptive Card 1.5 in a message envelope.
+"""Runtime validator of a Teams Workflows webhook body: an Adaptive Card 1.4 in a message envelope.
 
-Modelled on the official Adaptive Card 1.5 JSON schema (the tests validate the same samples with
+Modelled on the official Adaptive Card 1.4 JSON schema (the tests validate the same samples with
 ``jsonschema`` against a vendored copy, which costs milliseconds per card and ~100 ms to import,
 too slow for the runtime path), with these deliberate differences:
 
-* Teams specifics: the envelope is required, ``version`` must be 1.0-1.5 (Teams renders up to
-  1.5) and ``Action.Submit`` is rejected (a webhook card has no bot to submit to).
-* Unknown properties are allowed everywhere (host extensions such as ``msteams``), where the schema
-  has ``additionalProperties: false``; required properties, property types and enum values are
-  checked.
+* Teams specifics: the envelope is required, ``version`` must be 1.0-1.4 (cards posted through a
+  Workflows webhook show "this card couldn't be displayed" at 1.5) and ``Action.Submit`` is
+  rejected (a webhook card has no bot to submit to).
+* As in the schema, unknown properties are errors (``additionalProperties: false``): a 1.5
+  property such as a TextBlock ``style`` or an action ``tooltip`` is refused, not sent. The one
+  exception is the card's ``msteams`` host extension, which Teams reads.
 * Enum values match case-insensitively, as the renderers parse them and as the schema intends
   (``anyOf`` of an ``enum`` and a ``[d|D][e|E]...`` pattern). The schema's patterns lack a group
   around their alternatives, so they also accept ``"bolderx"`` or ``"xxsmall"`` and any non-string;
   we accept exactly the listed values in any case.
 * ``null`` is accepted for every optional property (renderers treat it as unset); the schema
   allows it only for some.
-* Container's ``rtl`` is accepted (the schema misspells that property ``rtl?``).
-
 As in the schema, inputs require ``id`` and ``Input.Toggle`` requires ``title`` (not ``value``);
 ``type`` may be left out where the schema allows it (columns, images of an ImageSet, facts, the
 card of an ``Action.ShowCard``).
@@ -54,8 +53,8 @@ __all__ = [
 ]
 
 ADAPTIVE_CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
-#: Highest Adaptive Card version Teams renders.
-MAX_VERSION = (1, 5)
+#: Highest Adaptive Card version a Teams Workflows webhook card displays.
+MAX_VERSION = (1, 4)
 
 
 def _one_of(*values: str) -> Callable[[str], str]:
@@ -83,7 +82,6 @@ FontType = Annotated[str, AfterValidator(_one_of("default", "monospace"))]
 Color = Annotated[
     str, AfterValidator(_one_of("default", "dark", "light", "accent", "good", "warning", "attention"))
 ]
-TextBlockStyle = Annotated[str, AfterValidator(_one_of("default", "heading"))]
 ContainerStyle = Annotated[
     str, AfterValidator(_one_of("default", "emphasis", "good", "attention", "warning", "accent"))
 ]
@@ -93,7 +91,6 @@ ImageFillMode = Annotated[
     str, AfterValidator(_one_of("cover", "repeatHorizontally", "repeatVertically", "repeat"))
 ]
 ActionStyle = Annotated[str, AfterValidator(_one_of("default", "positive", "destructive"))]
-ActionMode = Annotated[str, AfterValidator(_one_of("primary", "secondary"))]
 AssociatedInputs = Annotated[str, AfterValidator(_one_of("Auto", "None"))]
 ChoiceInputStyle = Annotated[str, AfterValidator(_one_of("compact", "expanded"))]
 TextInputStyle = Annotated[str, AfterValidator(_one_of("text", "tel", "url", "email", "password"))]
@@ -105,11 +102,15 @@ _VERSION = re.compile(r"(\d+)\.(\d+)")
 def _check_version(version: str) -> str:
     match = _VERSION.fullmatch(version)
     if match is None:
-        raise PydanticCustomError("version", "Version should be a string like '1.5'")
+        raise PydanticCustomError("version", "Version should be a string like '1.4'")
     if (int(match[1]), int(match[2])) > MAX_VERSION:
-        raise PydanticCustomError("version_unsupported", "Teams renders Adaptive Cards up to version 1.5")
+        raise PydanticCustomError(
+            "version_unsupported",
+            "Teams Workflows webhooks display Adaptive Cards up to version 1.4"
+            ' (a 1.5 card shows "this card couldn\'t be displayed")',
+        )
     if int(match[1]) < 1:
-        raise PydanticCustomError("version", "Version should be between 1.0 and 1.5")
+        raise PydanticCustomError("version", "Version should be between 1.0 and 1.4")
     return version
 
 
@@ -117,10 +118,11 @@ Version = Annotated[str, AfterValidator(_check_version)]
 
 
 class _Open(BaseModel):
-    # allow: hosts add their own properties; strict: JSON types only (no "true" for true).
+    # forbid: as the schema's additionalProperties: false (a newer property is refused, not sent);
+    # strict: JSON types only (no "true" for true).
     # defer_build: the models are built once, on the first validation (~25 ms), not at import;
     # built eagerly, the forward references below would make pydantic build most of them twice.
-    model_config = ConfigDict(extra="allow", strict=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 
 def _fallback_kind(value: Any) -> str:
@@ -136,12 +138,8 @@ def _fallback_kind(value: Any) -> str:
 class _Action(_Open):
     title: str | None = None
     iconUrl: str | None = None
-    id: str | None = None
     style: ActionStyle | None = None
     fallback: "ActionFallback | None" = None
-    tooltip: str | None = None
-    isEnabled: bool | None = None
-    mode: ActionMode | None = None
     requires: dict[str, str] | None = None
 
 
@@ -222,10 +220,15 @@ class _Element(_Open):
     height: BlockHeight | None = None
     fallback: "ElementFallback | None" = None
     requires: dict[str, str] | None = None
+
+
+class _Aligned(_Element):
+    """The elements the schema lets align themselves horizontally."""
+
     horizontalAlignment: HorizontalAlignment | None = None
 
 
-class TextBlock(_Element):
+class TextBlock(_Aligned):
     type: Literal["TextBlock"]
     text: str
     color: Color | None = None
@@ -235,7 +238,6 @@ class TextBlock(_Element):
     size: FontSize | None = None
     weight: FontWeight | None = None
     wrap: bool | None = None
-    style: TextBlockStyle | None = None
 
 
 class TextRun(_Open):
@@ -253,12 +255,12 @@ class TextRun(_Open):
     weight: FontWeight | None = None
 
 
-class RichTextBlock(_Element):
+class RichTextBlock(_Aligned):
     type: Literal["RichTextBlock"]
     inlines: list[str | TextRun]
 
 
-class Image(_Element):
+class Image(_Aligned):
     # Inside an ImageSet the type may be left out; as a body element it is the discriminator.
     type: Literal["Image"] = "Image"
     url: str
@@ -302,7 +304,7 @@ class FactSet(_Element):
 
 
 class _Box(_Open):
-    """What Container, Column and TableCell share."""
+    """What Container and Column share."""
 
     selectAction: SelectAction | None = None
     style: ContainerStyle | None = None
@@ -310,7 +312,6 @@ class _Box(_Open):
     bleed: bool | None = None
     backgroundImage: BackgroundImage | str | None = None
     minHeight: str | None = None
-    rtl: bool | None = None
 
 
 class Container(_Box, _Element):
@@ -330,7 +331,7 @@ class Column(_Box):
     spacing: Spacing | None = None
 
 
-class ColumnSet(_Element):
+class ColumnSet(_Aligned):
     type: Literal["ColumnSet"]
     columns: list[Column] | None = None
     selectAction: SelectAction | None = None
@@ -342,37 +343,6 @@ class ColumnSet(_Element):
 class ActionSet(_Element):
     type: Literal["ActionSet"]
     actions: list[Action]
-
-
-class TableColumnDefinition(_Open):
-    type: Literal["TableColumnDefinition"] = "TableColumnDefinition"
-    width: str | float | None = None
-    horizontalCellContentAlignment: HorizontalAlignment | None = None
-    verticalCellContentAlignment: VerticalAlignment | None = None
-
-
-class TableCell(_Box):
-    type: Literal["TableCell"] = "TableCell"
-    items: "list[Element]"
-
-
-class TableRow(_Open):
-    type: Literal["TableRow"] = "TableRow"
-    cells: list[TableCell] | None = None
-    style: ContainerStyle | None = None
-    horizontalCellContentAlignment: HorizontalAlignment | None = None
-    verticalCellContentAlignment: VerticalAlignment | None = None
-
-
-class Table(_Element):
-    type: Literal["Table"]
-    columns: list[TableColumnDefinition] | None = None
-    rows: list[TableRow] | None = None
-    firstRowAsHeader: bool | None = None
-    showGridLines: bool | None = None
-    gridStyle: ContainerStyle | None = None
-    horizontalCellContentAlignment: HorizontalAlignment | None = None
-    verticalCellContentAlignment: VerticalAlignment | None = None
 
 
 class _Input(_Element):
@@ -452,7 +422,6 @@ Element = Annotated[
     | Container
     | ColumnSet
     | ActionSet
-    | Table
     | InputText
     | InputNumber
     | InputDate
@@ -490,10 +459,8 @@ class Card(_Open):
     minHeight: str | None = None
     verticalContentAlignment: VerticalAlignment | None = None
     backgroundImage: BackgroundImage | str | None = None
-    rtl: bool | None = None
     refresh: dict[str, Any] | None = None
     authentication: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
 
 
 class AdaptiveCard(Card):
@@ -504,6 +471,9 @@ class AdaptiveCard(Card):
 
 
 class Attachment(_Open):
+    # The Bot Framework attachment around the card, not the card: other properties are the host's.
+    model_config = ConfigDict(extra="allow")
+
     contentType: Literal["application/vnd.microsoft.card.adaptive"]
     contentUrl: str | None = None
     content: AdaptiveCard
@@ -511,6 +481,8 @@ class Attachment(_Open):
 
 class Envelope(_Open):
     """``{"type": "message", "attachments": [{"contentType": ..., "content": <card>}]}``."""
+
+    model_config = ConfigDict(extra="allow")
 
     type: Literal["message"]
     attachments: list[Attachment] = Field(min_length=1)

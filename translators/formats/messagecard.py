@@ -2,16 +2,30 @@
 
 https://learn.microsoft.com/en-us/outlook/actionable-messages/message-card-reference. Connectors
 were retired in 2026; some Workflows flows still accept MessageCards (buttons may not render).
+
+Card text is Markdown (a subset) with a little HTML: payload text is escaped for both
+(``formats/_markdown.py``; ``<``, ``>`` and ``&`` as HTML entities), and a line break needs a blank
+line. MessageCards have no date functions, so times are shown in UTC.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from translators.formats import OUTCOME_COLORS, OUTCOME_EMOJI, ChatFormat, OutputInvalid, escape_entities
+from translators.formats import (
+    OUTCOME_COLORS,
+    OUTCOME_EMOJI,
+    ChatFormat,
+    OutputInvalid,
+    _markdown,
+    escape_entities,
+)
 from translators.model import Notification
+from translators.text import Doc, Inline
 
 CONTEXT = "http://schema.org/extensions"
+
+_escape_line = _markdown.escaper(escape_entities)
 
 
 class MessageCard(ChatFormat):
@@ -22,8 +36,17 @@ class MessageCard(ChatFormat):
     text_keys: ClassVar[frozenset[str]] = frozenset({"text", "activityText", "value", "summary"})
 
     def escape(self, text: str) -> str:
-        """MessageCard text takes a little HTML; payload text must not become tags."""
-        return escape_entities(text)
+        """Markdown-escaped with HTML entities, lines kept: payload text cannot become tags or links."""
+        return _markdown.escape_text(text, _escape_line)
+
+    def link(self, url: str | None, label: str) -> str:
+        return _markdown.link(url, label)
+
+    def inline(self, line: Inline) -> str:
+        return _markdown.write_inline(line, _escape_line)
+
+    def document(self, doc: Doc) -> str:
+        return _markdown.write_doc(doc, _escape_line)
 
     def clip_limits(self, body: dict[str, Any]) -> None:
         actions = body.get("potentialAction")
@@ -40,22 +63,20 @@ class MessageCard(ChatFormat):
 
     def minimal(self, n: Notification) -> dict[str, Any]:
         e = self.escape
+        title = f"{n.emoji or OUTCOME_EMOJI.get(n.outcome, '')} {n.title}".strip()
+        section: dict[str, Any] = {
+            "activityTitle": e(n.app or n.source_label),
+            "activitySubtitle": e(n.source_label) + (f" · {self.time(n.when)}" if n.when else ""),
+            "text": e(n.summary),
+            "markdown": True,
+        }
         body: dict[str, Any] = {
             "@type": "MessageCard",
             "@context": CONTEXT,
             "summary": e(n.summary),
             "themeColor": OUTCOME_COLORS.get(n.outcome, "8D8D8D"),
-            "title": e(f"{OUTCOME_EMOJI.get(n.outcome, '')} {n.title}".strip()),
-            "text": e(n.summary),
-            "sections": [
-                {
-                    "facts": [
-                        {"name": "Event", "value": n.event},
-                        {"name": "Source", "value": n.source_label},
-                        *({"name": "App", "value": e(n.app)} for _ in [0] if n.app),
-                    ]
-                }
-            ],
+            "title": e(title),
+            "sections": [section],
         }
         if n.url:
             body["potentialAction"] = [

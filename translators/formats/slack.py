@@ -7,9 +7,18 @@ https://docs.slack.dev/reference/block-kit/blocks. Limits mirror ``slack_sdk.mod
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from translators.formats import OUTCOME_EMOJI, ChatFormat, OutputInvalid, _blockkit, escape_entities
+from translators.formats import (
+    OUTCOME_COLORS,
+    OUTCOME_EMOJI,
+    ChatFormat,
+    OutputInvalid,
+    _blockkit,
+    escape_entities,
+    utc_text,
+)
 from translators.formats._blockkit import (
     ActionsBlock,
     ButtonElement,
@@ -19,9 +28,12 @@ from translators.formats._blockkit import (
     SectionBlock,
 )
 from translators.model import Notification
+from translators.text import Code, Doc, Inline, ListBlock, Paragraph, Quote, Span
 
 # A cut must not leave half an entity (``&am``) or half a ``<url|label>`` behind.
 _OPEN_ENTITY = re.compile(r"&[a-z]{0,4}$")
+#: How Slack shows a time in the reader's own time zone ("Nov 30th, 2026 at 10:00 AM").
+DATE_FORMAT = "{date_short_pretty} at {time}"
 
 
 class Slack(ChatFormat):
@@ -49,6 +61,23 @@ class Slack(ChatFormat):
     def link(self, url: str | None, label: str) -> str:
         return f"<{url}|{label}>" if url else label
 
+    def inline(self, line: Inline) -> str:
+        """mrkdwn for a fact's value: identifiers as code, which Slack never formats."""
+        return "".join(_mrkdwn_span(span) for span in line)
+
+    def document(self, doc: Doc) -> list[dict[str, Any]]:
+        """The elements of a ``rich_text`` block: Slack shows their text exactly as it is.
+
+        Slack recommends rich text for user-provided text; no payload character is markup in it,
+        so nothing needs escaping and no mention, link or formatting can come from a payload.
+        """
+        return _rich_blocks(doc.blocks, 0)
+
+    def time(self, moment: datetime) -> str:
+        """``<!date^...>``: each reader sees it in their own time zone; the fallback is UTC."""
+        aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+        return f"<!date^{int(aware.timestamp())}^{DATE_FORMAT}|{utc_text(aware)}>"
+
     def clip_text(self, text: str, limit: int) -> str:
         if len(text) <= limit:
             return text
@@ -61,7 +90,16 @@ class Slack(ChatFormat):
     def clip_limits(self, body: dict[str, Any]) -> None:
         if isinstance(body.get("text"), str):
             body["text"] = self.clip_text(body["text"], self.text_max_length)
-        blocks = body.get("blocks")
+        self._fit_blocks(body.get("blocks"))
+        attachments = body.get("attachments")
+        if isinstance(attachments, list):
+            for attachment in attachments:
+                if isinstance(attachment, dict):
+                    if isinstance(attachment.get("fallback"), str):
+                        attachment["fallback"] = self.clip_text(attachment["fallback"], self.text_max_length)
+                    self._fit_blocks(attachment.get("blocks"))
+
+    def _fit_blocks(self, blocks: Any) -> None:
         if isinstance(blocks, list):
             del blocks[self.blocks_max_length :]
             for block in blocks:
@@ -105,32 +143,146 @@ class Slack(ChatFormat):
 
     def minimal(self, n: Notification) -> dict[str, Any]:
         e = self.escape
-        title = f"{OUTCOME_EMOJI.get(n.outcome, '')} {n.title}".strip()
+        title = f"{n.emoji or OUTCOME_EMOJI.get(n.outcome, '')} {n.title}".strip()
         lines = [f"*{e(title)}*", e(n.summary)]
         if n.url:
             lines.append(self.link(n.url, "Open"))
+        footer = e(n.source_label) + (f" · {self.time(n.when)}" if n.when else "")
         return {
-            "text": e(n.summary),
-            "blocks": [
+            "text": e(f"{title} · {n.app}" if n.app else title),
+            "attachments": [
                 {
-                    "type": "section",
-                    "text": {
-                        "type": "mrkdwn",
-                        "text": self.clip_text("\n".join(lines), self.section_text_max_length),
-                        "verbatim": True,
-                    },
-                },
-                {
-                    "type": "context",
-                    "elements": [
-                        {"type": "mrkdwn", "text": e(f"{n.source_label} · {n.event}"), "verbatim": True}
+                    "color": "#" + OUTCOME_COLORS.get(n.outcome, "8D8D8D"),
+                    "blocks": [
+                        {
+                            "type": "section",
+                            "text": {
+                                "type": "mrkdwn",
+                                "text": self.clip_text("\n".join(lines), self.section_text_max_length),
+                                "verbatim": True,
+                            },
+                        },
+                        {
+                            "type": "context",
+                            "elements": [{"type": "mrkdwn", "text": footer, "verbatim": True}],
+                        },
                     ],
-                },
+                }
             ],
         }
 
     def is_success(self, status: int, text: str) -> bool:
         return status == 200 and text.strip() == "ok"
+
+
+def _mrkdwn_span(span: Span) -> str:
+    if span.code:
+        # No escape exists for a backtick inside code; a look-alike keeps the text readable.
+        return f"`{escape_entities(span.text.replace('`', 'ˋ'))}`"
+    return escape_entities(span.text)
+
+
+def _rich_spans(line: Inline, *, bold: bool = False) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for span in line:
+        if not span.text:
+            continue
+        style = {
+            key: True
+            for key, on in (
+                ("bold", span.bold or bold),
+                ("italic", span.italic),
+                ("strike", span.strike),
+                ("code", span.code),
+            )
+            if on
+        }
+        element: dict[str, Any] = (
+            {"type": "link", "url": span.url, "text": span.text}
+            if span.url
+            else {"type": "text", "text": span.text}
+        )
+        if style:
+            element["style"] = style
+        out.append(element)
+    return out
+
+
+def _rich_lines(lines: tuple[Inline, ...], *, bold: bool = False) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for i, line in enumerate(lines):
+        if i:
+            out.append({"type": "text", "text": "\n"})
+        out.extend(_rich_spans(line, bold=bold))
+    return out
+
+
+def _flat(blocks: tuple[object, ...]) -> list[dict[str, Any]]:
+    """Blocks as inline elements separated by line breaks (inside a list item or a quote)."""
+    out: list[dict[str, Any]] = []
+    for block in blocks:
+        if isinstance(block, Paragraph):
+            elements = _rich_lines(block.lines, bold=block.heading)
+        elif isinstance(block, Code):
+            elements = [{"type": "text", "text": "\n".join(block.lines), "style": {"code": True}}]
+        elif isinstance(block, Quote):
+            elements = _flat(block.blocks)
+        else:
+            continue  # nested lists are written as lists of their own by _rich_blocks
+        if out and elements:
+            out.append({"type": "text", "text": "\n"})
+        out.extend(elements)
+    return out
+
+
+def _rich_blocks(blocks: tuple[object, ...], indent: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for block in blocks:
+        if isinstance(block, Paragraph):
+            elements = _rich_lines(block.lines, bold=block.heading)
+            if elements:
+                out.append({"type": "rich_text_section", "elements": elements})
+        elif isinstance(block, Code):
+            if block.lines:
+                text = "\n".join(block.lines)
+                out.append({"type": "rich_text_preformatted", "elements": [{"type": "text", "text": text}]})
+        elif isinstance(block, Quote):
+            elements = _flat(block.blocks)
+            if elements:
+                out.append({"type": "rich_text_quote", "elements": elements})
+        elif isinstance(block, ListBlock):
+            out.extend(_rich_list(block, indent))
+    return out
+
+
+def _rich_list(block: ListBlock, indent: int) -> list[dict[str, Any]]:
+    """Slack's lists are flat: a nested list is a list of its own with a deeper ``indent``."""
+    out: list[dict[str, Any]] = []
+    style = "ordered" if block.ordered else "bullet"
+    current: list[dict[str, Any]] = []
+    first_number = block.start
+
+    def flush(next_number: int) -> None:
+        nonlocal current, first_number
+        if current:
+            element: dict[str, Any] = {"type": "rich_text_list", "style": style, "elements": current}
+            if indent:
+                element["indent"] = indent
+            if block.ordered and first_number != 1:
+                element["offset"] = first_number - 1
+            out.append(element)
+        current, first_number = [], next_number
+
+    for number, item in enumerate(block.items, start=block.start):
+        elements = _flat(item)
+        current.append({"type": "rich_text_section", "elements": elements or [{"type": "text", "text": " "}]})
+        nested = [child for child in item if isinstance(child, ListBlock)]
+        if nested:
+            flush(number + 1)
+            for child in nested:
+                out.extend(_rich_list(child, min(indent + 1, 6)))
+    flush(0)
+    return out
 
 
 FORMAT = Slack()

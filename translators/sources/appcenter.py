@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from translators.errors import FieldError, Ignored, PayloadInvalid
-from translators.model import Link, Notification, duration_between
+from translators.model import Fact, Link, Notification, duration_between
 from translators.sources import validate_model
 
 BUILD_KEYS = frozenset({"build_id", "build_status", "build_link"})
@@ -216,11 +216,11 @@ class AppCenter:
 
     def _crash(self, c: CrashPayload) -> Notification:
         app = c.app_display_name or c.app_id or "App"
-        facts = []
-        if c.crash_count is not None:
-            facts.append(("Crashes", str(c.crash_count)))
-        if c.affected_users is not None:
-            facts.append(("Affected users", str(c.affected_users)))
+        facts: list[Fact] = []
+        if c.crash_count:  # 0 or unknown says nothing worth a line
+            facts.append(Fact("Crashes", str(c.crash_count)))
+        if c.affected_users:
+            facts.append(Fact("Affected users", str(c.affected_users)))
         details = "\n".join(x for x in (c.reason, _stack_text(c.stack_trace)) if x) or None
         return Notification.model_validate(
             {
@@ -241,6 +241,7 @@ class AppCenter:
                 "sent_at": c.sent_at,
                 "details_title": c.name,
                 "details": details,
+                "details_kind": "code",
                 "facts": facts,
             }
         )
@@ -251,13 +252,13 @@ class AppCenter:
         if d.short_version and d.version and d.version != d.short_version:
             version = f"{d.short_version} ({d.version})"
         version = version or d.version
-        facts = []
+        facts: list[Fact] = []
         if d.min_os:
-            facts.append(("Minimum OS", d.min_os))
+            facts.append(Fact("Minimum OS", d.min_os))
         if d.mandatory_update:
-            facts.append(("Mandatory update", "yes"))
+            facts.append(Fact("Mandatory update", "yes"))
         if d.bundle_identifier:
-            facts.append(("Bundle", d.bundle_identifier))
+            facts.append(Fact("Bundle", d.bundle_identifier, code=True))
         return Notification.model_validate(
             {
                 "source": self.name,
@@ -280,6 +281,7 @@ class AppCenter:
                 "sent_at": d.sent_at,
                 "details_title": "Release notes" if d.release_notes else None,
                 "details": d.release_notes or None,
+                "details_kind": "markdown",
                 "facts": facts,
             }
         )

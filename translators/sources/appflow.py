@@ -18,7 +18,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from translators.errors import Ignored
 from translators.formats import clip
-from translators.model import Link, Notification, duration_between
+from translators.model import Fact, Link, Notification, duration_between
 from translators.sources import platform_name, validate_model
 
 DASHBOARD_URL = "https://dashboard.ionicframework.com"
@@ -213,18 +213,18 @@ class Appflow:
         if builds_url:
             links.append(Link(label="Open builds in Appflow", url=builds_url))
 
-        facts: list[tuple[str, str]] = []
+        facts: list[Fact] = []
         if build_type:
-            facts.append(("Build type", build_type))
+            facts.append(Fact("Build type", build_type, code=True))
         if a.channel and a.channel.name:
-            facts.append(("Channel", a.channel.name))
+            facts.append(Fact("Channel", a.channel.name, code=True))
         environment = b.environmentName or a.environmentName
         if a.nativeConfigName and a.nativeConfigName != environment:
-            facts.append(("Native config", a.nativeConfigName))
+            facts.append(Fact("Native config", a.nativeConfigName, code=True))
         profile = b.profile or a.profile
         if profile and profile != build_type:
             # Appflow's "signing certificate"; with debug builds it merely repeats the build type.
-            facts.append(("Signing certificate", profile))
+            facts.append(Fact("Signing certificate", profile))
         return Notification.model_validate(
             {
                 "source": self.name,

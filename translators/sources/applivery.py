@@ -201,6 +201,7 @@ class Applivery:
                 "links": [Link(label=f"Open {kind}", url=p.report.url), self._app_link(p)],
                 "details_title": f"{kind[0].upper()}{kind[1:]} from a tester",
                 "details": message or "(no message; open the report for screenshots and device details)",
+                "details_kind": "markdown" if message else "text",
             }
         )
 

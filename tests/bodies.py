@@ -1,0 +1,66 @@
+"""Reading delivered bodies back as a person would: the title line and the notification text.
+
+Tests ask "what does the message say" in many places; the shapes of the three formats live here
+once, so that a template's layout can change without every such test changing with it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+_SLACK_TITLE = re.compile(r"^\*(?:<[^|>]*\|)?(?P<title>.*?)>?\*(?:  ·  (?P<app>.*))?$", re.DOTALL)
+_MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>&|~=])")
+
+
+def unescape_markdown(text: str) -> str:
+    """Teams and MessageCard text as shown: backslash escapes and HTML entities undone."""
+    return html.unescape(_MARKDOWN_ESCAPE.sub(r"\1", text))
+
+
+def title(fmt: str, body: dict[str, Any]) -> str:
+    """The title line (emoji, transition and title) as the reader sees it."""
+    if fmt == "slack":
+        blocks = body["attachments"][0]["blocks"] if "attachments" in body else body["blocks"]
+        text = blocks[0]["text"]["text"]
+        found = _SLACK_TITLE.match(text)
+        assert found, text
+        return html.unescape(found["title"])
+    if fmt == "teams":
+        return unescape_markdown(body["attachments"][0]["content"]["body"][0]["items"][0]["text"])
+    return unescape_markdown(body["title"])
+
+
+def notification_text(fmt: str, body: dict[str, Any]) -> str:
+    """The text a notification (or a client that cannot draw the message) shows."""
+    if fmt == "slack":
+        return html.unescape(body.get("text") or body["attachments"][0]["fallback"])
+    if fmt == "teams":
+        return str(body["attachments"][0]["content"]["fallbackText"])
+    return html.unescape(unescape_markdown(body["summary"]))
+
+
+def slack_markup_texts(node: Any) -> list[str]:
+    """Every Slack text that Slack reads as mrkdwn: the message text, attachment fallbacks, mrkdwn
+    objects. (``rich_text`` elements and ``plain_text`` are shown literally: a ``<!channel>`` there
+    is just characters.)"""
+    found: list[str] = []
+    if isinstance(node, dict):
+        if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
+            found.append(node["text"])
+        for key in ("fallback",):
+            if isinstance(node.get(key), str):
+                found.append(node[key])
+        for key, value in node.items():
+            if key not in ("text", "fallback") or not isinstance(value, str):
+                found += slack_markup_texts(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += slack_markup_texts(value)
+    return found
+
+
+#: A Slack control sequence that pings or links someone: ``<!channel>``, ``<@U1>``, ``<#C1>``,
+#: ``<!subteam^S1>``. ``<!date^...>`` is ours (a time in the reader's zone) and pings nobody.
+SLACK_MENTION = re.compile(r"<(?:[@#]|!(?!date\^))")
