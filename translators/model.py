@@ -284,14 +284,14 @@ def safe_url(value: str | None) -> Url | None:
 
 def _words(text: str) -> str:
     """The text padded with spaces, for whole-word containment tests."""
-    return f" {_NOT_WORD.sub(' ', text)} "
+    return f" {_NOT_WORD.sub(' ', text).strip()} "
 
 
 _NOT_WORD = re.compile(r"[\s,;:()!?]+")
 
 
 def _said_in(value: str, padded_title: str) -> bool:
-    return f" {_NOT_WORD.sub(' ', value)} " in padded_title
+    return _words(value) in padded_title
 
 
 def duration_between(start: datetime | None, end: datetime | None) -> float | None:
