@@ -80,7 +80,9 @@ BITRISE = {
         "dst_branch": "main",
         "pull_request_id": 7,
         "commit_hash": "4e1d2a9c0ffee",
-        "commit_message": "[Approve the release](https://evil.example) <at>Dana</at> *now* {{DATE(2026-01-01T00:00:00Z)}}",
+        "commit_message": (
+            "[Approve the release](https://evil.example) <at>Dana</at> *now* {{DATE(2026-01-01T00:00:00Z)}}"
+        ),
     },
 }
 FINISHED = {"Bitrise-Event-Type": "build/finished"}
