@@ -23,9 +23,12 @@ def title(fmt: str, body: dict[str, Any]) -> str:
     """The title line (emoji, transition and title) as the reader sees it."""
     if fmt == "slack":
         blocks = body["attachments"][0]["blocks"] if "attachments" in body else body["blocks"]
-        text = blocks[0]["text"]["text"]
-        found = _SLACK_TITLE.match(text)
-        assert found, text
+        first = blocks[0]
+        if first["type"] == "rich_text":  # the built-in template: the bold (link) run is the title
+            runs = first["elements"][0]["elements"]
+            return "".join(r["text"] for r in runs if r.get("style", {}).get("bold"))
+        found = _SLACK_TITLE.match(first["text"]["text"])  # a mrkdwn title: *<url|title>*
+        assert found, first
         return html.unescape(found["title"])
     if fmt == "teams":
         return unescape_markdown(body["attachments"][0]["content"]["body"][0]["items"][0]["text"])

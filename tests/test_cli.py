@@ -103,8 +103,10 @@ def broken_templates(root: Path) -> tuple[Path, int]:
     (folder / "slack").mkdir(parents=True)
     (folder / "teams").mkdir()
     lines = (ROOT / "templates" / "slack" / "default.json.j2").read_text().splitlines()
-    line = next(i for i, text in enumerate(lines, 1) if '"text"' in text)
-    lines[line - 1] = lines[line - 1].replace('"text": "', '"text": "{{ n.title | no_such_filter }}', 1)
+    line = next(i for i, text in enumerate(lines, 1) if '"fallback": "' in text)
+    lines[line - 1] = lines[line - 1].replace(
+        '"fallback": "', '"fallback": "{{ n.title | no_such_filter }}', 1
+    )
     (folder / "slack" / "default.json.j2").write_text("\n".join(lines) + "\n")
     (folder / "teams" / "default.json.j2").write_text('{"type": "message", "attachments": []}\n')
     return folder, line

@@ -48,8 +48,9 @@ def slack_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
     return blocks
 
 
-def rich_texts(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every rich text element (text, link) of a Slack body, in order."""
+def rich_texts(body: dict[str, Any], *, details: bool = False) -> list[dict[str, Any]]:
+    """Every rich text element (text, link) of a Slack body, in order; ``details``: after the
+    first block (title and facts) only."""
     found: list[dict[str, Any]] = []
 
     def walk(node: Any) -> None:
@@ -62,7 +63,7 @@ def rich_texts(body: dict[str, Any]) -> list[dict[str, Any]]:
             for value in node:
                 walk(value)
 
-    for block in slack_blocks(body):
+    for block in slack_blocks(body)[1 if details else 0 :]:
         if block["type"] == "rich_text":
             walk(block)
     return found
@@ -137,7 +138,7 @@ def test_multi_line_text_keeps_its_lines_in_teams_and_messagecard() -> None:
 def test_stack_frames_keep_their_lines_and_a_fixed_width_font() -> None:
     n = notification_of(next(s for s in all_samples() if s.id == "appcenter/crash-with-stack"))
     slack = render(n, "slack")
-    (pre,) = [e for b in slack_blocks(slack) if b["type"] == "rich_text" for e in b["elements"]]
+    pre = slack_blocks(slack)[2]["elements"][0]
     assert pre["type"] == "rich_text_preformatted" and "\n" in pre["elements"][0]["text"]
     teams = render(n, "teams")
     frames = next(b for b in card(teams)["body"] if b.get("fontType") == "Monospace")
@@ -159,14 +160,14 @@ MARKDOWN_NOTES = (
 def test_markdown_release_notes_are_written_in_each_formats_markup() -> None:
     n = release(MARKDOWN_NOTES)
     slack = render(n, "slack")
-    runs = rich_texts(slack)
+    runs = rich_texts(slack, details=True)
     assert {"type": "text", "text": "Release", "style": {"bold": True}} in runs
     assert {"type": "text", "text": "Fixed", "style": {"bold": True}} in runs
     assert {"type": "text", "text": "login", "style": {"italic": True}} in runs
     link = next(r for r in runs if r["type"] == "link")
     assert link == {"type": "link", "url": "https://jira.example/T-1?a=1&b=2", "text": "ticket"}
     assert not any("**" in r["text"] or r["text"].startswith("#") for r in runs), "raw Markdown left"
-    lists = [e for b in slack_blocks(slack) if b["type"] == "rich_text" for e in b["elements"]]
+    lists = [e for b in slack_blocks(slack)[1:] if b["type"] == "rich_text" for e in b["elements"]]
     assert any(e["type"] == "rich_text_list" and e["style"] == "bullet" for e in lists)
 
     for fmt in ("teams", "teams-messagecard"):
@@ -177,8 +178,8 @@ def test_markdown_release_notes_are_written_in_each_formats_markup() -> None:
 
 def test_a_link_in_markdown_shows_where_it_goes() -> None:
     n = release("[Download the fix](https://evil.example/steal)")
-    runs = rich_texts(render(n, "slack"))
-    assert [r["text"] for r in runs] == ["Download the fix", " (evil.example)"]
+    runs = rich_texts(render(n, "slack"), details=True)
+    assert [r["text"] for r in runs] == ["Release notes", "Download the fix", " (evil.example)"]
 
 
 def test_long_free_text_is_clipped_to_what_a_person_reads() -> None:
@@ -186,22 +187,34 @@ def test_long_free_text_is_clipped_to_what_a_person_reads() -> None:
     for fmt in FORMATS:
         body = render(n, fmt)
         if fmt == "slack":
-            shown = "".join(r["text"] for r in rich_texts(body))
+            shown = "".join(r["text"] for r in rich_texts(body, details=True)[1:])
         else:
             shown = next(bodies.unescape_markdown(s) for s in strings(body) if "word word" in s)
         assert len(shown) <= text.MAX_CHARS + 1 and shown.endswith("…"), (fmt, len(shown))
     many_lines = release("\n\n".join(f"paragraph {i}" for i in range(30)))
     slack = render(many_lines, "slack")
     assert sum(1 for r in rich_texts(slack) if r["text"].startswith("paragraph")) == text.MAX_LINES
-    assert rich_texts(slack)[-1]["text"].endswith("…")
+    assert rich_texts(slack, details=True)[-1]["text"].endswith("…")
 
 
 def test_identifiers_read_literally_in_every_format() -> None:
     n = notification("bitrise", BITRISE, FINISHED)
     slack = render(n, "slack")
-    fields = [f["text"] for b in slack_blocks(slack) if b.get("fields") for f in b["fields"]]
-    assert "*Branch*\n`fix/*star*_x_` → `main` · PR #7" in fields
-    assert "*Workflow*\n`release_*beta*`" in fields
+    runs = rich_texts(slack)
+    branch = runs.index({"type": "text", "text": "Branch  ", "style": {"bold": True}})
+    assert runs[branch + 1 : branch + 4] == [
+        {"type": "text", "text": "fix/*star*_x_", "style": {"code": True}},
+        {"type": "text", "text": " → "},
+        {"type": "text", "text": "main", "style": {"code": True}},
+    ]
+    assert {"type": "text", "text": "release_*beta*", "style": {"code": True}} in runs
+    # Free text is rich text too: Slack shows it exactly as committed, formatting characters and all.
+    assert any(
+        r["text"].startswith(" [Approve the release](https://evil.example) <at>Dana</at> *now*") for r in runs
+    )
+    fallback = slack["attachments"][0]["fallback"]
+    mrkdwn = [t for t in bodies.slack_markup_texts(slack) if t != fallback]
+    assert mrkdwn == ["Bitrise"], "the only mrkdwn is ours: the footer"
     for fmt in ("teams", "teams-messagecard"):
         values = [s for s in strings(render(n, fmt)) if "star" in s]
         assert values and all("fix/\\*star\\*\\_x\\_" in v for v in values), values

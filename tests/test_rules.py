@@ -369,7 +369,10 @@ def test_rules_settings_are_read() -> None:
 # -- templates: "Fixed" and "Still failing" -------------------------------------------------------
 
 TITLE_PATHS = {
-    "slack": [("attachments", 0, "blocks", 0, "text", "text"), ("attachments", 0, "fallback")],
+    "slack": [
+        ("attachments", 0, "blocks", 0, "elements", 0, "elements", 0, "text"),
+        ("attachments", 0, "fallback"),
+    ],
     "teams": [
         ("attachments", 0, "content", "body", 0, "items", 0, "text"),
         ("attachments", 0, "content", "fallbackText"),

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import traceback
-from collections.abc import Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -102,10 +102,11 @@ class _Environment(jinja2.Environment):
 class Renderer:
     """Renders notifications for one format from one template search path."""
 
-    def __init__(self, fmt: ChatFormat, dirs: Sequence[Path]) -> None:
+    def __init__(self, fmt: ChatFormat, dirs: Sequence[Path], *, live: bool | None = None) -> None:
+        """``live``: look at the files on every render (default: when a user folder is searched)."""
         self.fmt = fmt
         self.dirs = tuple(dirs)
-        user_dirs = any(d != BUILTIN_TEMPLATES for d in self.dirs)
+        user_dirs = any(d != BUILTIN_TEMPLATES for d in self.dirs) if live is None else live
         self.env = _Environment(
             loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in self.dirs]),
             autoescape=False,  # the output is JSON: finalize escapes for it and for the format
@@ -133,6 +134,8 @@ class Renderer:
         self.env.globals.update(
             link=self._link, emoji=OUTCOME_EMOJI, colors=OUTCOME_COLORS, card_colors=OUTCOME_CARD_COLORS
         )
+        # A format's own helpers (Slack: rich(), rich text elements built from payload values).
+        self.env.globals.update({name: _raw_json(helper) for name, helper in fmt.template_helpers().items()})
 
     def _finalize(self, value: Any) -> str:
         if type(value) is str:  # most expressions: payload text, escaped (what the branches below do)
@@ -257,6 +260,15 @@ def _escape_strings(value: Any, fmt: ChatFormat) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
+
+
+def _raw_json(helper: Callable[..., str]) -> Callable[..., RawJSON]:
+    """A format's helper, whose result is JSON text to be emitted as it is."""
+
+    def call(*args: Any, **kwargs: Any) -> RawJSON:
+        return RawJSON(helper(*args, **kwargs))
+
+    return call
 
 
 def _plain(value: Any) -> Trusted:

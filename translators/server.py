@@ -29,6 +29,7 @@ import contextlib
 import inspect
 import json
 import logging
+import os
 import re
 import signal
 import threading
@@ -294,6 +295,17 @@ def _json(status: int, body: dict[str, Any], headers: Iterable[tuple[str, str]] 
     )
 
 
+def _html(status: int, page: str) -> Response:
+    return Response(page, status=status, content_type="text/html; charset=utf-8")
+
+
+_CONTENT_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json; charset=utf-8",
+}
+
+
 def _stopping() -> Response:
     """503 for a call that arrives while the server stops, closing its connection.
 
@@ -327,6 +339,9 @@ class LocalFunctionApp:
             Rule("/inbox", methods=["GET", "DELETE"], endpoint="inbox:list"),
             Rule("/inbox/<fmt>", methods=["POST"], endpoint="inbox:post"),
             Rule("/inbox/<fmt>/<channel>", methods=["POST"], endpoint="inbox:post"),
+            Rule("/preview", methods=["GET", "POST"], endpoint="preview:page"),
+            Rule("/preview/static/<name>", methods=["GET"], endpoint="preview:static"),
+            Rule("/preview/vendor/<name>", methods=["GET"], endpoint="preview:vendor"),
         ]
         self.routes: list[str] = []
         for f in functions:
@@ -341,7 +356,7 @@ class LocalFunctionApp:
                 )
             shown = "/" + "/".join(p for p in (prefix.strip("/"), f.route.strip("/")) if p)
             self.routes.append(f"{','.join(f.methods or ('ANY',))} {shown}")
-        self.routes += ["GET /inbox", "DELETE /inbox", "POST /inbox/{format}"]
+        self.routes += ["GET /inbox", "DELETE /inbox", "POST /inbox/{format}", "GET /preview"]
         self.url_map = Map(
             rules,
             converters=CONSTRAINTS,
@@ -410,11 +425,17 @@ class LocalFunctionApp:
             if self.stopping:
                 return _stopping()
             return self.call_function(self.functions[name], request, values)
+        if kind == "preview":
+            return self.preview(request, name, values.get("name"))
         if name == "post":
             return self.receive(request, values["fmt"], values.get("channel"))
         if request.method == "DELETE":
             return _json(200, {"cleared": self.inbox.clear()})
         items = self.inbox.newest_first()
+        if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
+            from translators import preview  # a browser asked: draw the messages
+
+            return _html(200, preview.inbox_page([i.as_dict() for i in items]))
         return _json(
             200,
             {
@@ -449,6 +470,29 @@ class LocalFunctionApp:
         if inspect.isawaitable(result):
             result = asyncio.run(_awaited(result))
         return _to_response(f.name, result)
+
+    def preview(self, request: Request, what: str, name: str | None) -> Response:
+        """The preview page (see translators/preview), its own files, and the npm files it draws with."""
+        from translators import preview
+
+        if what == "page":
+            choice = request.values.get("templates", "builtin")
+            pasted = None
+            if request.method == "POST":
+                form = request.form
+                pasted = preview.Pasted(
+                    form.get("source", "auto"), form.get("headers", ""), form.get("payload", "")
+                )
+            status, page = preview.page(os.environ, choice, pasted)
+            return _html(status, page)
+        files = preview.VENDOR if what == "vendor" else {p.name: p for p in preview.STATIC.iterdir()}
+        path = files.get(name or "")
+        if path is None or not path.is_file():
+            hint = " (run `make node` to install the npm packages)" if what == "vendor" else ""
+            return _json(404, {"error": "not_found", "message": f"no preview file {name!r}{hint}"})
+        return Response(
+            path.read_bytes(), status=200, content_type=_CONTENT_TYPES.get(path.suffix, "text/plain")
+        )
 
     def receive(self, request: Request, fmt: str, channel: str | None) -> Response:
         """Take a message as the real destination of that format would, and keep it.

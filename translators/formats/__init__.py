@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, ClassVar
@@ -93,6 +93,10 @@ class ChatFormat:
     def time(self, moment: datetime) -> str:
         """A moment as markup; formats whose clients can show the reader's own time zone override."""
         return utc_text(moment)
+
+    def template_helpers(self) -> dict[str, Callable[..., str]]:
+        """Template globals of this format; each returns JSON text that the template emits as is."""
+        return {}
 
     def fit(self, body: dict[str, Any]) -> dict[str, Any]:
         """Shorten texts that exceed this format's limits, then shrink the whole body to size."""

@@ -7,6 +7,7 @@ https://docs.slack.dev/reference/block-kit/blocks. Limits mirror ``slack_sdk.mod
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from translators.formats import (
     ChatFormat,
     OutputInvalid,
     _blockkit,
+    dumps,
     escape_entities,
     utc_text,
 )
@@ -27,7 +29,7 @@ from translators.formats._blockkit import (
     Message,
     SectionBlock,
 )
-from translators.model import Notification
+from translators.model import Notification, safe_url
 from translators.text import Code, Doc, Inline, ListBlock, Paragraph, Quote, Span
 
 # A cut must not leave half an entity (``&am``) or half a ``<url|label>`` behind.
@@ -72,6 +74,9 @@ class Slack(ChatFormat):
         so nothing needs escaping and no mention, link or formatting can come from a payload.
         """
         return _rich_blocks(doc.blocks, 0)
+
+    def template_helpers(self) -> dict[str, Callable[..., str]]:
+        return {"rich": rich}
 
     def time(self, moment: datetime) -> str:
         """``<!date^...>``: each reader sees it in their own time zone; the fallback is UTC."""
@@ -182,7 +187,28 @@ def _mrkdwn_span(span: Span) -> str:
     return escape_entities(span.text)
 
 
-def _rich_spans(line: Inline, *, bold: bool = False) -> list[dict[str, Any]]:
+def rich(
+    value: object, url: str | None = None, *, bold: bool = False, italic: bool = False, code: bool = False
+) -> str:
+    """Rich text elements for a template, comma-separated, to go inside a section's ``elements``.
+
+    ``value`` is payload text (a string, or a fact's runs, whose identifiers come out in code
+    style); rich text is shown exactly as it is, so nothing in it needs escaping. ``url`` makes a
+    link when ``safe_url`` accepts it.
+    """
+    line = value if isinstance(value, Inline) else Inline.of("" if value is None else str(value))
+    target = safe_url(url)
+    if target is not None:
+        line = Inline(Span(s.text, s.bold, s.italic, s.strike, s.code, target) for s in line)
+    if code:
+        line = Inline(Span(s.text, s.bold, s.italic, s.strike, True, s.url) for s in line)
+    elements = _rich_spans(line, bold=bold, italic=italic)
+    return (
+        ",".join(dumps(e).decode("utf-8") for e in elements) or dumps({"type": "text", "text": " "}).decode()
+    )
+
+
+def _rich_spans(line: Inline, *, bold: bool = False, italic: bool = False) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for span in line:
         if not span.text:
@@ -191,7 +217,7 @@ def _rich_spans(line: Inline, *, bold: bool = False) -> list[dict[str, Any]]:
             key: True
             for key, on in (
                 ("bold", span.bold or bold),
-                ("italic", span.italic),
+                ("italic", span.italic or italic),
                 ("strike", span.strike),
                 ("code", span.code),
             )

@@ -32,7 +32,7 @@ FINAL_STATES: dict[str, tuple[str, str, str]] = {
 State = Literal["created", "pending", "running", "success", "failed", "canceled"]
 
 #: Label of the signed download link: the reader may see the message after it stopped working.
-DOWNLOAD_LABEL = "Download (link expires 24 h after the build)"
+DOWNLOAD_LABEL = "Download (valid 24 h)"
 
 _model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
 

@@ -1,0 +1,145 @@
+"""The preview page drawn in a real browser: Microsoft's renderer for Teams, our stand-ins for the rest."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser import browser  # noqa: F401 - the fixture
+from tests.localserve import Served, start_serve
+from translators import samples
+
+FORMATS = ("slack", "teams", "teams-messagecard")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    server = start_serve(tmp_path_factory.mktemp("serve"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:  # noqa: F811 - the fixture above
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    opened = context.new_page()
+    problems: list[str] = []
+    opened.on(
+        "console",
+        lambda m: problems.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None,
+    )
+    opened.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+    opened.problems = problems
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+def drawn(page: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    page.wait_for_selector("body[data-ready='1']", timeout=30_000)
+    found = page.eval_on_selector_all(
+        "figure.message",
+        """figures => figures.map(f => ({
+            sample: f.dataset.sample, format: f.dataset.format, drawn: f.dataset.drawn,
+            warnings: f.dataset.warnings || null, text: f.querySelector('.drawing').innerText,
+            html: f.querySelector('.drawing').innerHTML}))""",
+    )
+    return {(f["sample"], f["format"]): f for f in found}
+
+
+def test_every_sample_in_every_format_draws_without_errors_or_warnings(served: Served, page: Any) -> None:
+    page.goto(f"{served.base}/preview")
+    figures = drawn(page)
+    expected = {(s.id, f) for s in samples.all_samples() for f in FORMATS}
+    assert set(figures) == expected
+    not_drawn = {key: f["drawn"] for key, f in figures.items() if f["drawn"] != "ok"}
+    assert not_drawn == {}
+    warned = {key: f["text"] for key, f in figures.items() if f["format"] == "teams" and f["warnings"] != "0"}
+    assert warned == {}, "the Adaptive Cards renderer reported parse or validation problems"
+    assert page.problems == []
+    for (sample, fmt), figure in figures.items():
+        assert figure["text"].strip(), (sample, fmt)
+    # The Teams card really is Microsoft's rendering: its own element classes are there.
+    assert "ac-adaptiveCard" in figures[("bitrise/build-failed", "teams")]["html"]
+
+
+def test_multi_line_text_keeps_its_lines_in_every_format(served: Served, page: Any) -> None:
+    page.goto(f"{served.base}/preview")
+    figures = drawn(page)
+    for fmt in FORMATS:
+        lines = [line.strip() for line in figures[("applivery/bug-multiline", fmt)]["text"].splitlines()]
+        for expected in ("Add one item to the cart", "Apply coupon SPRING24", "Tap Pay -> app closes"):
+            assert any(line.endswith(expected) for line in lines), (fmt, expected, lines)
+        steps = next(i for i, line in enumerate(lines) if line.startswith("Steps"))
+        assert not lines[steps].endswith("cart"), (fmt, "the steps ran together with the heading")
+        crash = [line.strip() for line in figures[("appcenter/crash-with-stack", fmt)]["text"].splitlines()]
+        frames = [line for line in crash if line.startswith(("com.example", "android.app"))]
+        assert len(frames) >= 3, (fmt, crash)
+
+
+HOSTILE = (
+    "fix/*star*_x_ <!channel> <@U999> <at>Dana</at> {{DATE(2026-01-01T00:00:00Z, SHORT)}} "
+    "[Approve the release](https://evil.example) <b>bold</b> &amp;"
+)
+
+
+def test_a_hostile_payload_pasted_into_the_form_shows_its_text_literally(served: Served, page: Any) -> None:
+    payload = {
+        "build_slug": "815697039aa6c07c",
+        "build_number": 41,
+        "app_slug": "305da28f92b6b419",
+        "build_status": 2,
+        "build_triggered_workflow": "primary",
+        "git": {
+            "provider": "github",
+            "src_branch": "fix/*star*_x_",
+            "commit_hash": "4e1d2a9c0ffee",
+            "commit_message": HOSTILE,
+        },
+    }
+    page.goto(f"{served.base}/preview")
+    page.click("details.paste summary")
+    page.select_option("select[name=source]", "bitrise")
+    page.fill("textarea[name=headers]", "Bitrise-Event-Type: build/finished")
+    page.fill("textarea[name=payload]", json.dumps(payload))
+    page.click("details.paste button[type=submit]")
+    figures = drawn(page)
+    for fmt in FORMATS:
+        figure = figures[("pasted", fmt)]
+        assert figure["drawn"] == "ok", fmt
+        text = " ".join(figure["text"].split())
+        assert "fix/*star*_x_" in text, (fmt, text)
+        assert HOSTILE in text, (fmt, text)
+        html = figure["html"]
+        assert 'href="https://evil.example"' not in html, fmt
+        assert "slack-mention" not in html, fmt
+        assert "<at>" not in html and "<b>bold</b>" not in html, fmt
+    assert page.problems == []
+
+
+def test_inbox_in_a_browser_draws_what_was_delivered(served: Served, page: Any) -> None:
+    sample = samples.get("appcenter/distribute")
+    answer = served.post("/api/appcenter/slack+teams+teams-messagecard", sample.body())
+    assert answer.status == 200, answer.raw
+    page.goto(f"{served.base}/inbox")
+    figures = drawn(page)
+    newest = sorted(figures, key=lambda key: -int(key[0].split("/")[1]))[:3]
+    assert {fmt for _, fmt in newest} == set(FORMATS)
+    for key in newest:
+        assert figures[key]["drawn"] == "ok" and "Release 1.7.0 (74) published" in figures[key]["text"]
+    assert page.problems == []
+
+
+def test_the_screenshot_tool_writes_pictures(served: Served, browser: Any, tmp_path: Path) -> None:  # noqa: F811
+    from tools import screenshots
+
+    written = screenshots.capture(browser, served.base, tmp_path, [("bitrise/build-failed", "slack")])
+    (path,) = written
+    assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 2_000
