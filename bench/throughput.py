@@ -527,7 +527,7 @@ def profile_pipeline(
     import logging
     import pstats
 
-    from translators import pipeline
+    from translators import pipeline, settings
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)}
     for fmt in ("slack", "teams", "teams-messagecard"):
@@ -553,11 +553,11 @@ def profile_pipeline(
                 )
                 for i in range(n + 1)
             ]
-            pipeline.handle(requests[0], env)  # warm: templates, pools, the store's schema
+            pipeline.handle(requests[0], settings.load(env))  # warm: templates, pools, the store's schema
             started = time.perf_counter()
             profiler.enable()
             for request in requests[1:]:
-                pipeline.handle(request, env)
+                pipeline.handle(request, settings.load(env))
             profiler.disable()
             elapsed = time.perf_counter() - started
         finally:

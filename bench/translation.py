@@ -118,7 +118,7 @@ def run(
     clock: str = "cpu",
 ) -> tuple[list[Row], str]:
     """Measure every bundled sample x format; the rows, and a note on how it was pinned."""
-    from translators import pipeline, samples
+    from translators import pipeline, samples, settings
     from translators.formats import dumps
 
     before, note = pin_to_one_core()
@@ -136,9 +136,9 @@ def run(
                     channels="bench",
                     body=body,
                     headers=dict(sample.headers),
-                    query={"dry_run": "1"},
+                    query=(("dry_run", "1"),),
                 )
-                answer = pipeline.handle(request, env)
+                answer = pipeline.handle(request, settings.load(env))
                 status = str(answer.body.get("status") or answer.body.get("error"))
                 rendered: Any = None
                 if answer.status == 200 and status == "dry_run":
@@ -148,7 +148,7 @@ def run(
                         status = "dry_run (minimal: template error)"
 
                 def product(req: pipeline.Request = request, env: dict[str, str] = env) -> object:
-                    return pipeline.handle(req, env)
+                    return pipeline.handle(req, settings.load(env))
 
                 def floor(body: bytes = body, rendered: Any = rendered) -> object:
                     json.loads(body)
@@ -207,7 +207,7 @@ def breakdown(
     sample_id: str, fmt_name: str, min_time: float, repeat: int, clock: str = "cpu"
 ) -> list[tuple[str, float]]:
     """Seconds per call of each stage of the path for one sample x format, and the rest."""
-    from translators import config, formats, pipeline, render, samples, sources
+    from translators import formats, pipeline, render, rules, samples, settings, sources
     from translators.errors import Ignored
 
     sample = samples.get(sample_id)
@@ -222,22 +222,17 @@ def breakdown(
     n = source.translate(payload, headers)
     assert not isinstance(n, Ignored), "breakdown needs a sample that renders"
     renderer = render.renderer_for(fmt, None, None)
-    request = pipeline.Request(sample.source, "bench", body, dict(sample.headers), {"dry_run": "1"})
+    request = pipeline.Request(sample.source, "bench", body, dict(sample.headers), (("dry_run", "1"),))
+    loaded = settings.load(env)
+    channels = [loaded.channel("bench")]
 
     stages: list[tuple[str, Callable[[], object]]] = [
-        ("settings (config.load)", lambda: config.load(env)),
+        ("settings (settings.load)", lambda: settings.load(env)),
         ("parse + shape check", lambda: pipeline.parse_body(body)),
         ("source: validate + normalise", lambda: source.translate(payload, headers)),
+        ("rules (rules.decide)", lambda: rules.decide(n, channels, None, True)),
+        ("render (Jinja + json.loads)", lambda: renderer.render(n)),
     ]
-    try:  # channel rules and memory (issue 5), where the tree has them
-        from translators import rules
-
-        channels = [config.load(env).channel("bench")]
-        rules.plan(n, channels, env, dry_run=True)
-        stages.append(("rules + memory (rules.plan)", lambda: rules.plan(n, channels, env, dry_run=True)))
-    except Exception:  # noqa: S110 - an older or newer rules API: the stage is left out, "the rest" has it
-        pass
-    stages.append(("render (Jinja + json.loads)", lambda: renderer.render(n)))
     # fit works on a fresh body (it shortens in place): timed together with the render it follows.
     checked = ("fit + validate output", lambda: pipeline.render_checked(renderer, n))
     before, _ = pin_to_one_core()
@@ -245,7 +240,9 @@ def breakdown(
         timed = [(label, time_per_call(fn, min_time, repeat, clock=clock)) for label, fn in stages]
         rendered_checked = time_per_call(checked[1], min_time, repeat, clock=clock)
         timed.append((checked[0], max(rendered_checked - timed[-1][1], 0.0)))
-        whole = time_per_call(lambda: pipeline.handle(request, env), min_time, repeat, clock=clock)
+        whole = time_per_call(
+            lambda: pipeline.handle(request, settings.load(env)), min_time, repeat, clock=clock
+        )
     finally:
         restore_affinity(before)
         shutil.rmtree(state_dir, ignore_errors=True)

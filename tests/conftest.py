@@ -10,7 +10,7 @@ import pytest
 
 from tests.azurite import azurite, state_env  # noqa: F401 - fixtures shared by the state tests
 from tests.chatserver import SUCCESS, ChatServer, Reply
-from translators import pipeline, samples
+from translators import pipeline, samples, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -83,7 +83,8 @@ def post(
     query: dict[str, str] | None = None,
 ) -> pipeline.Answer:
     raw = json.dumps(body).encode() if isinstance(body, dict) else body
-    return pipeline.handle(pipeline.Request(source, channels, raw, headers or {}, query or {}), env)
+    pairs = tuple((query or {}).items())
+    return pipeline.handle(pipeline.Request(source, channels, raw, headers or {}, pairs), settings.load(env))
 
 
 def sample(sample_id: str) -> samples.Sample:

@@ -9,7 +9,7 @@ import pytest
 
 from tests.chatserver import ChatServer
 from tests.conftest import path_of, post
-from translators import pipeline, sources
+from translators import pipeline, settings, sources
 from translators.errors import PayloadInvalid
 from translators.samples import Sample, all_samples
 
@@ -137,6 +137,6 @@ def test_unknown_source_lists_auto(channels: dict[str, str]) -> None:
 
 
 def test_health_lists_auto(channels: dict[str, str]) -> None:
-    body = pipeline.health(channels).body
+    body = pipeline.health(settings.load(channels)).body
     assert set(body["sources"]) == {*SOURCES, "auto"}
     assert body["sources"]["applivery"] == "Applivery" and body["sources"]["appflow"] == "Appflow"

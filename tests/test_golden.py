@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests import crosscheck
-from translators import config, pipeline, sources
+from translators import pipeline, settings, sources
 from translators.model import Notification
 from translators.samples import Sample, all_samples
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 FORMATS = ("slack", "teams", "teams-messagecard")
-SETTINGS = config.load(
+SETTINGS = settings.load(
     {f"CHANNEL_{f.upper().replace('-', '_')}_URL": "http://127.0.0.1:9/" for f in FORMATS}
     | {f"CHANNEL_{f.upper().replace('-', '_')}_FORMAT": f for f in FORMATS}
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import azure.functions as func
 import pytest
@@ -54,9 +55,10 @@ def call(
             resp = functions["health"](req)
         else:
             source, channel = route.split("/", 1)
+            query = f"?{urlencode(params)}" if params else ""
             req = func.HttpRequest(
                 method,
-                f"http://localhost/api/{route}",
+                f"http://localhost/api/{route}{query}",
                 body=raw,
                 headers=headers or {},
                 params=params or {},
@@ -185,13 +187,14 @@ def test_invalid_payload_is_422_with_paths(call: Callable[..., Any]) -> None:
 def test_destination_failure_is_502_with_error_text(
     call: Callable[..., Any], chat: ChatServer, channels: dict[str, str]
 ) -> None:
-    chat.script(path_of(channels, "slack"), Reply(400, "invalid_blocks"))
+    chat.script(path_of(channels, "slack"), Reply(404, "no_service"))
     status, body = call("bitrise/slack+teams", BITRISE_FAILED, FINISHED)
     assert status == 502, body
     by_name = {c["channel"]: c for c in body["channels"]}
     assert by_name["slack"]["status"] == "failed"
-    assert by_name["slack"]["http_status"] == 400
-    assert "invalid_blocks" in by_name["slack"]["error"]
+    assert by_name["slack"]["http_status"] == 404
+    assert "no_service" in by_name["slack"]["error"]
+    assert "create a new webhook" in by_name["slack"]["hint"], "a known error says what to do"
     assert by_name["teams"]["status"] == "delivered"
 
 
@@ -225,14 +228,12 @@ def test_health_lists_sources_and_channels_without_urls(
 
 
 def test_misconfigured_channel_is_named(call: Callable[..., Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CHANNEL_OPS_URL", "https://chat.example.com/hook/SECRETpath123")
+    monkeypatch.setenv("CHANNEL_OPS_URL", "https://chat.acme.test/hook/SECRETpath123")
     status, body = call("bitrise/ops", BITRISE_FAILED, FINISHED)
     assert status == 503
-    assert (
-        body["error"] == "configuration_error"
-        and "ops" in body["message"]
-        and "CHANNEL_OPS_FORMAT" in body["message"]
-    )
+    (ops,) = body["channels"]
+    assert body["error"] == "configuration_error" and ops["status"] == "misconfigured"
+    assert "ops" in ops["error"] and "CHANNEL_OPS_FORMAT" in ops["error"]
     assert "SECRETpath123" not in json.dumps(body)
     _, health = call("health", method="GET")
     assert "ops" in health["channel_errors"] and "SECRETpath123" not in json.dumps(health)

@@ -18,6 +18,7 @@ from tests import crosscheck
 from tests.bodies import SLACK_MENTION, slack_markup_texts
 from tests.chatserver import SUCCESS, ChatServer, Reply
 from translators import formats, pipeline, sources
+from translators import settings as app_settings
 from translators.samples import all_samples
 
 SAMPLES = all_samples()
@@ -122,9 +123,9 @@ def test_any_request_gets_a_json_answer_and_valid_safe_deliveries(
             "slack+teams+legacy",
             body,
             {**extra_headers, **headers},
-            {"dry_run": "1"} if dry_run else {},
+            (("dry_run", "1"),) if dry_run else (),
         ),
-        env,
+        app_settings.load(env),
     )
     assert answer.status in ALLOWED, answer.body
     assert isinstance(json.loads(answer.json()), dict)

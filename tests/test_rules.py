@@ -22,7 +22,7 @@ from tests import bodies, crosscheck
 from tests.chatserver import ChatServer, Reply
 from tests.conftest import path_of, post
 from tests.test_golden import SETTINGS, notification_of
-from translators import config, formats, pipeline, sources, state
+from translators import formats, pipeline, settings, sources, state
 from translators.model import Notification
 from translators.samples import get as sample
 
@@ -105,12 +105,22 @@ def test_after_change_modes_get_exactly_the_transitions(env: dict[str, str], cha
     assert statuses(answers[0]) == {"slack": "skipped", "teams": "delivered", "legacy": "skipped"}
     assert first["status"] == "delivered" and "previous_outcome" not in first
     by_channel = {c["channel"]: c for c in first["channels"]}
-    assert (
-        by_channel["slack"]["reason"] == "build_mode" and "no earlier build" in by_channel["slack"]["message"]
-    )
+    slack = by_channel["slack"]
+    assert slack["reason"] == "build_mode" and "no earlier failed build" in slack["message"]
     assert by_channel["legacy"]["reason"] == "build_mode" and "never" in by_channel["legacy"]["message"]
     assert third["previous_outcome"] == "failure"
     assert {c["channel"]: c.get("reason") for c in fourth["channels"]}["slack"] == "event_filter"
+
+
+def test_after_success_sends_the_first_failure_of_a_new_branch(env: dict[str, str], chat: ChatServer) -> None:
+    env |= {"CHANNEL_SLACK_BUILD_FAILURE": "after-success", "CHANNEL_SLACK_BUILD_SUCCESS": "after-failure"}
+    first = post(env, "bitrise", "slack", build(1, "F", branch="feature/new"), FINISHED)
+    assert first.body["status"] == "delivered", "no history: a breakage is news, not to be missed"
+    again = post(env, "bitrise", "slack", build(2, "F", branch="feature/new"), FINISHED)
+    assert again.body["status"] == "skipped" and "failed too" in again.body["channels"][0]["message"]
+    success = post(env, "bitrise", "slack", build(3, "S", branch="feature/other"), FINISHED)
+    assert success.body["status"] == "skipped", "a first success recovers from nothing"
+    assert numbers(chat, env, "slack") == [1]
 
 
 def test_history_is_per_source_app_branch_and_workflow(env: dict[str, str], chat: ChatServer) -> None:
@@ -123,7 +133,7 @@ def test_history_is_per_source_app_branch_and_workflow(env: dict[str, str], chat
     ):
         answer = post(env, "bitrise", "slack", other, FINISHED)
         assert answer.body["status"] == "skipped", answer.body
-        assert "no earlier build" in answer.body["channels"][0]["message"]
+        assert "no earlier failed build" in answer.body["channels"][0]["message"]
     appcenter = {
         **json.loads(sample("appcenter/build-succeeded").body()),
         "app_name": "app-one",
@@ -181,7 +191,7 @@ def test_event_filters_with_patterns(env: dict[str, str], chat: ChatServer) -> N
 def test_a_retry_after_a_partial_fan_out_reaches_only_the_failed_channel(
     env: dict[str, str], chat: ChatServer
 ) -> None:
-    chat.script(path_of(env, "slack"), Reply(400, "invalid_blocks"))
+    chat.script(path_of(env, "slack"), Reply(404, "no_service"))
     body = build(1, "F")
     first = post(env, "bitrise", "slack+teams+legacy", body, FINISHED)
     assert first.status == 502 and statuses(first) == {
@@ -206,7 +216,7 @@ def test_a_retried_fix_is_still_a_fix(env: dict[str, str], chat: ChatServer) -> 
     """The retry of an event already recorded is judged against the build before it, not itself."""
     env |= {"CHANNEL_SLACK_BUILD_SUCCESS": "after-failure"}
     post(env, "bitrise", "teams", build(1, "F"), FINISHED)
-    chat.script(path_of(env, "slack"), Reply(400, "invalid_blocks"))
+    chat.script(path_of(env, "slack"), Reply(404, "no_service"))
     fixed = build(2, "S")
     assert post(env, "bitrise", "slack+teams", fixed, FINISHED).status == 502
     retry = post(env, "bitrise", "slack+teams", fixed, FINISHED)
@@ -242,7 +252,7 @@ def test_racing_deliveries_of_one_event_send_once(env: dict[str, str], chat: Cha
 
 
 def test_a_stale_claim_is_taken_over_and_a_fresh_one_is_not(env: dict[str, str], chat: ChatServer) -> None:
-    store = state.open_store(env)
+    store = state.open_store(settings.load(env).app)
     crashed, busy = build(1, "F"), build(2, "F")
     assert store.claim(
         event_id(crashed), "slack", state.now() - state.CLAIM_STALE_AFTER - timedelta(seconds=5)
@@ -337,20 +347,20 @@ def test_invalid_rules_are_the_channels_configuration_error(
 ) -> None:
     env = {**channels, "CHANNEL_OPS_URL": channels["CHANNEL_SLACK_URL"], "CHANNEL_OPS_FORMAT": "slack"}
     env[f"CHANNEL_OPS_{setting}"] = value
-    settings = config.load(env)
-    assert "ops" not in settings.channels and named in settings.channel_errors["ops"]
-    assert "'ops'" in settings.channel_errors["ops"]
+    loaded = settings.load(env)
+    assert "ops" not in loaded.channels and named in loaded.channel_errors["ops"]
+    assert "'ops'" in loaded.channel_errors["ops"]
     answer = post(env, "bitrise", "ops", build(1, "F"), FINISHED)
-    assert (
-        answer.status == 503
-        and answer.body["error"] == "configuration_error"
-        and named in answer.body["message"]
-    )
-    assert "slack" in config.load(env).channels, "other channels are unaffected"
+    assert answer.status == 503 and answer.body["error"] == "configuration_error"
+    assert named in answer.body["channels"][0]["error"]
+    assert "slack" in loaded.channels, "other channels are unaffected"
+    both = post(env, "bitrise", "ops+slack", build(2, "F"), FINISHED)
+    assert both.status == 200
+    assert [c["status"] for c in both.body["channels"]] == ["misconfigured", "delivered"]
 
 
 def test_rules_settings_are_read() -> None:
-    settings = config.load(
+    loaded = settings.load(
         {
             "CHANNEL_ALERTS_URL": "https://hooks.slack.com/services/fake/fake/fake",
             "CHANNEL_ALERTS_EVENTS": " build.failed,,Crash.* ,build.failed",
@@ -359,7 +369,7 @@ def test_rules_settings_are_read() -> None:
             "CHANNEL_PLAIN_URL": "https://hooks.slack.com/services/fake/fake/other",
         }
     )
-    alerts, plain = settings.channels["alerts"], settings.channels["plain"]
+    alerts, plain = loaded.channels["alerts"], loaded.channels["plain"]
     assert alerts.events == ("build.failed", "crash.*")
     assert (alerts.build_success, alerts.build_failure) == ("after-failure", "after-success")
     assert (plain.events, plain.build_success, plain.build_failure) == ((), "always", "always")

@@ -9,7 +9,7 @@ import pytest
 
 from tests import bodies, crosscheck
 from tests.bodies import SLACK_MENTION
-from translators import config, pipeline, sources
+from translators import pipeline, settings, sources
 from translators.formats import dumps
 from translators.formats import slack as slack_format
 from translators.model import Link, Notification
@@ -25,7 +25,7 @@ HOSTILE = [
     "x" * 10_000,
 ]
 FORMATS = ("slack", "teams", "teams-messagecard")
-SETTINGS = config.load(
+SETTINGS = settings.load(
     {f"CHANNEL_{f.upper().replace('-', '_')}_URL": "http://127.0.0.1:9/" for f in FORMATS}
     | {f"CHANNEL_{f.upper().replace('-', '_')}_FORMAT": f for f in FORMATS}
 )

@@ -354,9 +354,9 @@ def test_configured_channels_deliver_and_no_inbox_channels_are_added(
     assert served.get("/inbox").json()["count"] == 0
     assert served.post("/api/bitrise/teams-messagecard", FAILED.body(), FAILED.headers).status == 404
 
-    chat.script(slack_path, Reply(400, "invalid_blocks"))
+    chat.script(slack_path, Reply(404, "no_service"))
     failed = served.post("/api/appcenter/slack", DISTRIBUTE.body())
-    assert failed.status == 502 and "invalid_blocks" in failed.json()["channels"][0]["error"]
+    assert failed.status == 502 and "no_service" in failed.json()["channels"][0]["error"]
     served.wait_for_log(r"POST /api/appcenter/slack 502 \d+ ms$")
     assert f"SECRET{tag}" not in served.log() + served.banner()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from translators import config, formats, pipeline, render, samples, sources
+from translators import formats, pipeline, render, samples, settings, sources
 from translators.model import Fact, Notification
 
 N = Notification(
@@ -108,7 +108,7 @@ def test_invalid_json_output_is_reported(tmp_path: Path) -> None:
 def test_broken_template_still_delivers_minimal_message(tmp_path: Path) -> None:
     write(tmp_path, "slack/default.json.j2", "{{ broken")
     write(tmp_path, "teams/default.json.j2", '{"type": "message", "attachments": []}')
-    settings = config.load(
+    loaded = settings.load(
         {
             "CHANNEL_S_URL": "http://127.0.0.1:9/s",
             "CHANNEL_S_FORMAT": "slack",
@@ -118,7 +118,7 @@ def test_broken_template_still_delivers_minimal_message(tmp_path: Path) -> None:
         }
     )
     for name, fmt in (("s", "slack"), ("t", "teams")):
-        prepared = pipeline.prepare(settings.channel(name), N, settings)
+        prepared = pipeline.prepare(loaded.channel(name), N, loaded)
         assert prepared.template == "(built-in minimal)"
         assert prepared.template_error and f"'{fmt}/default.json.j2" in prepared.template_error
         assert "Build #7 failed" in json.dumps(prepared.body, ensure_ascii=False)

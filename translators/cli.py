@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -57,7 +56,9 @@ def _settings_env(settings: str | None) -> dict[str, str]:
         values = localsettings.read_values(path) if path else {}
     except localsettings.SettingsFileError as exc:
         raise UsageError(str(exc)) from None
-    return localsettings.merged(values, os.environ)
+    from translators.settings import environ
+
+    return localsettings.merged(values, environ())
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -342,7 +343,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from translators import pipeline
+    from translators import pipeline, settings
 
     env = _settings_env(args.settings)
     # WEBHOOK_TOKEN guards the public URL; whoever runs this holds the settings already.
@@ -351,8 +352,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     body = _parse_payload(payload)
     headers = _merge_headers(payload.headers, args.header)
     source = _source(args.source, body, headers)
-    query = {"dry_run": "1"} if args.dry_run else {}
-    answer = pipeline.handle(pipeline.Request(source.name, args.channel, payload.raw, headers, query), env)
+    query = (("dry_run", "1"),) if args.dry_run else ()
+    request = pipeline.Request(source.name, args.channel, payload.raw, headers, query)
+    answer = pipeline.handle(request, settings.load(env))
     _out(_dumps(answer.body))
     if answer.body.get("error") == "unknown_channel" and not answer.body.get("valid"):
         _out(
@@ -404,7 +406,27 @@ def cmd_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_settings(args: argparse.Namespace) -> int:
+    from translators import settings
+
+    if args.markdown:
+        _out(settings.documentation().rstrip("\n"))
+        return 0
+    loaded = settings.load(_settings_env(args.settings))
+    for name, channel in loaded.channels.items():
+        rules = ", ".join(f"{k}={v}" for k, v in channel.public().items() if k not in ("name", "format"))
+        _out(f"channel {name}: {channel.format}" + (f" ({rules})" if rules else ""))
+    for reason in loaded.channel_errors.values():
+        _out(f"BROKEN {reason}")
+    for reason in loaded.errors.values():
+        _out(f"SETTING {reason}")
+    if not loaded.channels and not loaded.channel_errors:
+        _out("no channels: set CHANNEL_<NAME>_URL (see docs/configuration.md)")
+    return 1 if loaded.errors or loaded.channel_errors else 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
+    import errno
     import logging
     import re
     import signal
@@ -422,9 +444,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         values = localsettings.read_values(path) if path else {}
     except localsettings.SettingsFileError as exc:
         raise UsageError(str(exc)) from None
-    kept = localsettings.apply(values, os.environ)
 
-    from translators import config, server
+    from translators import server, settings
+
+    environment = settings.environ()
+    kept = sorted(k for k in values if k in environment)
+    merged = localsettings.merged(values, environment)
 
     # get_functions() may be called only once per FunctionApp: this is that call.
     registered = server.load_function_app().get_functions()
@@ -432,39 +457,50 @@ def cmd_serve(args: argparse.Namespace) -> int:
         httpd, app, skipped = server.create_server(args.host, args.port, registered)
     except server.RouteError as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            taken = "is in use" if exc.errno == errno.EADDRINUSE else "may not be used by this user"
+            raise UsageError(f"port {args.port} {taken}; try `make run PORT={args.port + 1}`") from None
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     local = _url_host(args.host)
     base = f"http://{local}:{httpd.server_port}"
     configured = any(
-        re.fullmatch(r"CHANNEL_.+_URL", key, re.IGNORECASE) and value.strip()
-        for key, value in os.environ.items()
+        re.fullmatch(r"CHANNEL_.+_URL", key, re.IGNORECASE) and value.strip() for key, value in merged.items()
     )
     if not configured:
         # The embedded default: the real delivery path, with the server's own inbox as the destination.
         for fmt in server.INBOX_ANSWERS:
-            key = "CHANNEL_" + fmt.upper().replace("-", "_")
-            os.environ[f"{key}_URL"] = server.inbox_url(base, fmt)
-            os.environ[f"{key}_FORMAT"] = fmt
+            key = settings.channel_env(fmt)
+            merged[f"{key}_URL"] = server.inbox_url(base, fmt)
+            merged[f"{key}_FORMAT"] = fmt
     scratch = None
-    if not configured and not os.environ.get("STATE_STORE", "").strip():
+    if not configured and not merged.get("STATE_STORE", "").strip():
         # The inbox starts empty on every run, and so does the memory of what was delivered to it:
         # otherwise a sample posted in an earlier run would now be skipped as a duplicate.
         scratch = tempfile.TemporaryDirectory(prefix="translators-serve-")
-        os.environ["STATE_STORE"] = f"sqlite://{Path(scratch.name, 'state.db').as_posix()}"
-    channels = list(config.load(os.environ).channels)
+        merged["STATE_STORE"] = f"sqlite://{Path(scratch.name, 'state.db').as_posix()}"
+    # The functions read their settings from the environment, as on Azure: give them these.
+    settings.publish(merged)
+    loaded = settings.from_environ()
+    channels = list(loaded.channels)
 
     lines = [f"Serving function_app on {base} (Ctrl+C to stop)"]
     if path:
         lines.append(
-            f"settings: {_shown_path(path)}"
-            + (f" (environment kept for {', '.join(sorted(kept))})" if kept else "")
+            f"settings: {_shown_path(path)}" + (f" (environment kept for {', '.join(kept)})" if kept else "")
         )
     lines += [f"  {route.replace(' /', f' {base}/', 1)}" for route in app.routes]
     lines += [f"  not served: {note}" for note in skipped]
     if configured:
-        lines.append(f"channels: {', '.join(channels) or '(none valid: see /api/health)'}")
+        lines.append(f"channels: {', '.join(channels) or '(none usable)'}")
     else:
         lines.append(f"channels: {', '.join(channels)} -> the local inbox (no CHANNEL_*_URL is configured)")
-    lines += _try_lines(base, server.route_prefix(), channels, inbox=not configured)
+    lines += [f"  BROKEN {reason}" for reason in loaded.channel_errors.values()]
+    lines += [f"  SETTING {reason}" for reason in loaded.errors.values()]
+    lines += _try_lines(
+        base, server.route_prefix(), channels, inbox=not configured, token=loaded.app.webhook_token
+    )
+    lines.append(f"Preview every message: {base}/preview")
     _out("\n".join(lines))
 
     def stop(signum: int, frame: Any) -> None:
@@ -502,7 +538,7 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _try_lines(base: str, prefix: str, channels: Sequence[str], *, inbox: bool) -> list[str]:
+def _try_lines(base: str, prefix: str, channels: Sequence[str], *, inbox: bool, token: object) -> list[str]:
     """A ready-to-paste curl line posting a bundled sample, and where to look at the result."""
     import shlex
 
@@ -518,7 +554,7 @@ def _try_lines(base: str, prefix: str, channels: Sequence[str], *, inbox: bool) 
     lines = ["Try:", f"  {' '.join(post.split())}"]
     if inbox:
         lines.append(f"  curl -s {base}/inbox")
-    if os.environ.get("WEBHOOK_TOKEN"):
+    if token is not None:
         lines.append("  (WEBHOOK_TOKEN is set: add -H 'X-Webhook-Token: <the token>')")
     return lines
 
@@ -616,6 +652,17 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("payload", metavar="PAYLOAD", help=payload_help)
     send.add_argument("--dry-run", action="store_true", help="render and validate but do not send")
     send.set_defaults(handler=cmd_send)
+
+    configuration = commands.add_parser(
+        "settings",
+        parents=[settings],
+        help="show the configured channels and every setting that is wrong",
+        description="Load the settings as the function does (local.settings.json Values, the environment "
+        "winning) and list the channels, broken channels and invalid settings; exit 1 if anything is "
+        "wrong. --markdown prints the settings reference (docs/configuration.md) made from the model.",
+    )
+    configuration.add_argument("--markdown", action="store_true", help="print the settings reference")
+    configuration.set_defaults(handler=cmd_settings)
 
     listing = commands.add_parser(
         "samples",

@@ -1,7 +1,18 @@
 """Deliver one rendered JSON body to one webhook URL, within a deadline, without leaking the URL.
 
-Retries, backoff and ``Retry-After`` are urllib3's (:class:`urllib3.util.Retry`); this module only
-adds a per-call deadline on top of them and turns every outcome into a :class:`DeliveryResult`.
+Retries, backoff and ``Retry-After`` are urllib3's (:class:`urllib3.util.Retry`); this module adds
+a per-call wall-clock deadline on top of them and turns every outcome into a :class:`DeliveryResult`:
+
+- ``delivered``: the destination accepted it. A 2xx status line is taken as received, even when
+  the rest of the answer does not come in time (``incomplete``).
+- ``failed``: it did not arrive, or was refused. ``final`` when sending the same body again would
+  be refused the same way (a 4xx other than 408 and 429).
+- ``unknown``: it was sent and no answer came in time. A POST is never retried once the
+  destination may have received it (urllib3 read retries are off), since that would be a second
+  copy. Only connection failures (nothing sent), 5xx, 429 and 408 are retried within the call.
+
+The deadline is wall-clock. Socket timeouts alone do not bound an answer that drips a byte at a
+time, so a watchdog shuts this call's sockets when the deadline passes (``_Watchdog``).
 
 The destination URL is a secret: Slack and Teams webhook URLs carry their token in the path or in
 the query. requests and urllib3 put the URL into exception messages and log lines, so no exception
@@ -11,21 +22,24 @@ goes through :func:`redact`, and urllib3's log records are redacted while a deli
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
+import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from http.cookiejar import DefaultCookiePolicy
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import requests
 from requests import exceptions as req_exc
 from requests.adapters import HTTPAdapter
-from urllib3.connectionpool import ConnectionPool
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import ConnectionPool, HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     DecodeError,
@@ -45,6 +59,9 @@ from urllib3.util import Retry, Timeout
 
 from translators import __version__, logs
 from translators.logs import redact
+
+if TYPE_CHECKING:
+    from translators.settings import AppSettings
 
 __all__ = ["DeliveryPolicy", "DeliveryResult", "deliver", "redact"]
 
@@ -68,58 +85,51 @@ _POOL_PER_HOST = 16
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
-    """How hard to try: every attempt, backoff and ``Retry-After`` wait fits in ``deadline_seconds``."""
+    """How hard to try: every attempt, backoff and ``Retry-After`` wait fits in ``deadline_seconds``.
+
+    An answer may take all the time that is left (a slow destination that accepts the message is
+    answered, not abandoned and sent again); ``connect_timeout`` bounds each connection attempt.
+    """
 
     deadline_seconds: float = 15.0
     connect_timeout: float = 3.05
-    read_timeout: float = 10.0
     max_attempts: int = 4
     backoff_factor: float = 0.5
     backoff_max: float = 5.0
 
     def __post_init__(self) -> None:
-        if not (self.deadline_seconds > 0 and self.connect_timeout > 0 and self.read_timeout > 0):
+        if not (self.deadline_seconds > 0 and self.connect_timeout > 0):
             raise ValueError("deadline and timeouts must be positive")
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> DeliveryPolicy:
-        """Read ``DELIVERY_DEADLINE_SECONDS`` and ``DELIVERY_MAX_ATTEMPTS``.
+    def from_settings(cls, app: AppSettings) -> DeliveryPolicy:
+        """``DELIVERY_DEADLINE_SECONDS`` and ``DELIVERY_MAX_ATTEMPTS`` (validated by the settings)."""
+        return cls(deadline_seconds=app.delivery_deadline_seconds, max_attempts=app.delivery_max_attempts)
 
-        A bad setting must not stop deliveries, so invalid values fall back to the defaults; the
-        deadline is capped at 60 s so that a typo cannot hold a worker thread for minutes.
-        """
-        default = cls()
-        deadline = default.deadline_seconds
-        try:
-            value = float(env.get("DELIVERY_DEADLINE_SECONDS", ""))
-        except ValueError:
-            pass
-        else:
-            if value > 0:  # also rejects NaN
-                deadline = min(value, 60.0)
-        attempts = default.max_attempts
-        try:
-            count = int(env.get("DELIVERY_MAX_ATTEMPTS", ""))
-        except ValueError:
-            pass
-        else:
-            if count >= 1:
-                attempts = count
-        return cls(deadline_seconds=deadline, max_attempts=attempts)
+
+Outcome = Literal["delivered", "failed", "unknown"]
 
 
 @dataclass(frozen=True)
 class DeliveryResult:
     """What happened to one delivery; ``error`` never holds the destination URL."""
 
-    ok: bool
+    outcome: Outcome
     status: int | None
     attempts: int
     error: str | None
     elapsed_ms: int
     retry_after: float | None = None
+    #: A refusal that sending the same body again would meet again (4xx other than 408/429).
+    final: bool = False
+    #: A 2xx status line arrived but the rest of the answer did not, in time.
+    incomplete: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "delivered"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,7 +158,9 @@ class _CallBudget:
         self.attempts = 0
         # The timeouts the latest attempt got, to describe its failure.
         self.connect_timeout = policy.connect_timeout
-        self.read_timeout = policy.read_timeout
+        self.read_timeout = policy.deadline_seconds
+        #: Set by the watchdog when the deadline passed with the call still waiting on a socket.
+        self.aborted = False
         #: The URL and other secrets, kept out of every error text and log line of this call.
         self.secrets: tuple[str, ...] = ()
 
@@ -168,7 +180,7 @@ class _DeadlineTimeout(Timeout):
     """
 
     def __init__(self, budget: _CallBudget) -> None:
-        super().__init__(connect=budget.policy.connect_timeout, read=budget.policy.read_timeout)
+        super().__init__(connect=budget.policy.connect_timeout, read=budget.remaining())
         self._budget = budget
 
     def clone(self) -> Timeout:
@@ -177,7 +189,7 @@ class _DeadlineTimeout(Timeout):
         # Timeout refuses values <= 0; the Retry below does not start attempts this late anyway.
         remaining = max(budget.remaining(), 0.01)
         budget.connect_timeout = min(budget.policy.connect_timeout, remaining)
-        budget.read_timeout = min(budget.policy.read_timeout, remaining)
+        budget.read_timeout = remaining
         # total= makes urllib3 give the read what the connect left of the remaining time.
         return Timeout(connect=budget.connect_timeout, read=budget.read_timeout, total=remaining)
 
@@ -263,6 +275,68 @@ class _DeadlineRetry(Retry):
 class _Call:
     retry: Retry
     secrets: tuple[str, ...]
+    #: The sockets this call sends on, for the watchdog to shut when the deadline passes.
+    sockets: list[socket.socket] = field(default_factory=list)
+
+
+def _register(sock: socket.socket | None) -> None:
+    call = _current_call.get()
+    if call is not None and sock is not None and sock not in call.sockets:
+        call.sockets.append(sock)
+
+
+class _Watchdog:
+    """Shuts a call's sockets at its deadline, so that no answer, however slowly it drips, holds it.
+
+    A shut socket makes the blocked read fail at once; the call then reports what it knows: a 2xx
+    status line already read means delivered, a request sent without an answer means unknown.
+    """
+
+    def __init__(self, call: _Call, budget: _CallBudget) -> None:
+        self._call = call
+        self._budget = budget
+        self._timer = threading.Timer(max(budget.remaining(), 0.0), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self) -> None:
+        self._budget.aborted = True
+        for sock in list(self._call.sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+class _WatchedConnection:
+    """Registers the socket of every request it makes with the delivery running in this thread."""
+
+    sock: socket.socket | None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        _register(self.sock)
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _register(self.sock)  # a kept-alive connection is not connected again
+        super().request(*args, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_WatchedConnection, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 # The delivery running in this thread (each thread has its own context; deliver() resets it).
@@ -291,6 +365,11 @@ class _PerCallRetryAdapter(HTTPAdapter):
     def max_retries(self, value: Retry) -> None:
         # HTTPAdapter.__init__ assigns max_retries; that value serves requests made outside deliver().
         self._default_retries = value
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        # Pools whose connections report their sockets to the watchdog of the call using them.
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 class _RedactingFilter(logging.Filter):
@@ -382,7 +461,10 @@ def deliver(
     retry = _DeadlineRetry(
         budget=budget,
         total=policy.max_attempts - 1,
-        allowed_methods=None,  # POST included: webhooks are retried despite not being idempotent
+        connect=policy.max_attempts - 1,  # nothing was sent: always safe to try again
+        read=0,  # sent, no answer: another attempt could be a second copy
+        other=0,
+        allowed_methods=None,  # POST included, for the retries above
         status_forcelist=_RETRY_STATUSES,
         backoff_factor=policy.backoff_factor,
         backoff_max=policy.backoff_max,
@@ -390,7 +472,9 @@ def deliver(
         respect_retry_after_header=True,
     )
     headers = {"Content-Type": "application/json; charset=utf-8"}
-    token = _current_call.set(_Call(retry, hidden))
+    call = _Call(retry, hidden)
+    token = _current_call.set(call)
+    watchdog = _Watchdog(call, budget)
     try:
         response = _shared_session().post(
             url,
@@ -403,34 +487,70 @@ def deliver(
             stream=True,  # to bound how much of the answer is read
         )
         try:
-            text = _read_text(response, budget)
+            text, complete = _read_text(response, budget)
         finally:
             response.close()
     except (requests.RequestException, Urllib3Error, OSError) as exc:
         failure = redact(_describe_error(exc, budget), hidden)
-        _log_last_attempt(budget, "failed", None, failure)
+        outcome: Outcome = "failed" if _not_sent(exc) else "unknown"
+        if outcome == "unknown":
+            failure = f"no answer in time, so it is not known whether it arrived ({failure})"
+        _log_last_attempt(budget, outcome, None, failure)
         return DeliveryResult(
-            ok=False, status=None, attempts=budget.attempts, error=failure, elapsed_ms=budget.elapsed_ms()
+            outcome=outcome,
+            status=None,
+            attempts=budget.attempts,
+            error=failure,
+            elapsed_ms=budget.elapsed_ms(),
         )
     finally:
+        watchdog.cancel()
         _current_call.reset(token)
 
     status = response.status_code
-    ok = is_success(status, text)
+    incomplete = not complete and 200 <= status < 300
+    ok = incomplete or is_success(status, text)
     error: str | None = None
     retry_after: float | None = None
     if not ok:
         error = _cut(redact(text.strip() or response.reason or f"HTTP {status}", hidden))
         if status in _DeadlineRetry.RETRY_AFTER_STATUS_CODES and response.raw is not None:
             retry_after = retry.get_retry_after(response.raw)
-    _log_last_attempt(budget, "delivered" if ok else "failed", status, error)
+    result: Outcome = "delivered" if ok else "failed"
+    _log_last_attempt(budget, result, status, error)
     return DeliveryResult(
-        ok=ok,
+        outcome=result,
         status=status,
         attempts=budget.attempts,
         error=error,
         elapsed_ms=budget.elapsed_ms(),
         retry_after=retry_after,
+        final=not ok and 400 <= status < 500 and status not in (408, 429),
+        incomplete=incomplete,
+    )
+
+
+def _not_sent(exc: BaseException) -> bool:
+    """Whether the failure happened before the request could have reached the destination."""
+    return any(
+        isinstance(
+            e,
+            (
+                NameResolutionError,
+                NewConnectionError,
+                ConnectTimeoutError,
+                ProxyError,
+                req_exc.ProxyError,
+                req_exc.InvalidURL,
+                req_exc.MissingSchema,
+                req_exc.InvalidSchema,
+                req_exc.ConnectTimeout,
+                ssl.SSLError,
+                Urllib3SSLError,
+                req_exc.SSLError,
+            ),
+        )
+        for e in _chain(exc)
     )
 
 
@@ -451,20 +571,33 @@ def _log_last_attempt(budget: _CallBudget, outcome: str, status: int | None, err
     )
 
 
-def _read_text(response: requests.Response, budget: _CallBudget) -> str:
-    """The start of the answer as text, read no further than the cap or the deadline."""
+def _read_text(response: requests.Response, budget: _CallBudget) -> tuple[str, bool]:
+    """The start of the answer as text, read no further than the cap or the deadline.
+
+    Also whether the answer arrived whole: a destination that stalls after its status line (or the
+    watchdog shutting the socket) leaves it incomplete, which is not an error here.
+    """
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(8192):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= _MAX_ANSWER_BYTES or budget.remaining() <= 0:
-            break
+    complete = True
+    try:
+        for chunk in response.iter_content(8192):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= _MAX_ANSWER_BYTES:
+                break
+            if budget.remaining() <= 0:
+                complete = False
+                break
+    except (requests.RequestException, Urllib3Error, OSError):
+        complete = False
+    if budget.aborted:  # the watchdog cut the answer short, wherever it was (headers included)
+        complete = False
     raw = b"".join(chunks)[:_MAX_ANSWER_BYTES]
     try:
-        return raw.decode(response.encoding or "utf-8", errors="replace")
+        return raw.decode(response.encoding or "utf-8", errors="replace"), complete
     except LookupError:  # a charset Python does not know
-        return raw.decode("utf-8", errors="replace")
+        return raw.decode("utf-8", errors="replace"), complete
 
 
 def _cut(text: str) -> str:
@@ -520,6 +653,8 @@ def _describe_error(exc: BaseException | None, budget: _CallBudget) -> str:
         return f"connection failed ({cause_name(refused)})"
     if first(ConnectTimeoutError, req_exc.ConnectTimeout):
         return f"connect timed out after {_seconds(budget.connect_timeout)}"
+    if budget.aborted:
+        return f"the {_seconds(budget.policy.deadline_seconds)} deadline passed waiting for the answer"
     if first(ReadTimeoutError, req_exc.Timeout, TimeoutError):
         return f"timed out after {_seconds(budget.read_timeout)} waiting for the answer"
     if first(req_exc.InvalidURL, req_exc.MissingSchema, req_exc.InvalidSchema):

@@ -9,49 +9,41 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from translators import logs
 from translators.errors import BadBody, TooLarge, Unauthorized
 
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
 TOKEN_HEADER = "x-webhook-token"  # noqa: S105 - a header name, not a secret
 TOKEN_PARAM = "token"  # noqa: S105 - a parameter name
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 #: Real payloads nest 4-5 levels and hold a few hundred values; these bounds are far above that.
 MAX_JSON_DEPTH = 64
 MAX_JSON_VALUES = 100_000
 
 
-def max_body_bytes(env: Mapping[str, str]) -> int:
-    raw = env.get("MAX_BODY_BYTES", "")
-    if not raw:  # the usual case, checked first: raising and catching ValueError costs more
-        return DEFAULT_MAX_BODY_BYTES
-    try:
-        value = int(raw)
-    except ValueError:
-        return DEFAULT_MAX_BODY_BYTES
-    return value if value > 0 else DEFAULT_MAX_BODY_BYTES
-
-
-def check_token(env: Mapping[str, str], headers: Mapping[str, str], query: Mapping[str, str]) -> None:
+def check_token(expected: SecretStr | None, headers: Mapping[str, str], query_token: str | None) -> None:
     """With ``WEBHOOK_TOKEN`` set, the request must carry it (header or ``token`` parameter)."""
-    expected = env.get("WEBHOOK_TOKEN", "")
-    if not expected:
+    if expected is None:
         return
-    logs.register_secrets([expected])
+    secret = expected.get_secret_value()
+    logs.register_secrets([secret])
     given = next((v for k, v in headers.items() if k.lower() == TOKEN_HEADER), None)
     if given is None:
-        given = query.get(TOKEN_PARAM, "")
+        given = query_token or ""
     # compare_digest takes the same time wherever the strings differ: no guessing by timing.
-    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not given or not hmac.compare_digest(
+        given.encode("utf-8", "replace"), secret.encode("utf-8", "replace")
+    ):
         raise Unauthorized(
             "missing or wrong webhook token: send it in the X-Webhook-Token header"
             f" or the ?{TOKEN_PARAM}= query parameter"
         )
 
 
-def check_size(env: Mapping[str, str], body: bytes) -> None:
-    limit = max_body_bytes(env)
+def check_size(limit: int, body: bytes) -> None:
     if len(body) > limit:
         raise TooLarge(f"the request body is {len(body)} bytes; the limit is {limit} (MAX_BODY_BYTES)")
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from typing import Literal, NamedTuple
+from datetime import UTC, datetime
+from typing import Annotated, Literal, NamedTuple
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from translators.text import Doc, Inline, Span, code, from_lines, from_markdown
 
@@ -28,6 +28,32 @@ EVENTS: tuple[str, ...] = (
 
 #: Longest URL we pass on: Slack rejects button URLs over 3000 characters.
 MAX_URL_LENGTH = 3000
+
+#: Payload times are kept within these, so that no arithmetic, conversion or storage can overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+#: A duration longer than this is not a build's: it comes from a broken clock or payload.
+LONGEST_DURATION_SECONDS = 7 * 24 * 3600
+
+
+def moment(value: datetime) -> datetime:
+    """A payload time as aware UTC within [EARLIEST, LATEST]: naive means UTC, extremes are clamped.
+
+    ``9999-12-31T23:59:59-05:00`` is a valid ISO time that no UTC datetime can hold; mixing a naive
+    and an aware time makes subtraction raise. Normalised here, once, neither can happen later.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    else:
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            return LATEST if value.year > 5000 else EARLIEST
+    return min(max(value, EARLIEST), LATEST)
+
+
+#: A datetime field of a payload model or the notification: always aware UTC, always in range.
+Timestamp = Annotated[datetime, AfterValidator(moment)]
 
 Outcome = Literal["success", "failure", "canceled", "running", "info", "warning"]
 
@@ -102,9 +128,9 @@ class Notification(BaseModel):
     url: str | None = Field(default=None, description="the main thing to open: build, release, crash")
     links: tuple[Link, ...] = ()
 
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    sent_at: datetime | None = None
+    started_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    sent_at: Timestamp | None = None
     duration_seconds: float | None = None
 
     details_title: str | None = None
@@ -297,5 +323,5 @@ def _said_in(value: str, padded_title: str) -> bool:
 def duration_between(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None
-    seconds = (end - start).total_seconds()
-    return seconds if seconds >= 0 else None
+    seconds = (moment(end) - moment(start)).total_seconds()
+    return seconds if 0 <= seconds <= LONGEST_DURATION_SECONDS else None

@@ -1,7 +1,13 @@
 """One webhook request, from raw bytes to per-channel results. No HTTP framework in here.
 
+The data walks one way: request -> source -> notification -> rules decide (a pure function of the
+notification, the channels and what memory says) -> render only the channels that will be sent ->
+the deliverer (claim, send, confirm) -> one ``ChannelResult`` per channel -> the answer, made in
+one place (``results.summarise``).
+
 ``function_app.py`` (Azure) and the local server both build a ``Request`` and send back the
-``Answer``; every outcome, including broken input, is an Answer with a JSON body.
+``Answer``; every outcome, including broken input and bugs of ours, is an Answer with a JSON body
+and a ``request_id``.
 """
 
 from __future__ import annotations
@@ -9,23 +15,33 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from translators import config, formats, guard, logs, render, rules, sources
+from translators import formats, guard, logs, render, rules, sources
+from translators.deliverer import MINIMAL_TEMPLATE, Deliverer, Prepared
 from translators.errors import BadBody, Ignored, NotFound, TranslatorError
-from translators.formats import ChatFormat, OutputInvalid, dumps
+from translators.formats import OutputInvalid, dumps
+from translators.memory import Memory
 from translators.model import Notification
 from translators.render import TemplateFailure
-
-if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+from translators.results import ChannelResult, in_order, summarise
+from translators.settings import Channel, Settings, channel_key
 
 log = logs.logger("translators.pipeline")
 
+DRY_RUN = "dry_run"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean(text: str) -> str:
+    """Text that can be encoded, logged and stored: a lone surrogate (``"\\ud800"``) becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
 @dataclass(frozen=True)
@@ -34,11 +50,25 @@ class Request:
     channels: str
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
-    query: Mapping[str, str] = field(default_factory=dict)
+    #: The query string's parameters in order, repeated ones included.
+    query: Sequence[tuple[str, str]] = ()
 
     def header(self, name: str) -> str:
         name = name.lower()
         return next((v for k, v in self.headers.items() if k.lower() == name), "")
+
+    def param(self, name: str) -> str | None:
+        return next((v for k, v in self.query if k == name), None)
+
+    def cleaned(self) -> Request:
+        """The request with every text made safe once, here at the edge (see ``clean``)."""
+        return Request(
+            clean(self.source),
+            clean(self.channels),
+            self.body,
+            {clean(k): clean(v) for k, v in self.headers.items()},
+            tuple((clean(k), clean(v)) for k, v in self.query),
+        )
 
 
 @dataclass(frozen=True)
@@ -47,32 +77,14 @@ class Answer:
     body: dict[str, Any]
 
     def json(self) -> bytes:
-        return dumps(self.body)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A rendered, fitted and validated body for one channel."""
-
-    channel: config.Channel
-    fmt: ChatFormat
-    template: str
-    body: dict[str, Any]
-    template_error: str | None = None
-
-    def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "channel": self.channel.name,
-            "format": self.fmt.name,
-            "template": self.template,
-        }
-        if self.template_error:
-            out["template_error"] = self.template_error
-        return out
+        try:
+            return dumps(self.body)
+        except UnicodeEncodeError:  # a text nobody cleaned: never a reason not to answer
+            return json.dumps(self.body, ensure_ascii=True, default=str).encode("ascii")
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
-    """The body as a JSON object, or BadBody naming what is wrong with it."""
+    """The body as a JSON object with every text cleaned, or BadBody naming what is wrong with it."""
     if not raw or not raw.strip():
         raise BadBody("the request body is empty; expected a JSON object")
     try:
@@ -96,7 +108,24 @@ def parse_body(raw: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         kind = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
         raise BadBody(f"the request body is {kind.get(type(payload), 'null')}; expected a JSON object")
+    # A lone surrogate can only come from a \\uD8xx-\\uDFxx escape: look for one before walking.
+    if _ESCAPED_SURROGATE.search(raw):
+        cleaned: dict[str, Any] = _cleaned(payload)
+        return cleaned
     return payload
+
+
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _cleaned(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean(value)
+    if isinstance(value, dict):
+        return {clean(k): _cleaned(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(v) for v in value]
+    return value
 
 
 def _reject_constant(name: str) -> Any:
@@ -107,9 +136,41 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-def resolve_channels(settings: config.Settings, spec: str) -> list[config.Channel]:
-    """``slack+teams`` -> the channels, in order, once each; 404 listing the valid names."""
-    names = [config.channel_key(n) for n in spec.split("+") if n.strip()]
+def dry_run(query: Sequence[tuple[str, str]]) -> bool:
+    """Whether the request asks for a dry run; BadBody for anything that only looks like it does.
+
+    Only ``dry_run=1|true|yes|on`` (any case) is a dry run, and ``0|false|no|off`` plainly is not.
+    A typo must not post to the real channel, so every other use of a dry-run-like parameter
+    (no value, ``dry-run``, ``DRY_RUN``, an unknown value, two different values) is refused.
+    """
+    used = [(k, v) for k, v in query if k.lower().replace("-", "").replace("_", "") == "dryrun"]
+    if not used:
+        return False
+    spelled = sorted({k for k, _ in used if k != DRY_RUN})
+    values = {v.strip().lower() for _, v in used}
+    accepted = "dry_run=1 (or true, yes, on) for a dry run; dry_run=0 (false, no, off) for a real one"
+    if spelled:
+        raise BadBody(
+            f"unknown parameter {', '.join(map(repr, spelled))}; use {accepted}", error="invalid_dry_run"
+        )
+    if len(values) > 1:
+        raise BadBody(
+            f"dry_run is given more than once, with different values; use {accepted}", error="invalid_dry_run"
+        )
+    (value,) = values
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise BadBody(f"dry_run={value[:20]!r} is not a dry-run value; use {accepted}", error="invalid_dry_run")
+
+
+def resolve_channels(settings: Settings, spec: str) -> tuple[list[Channel], list[ChannelResult]]:
+    """``slack+teams`` -> the healthy channels in order (once each), and a result per broken one.
+
+    404 listing the valid names for a channel that is not configured at all.
+    """
+    names = list(dict.fromkeys(channel_key(n) for n in spec.split("+") if n.strip()))
     unknown = [n for n in names if n not in settings.channels and n not in settings.channel_errors]
     if unknown or not names:
         raise NotFound(
@@ -117,7 +178,15 @@ def resolve_channels(settings: config.Settings, spec: str) -> list[config.Channe
             error="unknown_channel",
             valid=settings.known(),
         )
-    return [settings.channel(n) for n in dict.fromkeys(names)]
+    healthy = [settings.channels[n] for n in names if n in settings.channels]
+    broken = [
+        ChannelResult(
+            channel=n, status="misconfigured", reason="configuration_error", error=settings.channel_errors[n]
+        )
+        for n in names
+        if n in settings.channel_errors
+    ]
+    return healthy, broken
 
 
 def render_checked(renderer: render.Renderer, n: Notification) -> tuple[str, dict[str, Any]]:
@@ -137,14 +206,14 @@ def render_checked(renderer: render.Renderer, n: Notification) -> tuple[str, dic
     return name, body
 
 
-def prepare(channel: config.Channel, n: Notification, settings: config.Settings) -> Prepared:
+def prepare(channel: Channel, n: Notification, settings: Settings) -> Prepared:
     """Render with the channel's templates; on any template problem use the minimal built-in body."""
     fmt = formats.get(channel.format)
-    assert fmt is not None, channel.format  # config only admits known formats
+    assert fmt is not None, channel.format  # settings only admit known formats
     renderer = render.renderer_for(fmt, channel.templates, settings.templates_dir)
     try:
         name, body = render_checked(renderer, n)
-        return Prepared(channel, fmt, name, body)
+        return Prepared(channel, fmt, name, body, n)
     except TemplateFailure as exc:
         problem = str(exc)
     log.warning(
@@ -152,95 +221,56 @@ def prepare(channel: config.Channel, n: Notification, settings: config.Settings)
     )
     body = fmt.minimal(n)
     fmt.validate(body)
-    return Prepared(channel, fmt, "(built-in minimal)", body, template_error=problem)
+    return Prepared(channel, fmt, MINIMAL_TEMPLATE, body, n, template_error=problem)
 
 
-_executor: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _executor
-    if _executor is None:
-        # Imported here: only a fan-out to several channels needs it, and a cold start should not.
-        from concurrent.futures import ThreadPoolExecutor
-
-        _executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="deliver")
-    return _executor
-
-
-def deliver_all(
-    prepared: list[Prepared], env: Mapping[str, str], request_id: str = ""
-) -> list[dict[str, Any]]:
-    from translators import delivery  # requests is imported only when something is sent
-
-    policy = delivery.DeliveryPolicy.from_env(env)
-
-    def one(p: Prepared) -> dict[str, Any]:
-        # delivery writes one structured line per attempt, carrying this context.
-        context = {"request_id": request_id, "channel": p.channel.name, "format": p.fmt.name}
-        result = delivery.deliver(
-            p.channel.url.get_secret_value(),
-            dumps(p.body),
-            is_success=p.fmt.is_success,
-            policy=policy,
-            context=context,
-        )
-        outcome = "delivered" if result.ok else "failed"
-        answer = {
-            **p.describe(),
-            "status": outcome,
-            "http_status": result.status,
-            "attempts": result.attempts,
-        }
-        if result.error:
-            answer["error"] = result.error
-        if result.retry_after is not None:
-            answer["retry_after"] = result.retry_after
-        return answer | {"ms": result.elapsed_ms}
-
-    if len(prepared) == 1:
-        return [one(prepared[0])]
-    return list(_pool().map(one, prepared))
-
-
-def handle(req: Request, env: Mapping[str, str] | None = None) -> Answer:
+def handle(req: Request, settings: Settings) -> Answer:
     """Answer one webhook POST. Never raises."""
-    env = os.environ if env is None else env
     started = time.perf_counter()
     # 12 random hex digits, as uuid4().hex[:12] gives, for a fifth of its cost.
     request_id = os.urandom(6).hex()
-    answer = _handle(req, env, request_id)
+    try:
+        req = req.cleaned()
+        answer = _handle(req, settings, request_id)
+    except Exception:  # a bug of ours must still answer JSON, and must not leak a URL
+        log.exception("unexpected error handling request %s", request_id)
+        answer = internal_error(request_id)
     answer.body.setdefault("request_id", request_id)
     level = logging.INFO if answer.status < 500 else logging.WARNING
-    if not log.isEnabledFor(level):  # the line is not wanted: do not gather its fields either
-        return answer
-    channel_results = answer.body.get("channels") or []
-    logs.event(
-        log,
-        "request",
-        {
-            "request_id": request_id,
-            "source": answer.body.get("source") or req.source,
-            "event": answer.body.get("event"),
-            "channels": req.channels,
-            "status": answer.status,
-            "outcome": answer.body.get("status") or answer.body.get("error"),
-            "channel_outcomes": {
-                c.get("channel"): c.get("status") for c in channel_results if isinstance(c, dict)
-            },
-            "attempts": sum(c.get("attempts") or 0 for c in channel_results if isinstance(c, dict)),
-            "ms": round((time.perf_counter() - started) * 1000),
-        },
-        level,
-    )
+    if log.isEnabledFor(level):  # built only when the line is wanted
+        logs.event(log, "request", _log_fields(req, answer, request_id, started), level)
     return answer
 
 
-def _handle(req: Request, env: Mapping[str, str], request_id: str) -> Answer:
+def internal_error(request_id: str) -> Answer:
+    return Answer(
+        500, {"error": "internal_error", "message": "unexpected error; see the log", "request_id": request_id}
+    )
+
+
+def _log_fields(req: Request, answer: Answer, request_id: str, started: float) -> dict[str, Any]:
+    channel_results = answer.body.get("channels") or []
+    return {
+        "request_id": request_id,
+        "source": answer.body.get("source") or req.source,
+        "event": answer.body.get("event"),
+        "channels": req.channels,
+        "status": answer.status,
+        "outcome": answer.body.get("status") or answer.body.get("error"),
+        "channel_outcomes": {
+            c.get("channel"): c.get("status") for c in channel_results if isinstance(c, dict)
+        },
+        "attempts": sum(c.get("attempts") or 0 for c in channel_results if isinstance(c, dict)),
+        "ms": round((time.perf_counter() - started) * 1000),
+    }
+
+
+def _handle(req: Request, settings: Settings, request_id: str) -> Answer:
     try:
-        guard.check_token(env, req.headers, req.query)
-        guard.check_size(env, req.body)
-        settings = config.load(env)
+        app = settings.app
+        guard.check_token(app.webhook_token, req.headers, req.param(guard.TOKEN_PARAM))
+        guard.check_size(app.max_body_bytes, req.body)
+        settings.check()
         logs.register_secrets(settings.secrets())
         source = sources.get(req.source)
         if source is None and req.source.lower() != sources.AUTO:
@@ -249,7 +279,8 @@ def _handle(req: Request, env: Mapping[str, str], request_id: str) -> Answer:
                 error="unknown_source",
                 valid=[*sorted(sources.registry()), sources.AUTO],
             )
-        channels = resolve_channels(settings, req.channels)
+        channels, broken = resolve_channels(settings, req.channels)
+        dry = dry_run(req.query)
         payload = parse_body(req.body)
         headers = {k.lower(): v for k, v in req.headers.items()}
         if source is None:  # /api/auto/...: the payload (or a header) says who sent it
@@ -260,54 +291,86 @@ def _handle(req: Request, env: Mapping[str, str], request_id: str) -> Answer:
             if result.event:
                 body["event"] = result.event
             return Answer(200, body)
-        dry_run = req.query.get("dry_run", "").strip().lower() in TRUE_WORDS
-        # Channel rules and memory (translators/rules.py): filters, build modes, duplicates.
-        plan = rules.plan(result, channels, env, dry_run=dry_run)
-        n = plan.notification
-        prepared = [prepare(c, n, settings) for c in plan.send]
-        summary = {"source": source.name, "event": n.event, "title": n.title, **plan.notes()}
-        if dry_run:
-            rendered = [{**p.describe(), "body": p.body} for p in prepared]
-            return Answer(200, {"status": "dry_run", **summary, "channels": plan.merge(rendered)})
-        results = plan.deliver(prepared, lambda ready: deliver_all(ready, env, request_id))
-        summary |= plan.notes()  # memory may have failed while claiming
-        failed = [r for r in results if r["status"] == "failed"]
-        if failed:
-            message = f"{len(failed)} of {len(results)} channel(s) failed after retries"
-            return Answer(
-                502,
-                {
-                    "status": "failed",
-                    "error": "delivery_failed",
-                    "message": message,
-                    **summary,
-                    "channels": results,
-                },
-            )
-        if rules.all_skipped(results):
-            message = "every channel skipped this event (see channels[].reason)"
-            return Answer(200, {"status": "skipped", "message": message, **summary, "channels": results})
-        return Answer(200, {"status": "delivered", **summary, "channels": results})
+        return _notify(result, channels, broken, settings, request_id, req.channels, dry=dry)
     except TranslatorError as exc:
         return Answer(exc.status, exc.body())
-    except Exception:  # a bug of ours must still answer JSON, and must not leak a URL
-        log.exception("unexpected error handling request %s", request_id)
-        return Answer(
-            500,
-            {"error": "internal_error", "message": "unexpected error; see the log", "request_id": request_id},
-        )
 
 
-def health(env: Mapping[str, str] | None = None) -> Answer:
-    settings = config.load(os.environ if env is None else env)
-    return Answer(
-        200,
-        {
-            "status": "ok",
-            "sources": {name: s.label for name, s in sources.registry().items()}
-            | {sources.AUTO: sources.AUTO_LABEL},
-            "channels": [c.public() for c in settings.channels.values()],
-            "channel_errors": dict(settings.channel_errors),  # a copy: config.load caches settings
-            "formats": sorted(formats.registry()),
-        },
-    )
+def _notify(
+    n: Notification,
+    channels: Sequence[Channel],
+    broken: Sequence[ChannelResult],
+    settings: Settings,
+    request_id: str,
+    spec: str,
+    *,
+    dry: bool,
+) -> Answer:
+    memory = Memory(settings.app)
+    outcome = rules.FINISHED.get(n.event)
+    known, previous = True, None
+    if outcome is not None and channels:
+        known, previous = memory.previous(n)
+        if previous is not None:
+            n = n.model_copy(update={"previous_outcome": previous})
+    if outcome is not None and not dry:
+        # Recorded before anything is sent, whatever the channels decide: history does not depend
+        # on who was listening.
+        memory.record(n, outcome, n.finished_at or _now())
+    decision = rules.decide(n, channels, previous, known)
+    prepared = [prepare(c, n, settings) for c in decision.send]
+    results: list[ChannelResult] = [
+        ChannelResult(channel=c.name, format=c.format, status="skipped", reason=s.reason, message=s.message)
+        for c, s in decision.skipped
+    ]
+    results += broken
+    if dry:
+        results += [p.result("dry_run", body=p.body) for p in prepared]
+    else:
+        from translators.delivery import DeliveryPolicy
+
+        deliverer = Deliverer(memory, DeliveryPolicy.from_settings(settings.app), request_id)
+        results += deliverer.deliver(n.event_id, prepared)
+    names = [channel_key(name) for name in spec.split("+") if name.strip()]
+    ordered = in_order(results, list(dict.fromkeys(names)))
+    status, overall, message = summarise(ordered)
+    body: dict[str, Any] = {"status": overall, "source": n.source, "event": n.event, "title": n.title}
+    if overall == "failed":
+        body["error"] = "delivery_failed"
+    if overall == "misconfigured":
+        body["error"] = "configuration_error"
+    if message:
+        body["message"] = message
+    if n.previous_outcome:
+        body["previous_outcome"] = n.previous_outcome
+    if memory.problem:
+        body["memory"] = f"unavailable: {memory.problem}"
+    body["channels"] = [r.as_dict() for r in ordered]
+    return Answer(status, body)
+
+
+def _now() -> Any:
+    from translators.state import now
+
+    return now()
+
+
+def health(settings: Settings) -> Answer:
+    """Sources and channels with their formats (never URLs), and what is wrong, if anything."""
+    from translators import state
+
+    problems = [*settings.errors.values(), *settings.channel_errors.values()]
+    body: dict[str, Any] = {
+        "status": "degraded" if problems else "ok",
+        "sources": {name: s.label for name, s in sources.registry().items()}
+        | {sources.AUTO: sources.AUTO_LABEL},
+        "channels": [c.public() for c in settings.channels.values()],
+        "channel_errors": dict(settings.channel_errors),
+        "formats": list(formats.FORMAT_NAMES),
+        "memory": {"backend": state.backend(settings.app)},
+    }
+    if settings.errors:
+        body["setting_errors"] = dict(settings.errors)
+    if problems:
+        body["problems"] = problems
+    return Answer(200, body)

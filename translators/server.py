@@ -29,7 +29,6 @@ import contextlib
 import inspect
 import json
 import logging
-import os
 import re
 import signal
 import threading
@@ -51,7 +50,7 @@ from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
-from translators import logs
+from translators import logs, settings
 
 log = logs.logger("translators.serve")
 
@@ -483,7 +482,7 @@ class LocalFunctionApp:
                 pasted = preview.Pasted(
                     form.get("source", "auto"), form.get("headers", ""), form.get("payload", "")
                 )
-            status, page = preview.page(os.environ, choice, pasted)
+            status, page = preview.page(settings.from_environ(), choice, pasted)
             return _html(status, page)
         files = preview.VENDOR if what == "vendor" else {p.name: p for p in preview.STATIC.iterdir()}
         path = files.get(name or "")

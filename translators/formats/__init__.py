@@ -160,6 +160,14 @@ class ChatFormat:
     def is_success(self, status: int, text: str) -> bool:
         return 200 <= status < 300
 
+    def is_rejected(self, status: int, text: str) -> bool:
+        """The destination refused this body as malformed: its minimal message may get through."""
+        return status == 400
+
+    def hint(self, status: int | None, text: str) -> str | None:
+        """What to do about a destination error with a known meaning (None when there is none)."""
+        return None
+
 
 def utc_text(moment: datetime) -> str:
     """'30 Nov 2026 10:00 UTC': a time every reader can place, where no local time can be shown."""
@@ -219,6 +227,8 @@ def _longest_list(node: Any, keys: frozenset[str]) -> list[Any] | None:
 #: the Slack module's Block Kit models cost a few milliseconds of a cold start that a Teams-only
 #: app need not pay.
 _MODULES: dict[str, str] = {"slack": "slack", "teams": "teams", "teams-messagecard": "messagecard"}
+#: Every format's name, without importing the formats.
+FORMAT_NAMES: tuple[str, ...] = tuple(_MODULES)
 
 
 def registry() -> dict[str, ChatFormat]:

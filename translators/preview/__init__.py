@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from translators import config, formats, pipeline, render, samples, sources
+from translators import formats, pipeline, render, samples, sources
 from translators.errors import Ignored, TranslatorError
 from translators.model import Notification
 from translators.preview import messagecard_html, slack_html
 from translators.preview.markup import attr, esc, script_json
 from translators.render import TemplateFailure
+from translators.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 STATIC = Path(__file__).resolve().parent / "static"
@@ -63,9 +64,8 @@ class TemplateSet:
     dirs: tuple[Path, ...]
 
 
-def template_sets(env: Mapping[str, str]) -> list[TemplateSet]:
+def template_sets(settings: Settings) -> list[TemplateSet]:
     """Built-in; TEMPLATES_DIR (then built-in); each channel's own folder (then TEMPLATES_DIR, built-in)."""
-    settings = config.load(env)
     found = [TemplateSet("builtin", "built-in templates", render.search_path())]
     if settings.templates_dir:
         found.append(
@@ -256,9 +256,9 @@ def _missing_renderer_notice() -> str:
     )
 
 
-def page(env: Mapping[str, str], choice: str = "builtin", pasted: Pasted | None = None) -> tuple[int, str]:
+def page(settings: Settings, choice: str = "builtin", pasted: Pasted | None = None) -> tuple[int, str]:
     """The preview page (status, HTML) for one template set, with a pasted payload if any."""
-    sets = template_sets(env)
+    sets = template_sets(settings)
     chosen = next((s for s in sets if s.key == choice), None)
     status = 200
     notice = ""

@@ -7,14 +7,14 @@ no event header, so the kind of payload is told by its keys. App Center was reti
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from translators.errors import FieldError, Ignored, PayloadInvalid
-from translators.model import Fact, Link, Notification, duration_between
+from translators.model import Fact, Link, Notification, Timestamp, duration_between
 from translators.sources import validate_model
 
 BUILD_KEYS = frozenset({"build_id", "build_status", "build_link"})
@@ -49,13 +49,13 @@ class BuildPayload(BaseModel):
     build_id: str = Field(min_length=1)
     build_link: str | None = None
     build_reason: str | None = None
-    start_time: datetime | None = None
-    finish_time: datetime | None = None
+    start_time: Timestamp | None = None
+    finish_time: Timestamp | None = None
     icon_link: str | None = None
     notification_settings_link: str | None = None
     os: str | None = None
     source_version: str | None = None
-    sent_at: datetime | None = None
+    sent_at: Timestamp | None = None
 
     @field_validator("build_status")
     @classmethod
@@ -78,7 +78,7 @@ class CrashPayload(BaseModel):
     stack_trace: list[Any] = Field(default_factory=list)
     affected_users: int | None = None
     crash_count: int | None = None
-    sent_at: datetime | None = None
+    sent_at: Timestamp | None = None
     app_id: str | None = None
 
     @field_validator("stack_trace", mode="before")
@@ -94,7 +94,7 @@ class DistributePayload(BaseModel):
     app_display_name: str | None = None
     release_id: str = Field(min_length=1)
     platform: str | None = None
-    uploaded_at: datetime | None = None
+    uploaded_at: Timestamp | None = None
     fingerprint: str | None = None
     release_notes: str | None = None
     version: str | None = None
@@ -109,8 +109,25 @@ class DistributePayload(BaseModel):
     icon_link: str | None = None
     distribution_group_id: str | None = None
     installable: bool | None = None
-    sent_at: datetime | None = None
+    sent_at: Timestamp | None = None
     app_id: str | None = None
+
+
+#: The owner (a user or an organization) and app that App Center's links name.
+_APP_PATH = re.compile(r"/(users|orgs)/([^/?#]+)/apps/([^/?#]+)")
+
+
+def _owner_app(*links: str | None) -> str | None:
+    """``users/dana/apps/acme``, from the first App Center link that names an app, else None.
+
+    Apps of two owners may share a name and count builds and releases from 1 alike, so an event's
+    identity needs the owner: the payloads carry it only in their links.
+    """
+    for link in links:
+        found = _APP_PATH.search(link or "")
+        if found:
+            return "/".join(found.groups())
+    return None
 
 
 def _status_key(value: str) -> str:
@@ -200,8 +217,11 @@ class AppCenter:
                 "platform": b.os,
                 "build_number": b.build_id,
                 "build_id": b.build_id,
-                # build_id counts per app, so the app is part of the identity.
-                "event_id": f"appcenter:build:{b.app_name}:{b.build_id}:{_status_key(b.build_status)}",
+                # build_id counts per app, and app names repeat across owners: both are the identity.
+                "event_id": (
+                    f"appcenter:build:{_owner_app(b.build_link, b.notification_settings_link) or b.app_name}"
+                    f":{b.build_id}:{_status_key(b.build_status)}"
+                ),
                 "branch": b.branch or None,
                 "commit": b.source_version or None,
                 "triggered_by": b.build_reason,
@@ -272,8 +292,11 @@ class AppCenter:
                 "platform": d.platform,
                 "version": version,
                 "build_id": d.release_id,
-                # release_id counts per app, so the app is part of the identity.
-                "event_id": f"appcenter:release:{d.app_id or d.app_name or '-'}:{d.release_id}",
+                # release_id counts per app, and app names repeat across owners.
+                "event_id": (
+                    f"appcenter:release:{d.app_id or _owner_app(d.install_link) or d.app_name or '-'}"
+                    f":{d.release_id}"
+                ),
                 "size_bytes": d.size,
                 "url": d.install_link,
                 "links": [Link(label="Install", url=d.install_link)] if d.install_link else [],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
@@ -18,7 +17,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from translators.errors import Ignored
 from translators.formats import clip
-from translators.model import Fact, Link, Notification, duration_between
+from translators.model import Fact, Link, Notification, Timestamp, duration_between
 from translators.sources import platform_name, validate_model
 
 DASHBOARD_URL = "https://dashboard.ionicframework.com"
@@ -129,9 +128,9 @@ class BuildPayload(BaseModel):
     platform: str | None = None
     downloadUrl: str | None = None
     appId: str | None = None
-    created: datetime | None = None
-    started: datetime | None = None
-    finished: datetime | None = None
+    created: Timestamp | None = None
+    started: Timestamp | None = None
+    finished: Timestamp | None = None
     buildInfo: BuildInfo | None = None
     app: App | None = None
     commit: Commit | None = None

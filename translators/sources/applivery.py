@@ -9,6 +9,7 @@ are not documented: any action not in ``ACTIONS`` is acknowledged and ignored, n
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -26,6 +27,12 @@ ACTIONS: dict[str, str] = {
     "bug_created": "bug.reported",
     "certificate_application_will_expire": "certificate.expiring",
 }
+
+
+def today() -> date:
+    """The UTC date a certificate warning arrives on (tests pin it)."""
+    return datetime.now(UTC).date()
+
 
 #: Days left at or under which a certificate warning is red, then yellow; above both it is blue.
 URGENT_DAYS = 3
@@ -173,7 +180,7 @@ class Applivery:
                 "platform": platform_name(p.build.os),
                 "version": version,
                 "build_id": p.build.id,
-                "event_id": f"applivery:{p.action.strip()}:{p.build.id}",
+                "event_id": f"applivery:{p.action.strip()}:{p.organization.id}:{p.build.id}",
                 "url": p.build.url,
                 "links": [Link(label="Open build", url=p.build.url), self._app_link(p)],
             }
@@ -197,7 +204,7 @@ class Applivery:
                 "summary": f"{p.application.name}: new {kind}" + (f": {first_line}" if first_line else ""),
                 "url": p.report.url,
                 # The report URL carries the report's id; the payload has no other identity for it.
-                "event_id": f"applivery:{p.action.strip()}:{p.report.url}",
+                "event_id": f"applivery:{p.action.strip()}:{p.organization.id}:{p.report.url}",
                 "links": [Link(label=f"Open {kind}", url=p.report.url), self._app_link(p)],
                 "details_title": f"{kind[0].upper()}{kind[1:]} from a tester",
                 "details": message or "(no message; open the report for screenshots and device details)",
@@ -231,7 +238,12 @@ class Applivery:
                 "title": f"Certificate expires {when}",
                 "summary": f"{p.application.name}: the enterprise certificate of {team} expires {when}",
                 "days_left": days,
-                "event_id": f"applivery:{p.action.strip()}:{p.application.id}:{days}",
+                # Two teams' certificates can expire for one app on the same day, and next year's
+                # warning must not be this year's duplicate: the expiry date tells them apart.
+                "event_id": (
+                    f"applivery:{p.action.strip()}:{p.organization.id}:{p.application.id}:"
+                    f"{p.team.identifier}:{(today() + timedelta(days=days)).isoformat()}:{days}"
+                ),
                 "url": p.application.url,
                 "links": [self._app_link(p)],
                 "facts": [("Team", team), *common["facts"]],

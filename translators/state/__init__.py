@@ -6,37 +6,50 @@ default on Azure, where every instance of a scaled-out Function App shares it). 
 conditional writes atomic in the store itself (``INSERT ... ON CONFLICT`` / ETags), never with a
 read-then-write in Python, so several instances can race safely.
 
-Settings:
+Settings (translators/settings.py): ``STATE_STORE`` picks the backend, ``STATE_STORAGE_CONNECTION``
+(else ``AzureWebJobsStorage``) and ``STATE_TABLE`` configure Table Storage.
 
-- ``STATE_STORE``: ``sqlite`` (the file ``.state/state.db`` in the app folder),
-  ``sqlite:///absolute/path.db`` (or ``sqlite://relative/path.db``), or ``tables``. Unset: ``tables``
-  when ``AzureWebJobsStorage`` holds a real connection string, else ``sqlite``.
-- ``STATE_STORAGE_CONNECTION``: the Table Storage connection string (else ``AzureWebJobsStorage``).
-- ``STATE_TABLE``: the table name (default ``translatorstate``; created when missing).
+A delivery's claim is in one of three states: *claimed* (a request is sending it), *delivered*
+(the destination took it), or *unknown* (it was sent and no answer came in time). An unknown one is
+not sent again for ``UNKNOWN_RESEND_AFTER``: the destination most likely has it, and a retry right
+away would be a duplicate. A retry after that sends it once more, preferring one possible duplicate
+over a certain loss.
 
 Every failure of a store (unreachable, refused, unwritable, misconfigured) is a ``StoreUnavailable``
-whose message is safe to show: callers deliver anyway and say that memory was unavailable.
+whose message names the failure's class, never a host, path or key: callers deliver anyway and
+say that memory was unavailable.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from translators import logs
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from translators.settings import AppSettings
 
 Outcome = Literal["success", "failure"]
 
 #: A claim not confirmed within this long belongs to an instance that died mid-delivery and may be
 #: taken over. It must be longer than any delivery can take (DELIVERY_DEADLINE_SECONDS is at most 60).
 CLAIM_STALE_AFTER = timedelta(minutes=5)
+#: A delivery whose outcome is unknown is not sent again before this (see the module's docs).
+UNKNOWN_RESEND_AFTER = timedelta(minutes=10)
+#: Old rows are pruned, so that memory does not grow forever.
+KEEP_CLAIMS = timedelta(days=30)
+KEEP_OUTCOMES = timedelta(days=365)
 
 DEFAULT_SQLITE_PATH = Path(__file__).resolve().parent.parent.parent / ".state" / "state.db"
 DEFAULT_TABLE = "translatorstate"
@@ -56,13 +69,14 @@ class StoreUnavailable(Exception):
 class Claim:
     """The answer to "may I deliver this event to this channel?".
 
-    ``token`` is set when the caller now holds the claim and must ``confirm`` or ``release`` it.
-    Otherwise ``delivered`` says whether the delivery was already made (True) or another request
-    is making it right now (False).
+    ``token`` is set when the caller now holds the claim and must ``confirm``, ``release`` or
+    ``mark_unknown`` it. Otherwise ``delivered`` says the delivery was already made, ``unknown``
+    that it was sent recently with no answer, and neither that another request is making it now.
     """
 
     token: str | None
     delivered: bool = False
+    unknown: bool = False
 
     @property
     def held(self) -> bool:
@@ -105,6 +119,10 @@ class StateStore(Protocol):
         """The delivery failed: drop our claim (only ours) so that a retry can deliver."""
         ...
 
+    def mark_unknown(self, event_id: str, channel: str, token: str, now: datetime) -> None:
+        """Sent, no answer: later claims answer ``unknown`` until ``UNKNOWN_RESEND_AFTER`` has passed."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -128,11 +146,27 @@ def digest(text: str) -> str:
 
 
 def safe_reason(exc: BaseException) -> str:
-    """A short, secret-free description of why a store failed, for answers and log lines."""
-    text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    text = logs.redact(text)
+    """Why a store failed, for answers and log lines: the failure's class, never its text.
+
+    Storage exceptions quote the host and port, the file path, sometimes the request URL; a class
+    name ("ServiceRequestError", "OperationalError") says what kind of failure it was.
+    """
     name = type(exc).__name__
-    return logs.redact(f"{name}: {text}"[:240] if text else name)
+    described = _KINDS.get(name)
+    return f"{name} ({described})" if described else name
+
+
+_KINDS = {
+    "ServiceRequestError": "storage not reachable",
+    "ServiceResponseError": "storage did not answer",
+    "ClientAuthenticationError": "storage refused the credentials",
+    "HttpResponseError": "storage answered with an error",
+    "ResourceNotFoundError": "storage table or account not found",
+    "OperationalError": "database file not usable",
+    "DatabaseError": "database file not usable",
+    "PermissionError": "no permission",
+    "TimeoutError": "timed out",
+}
 
 
 def is_real_connection(value: str | None) -> bool:
@@ -144,55 +178,51 @@ _lock = threading.Lock()
 _stores: dict[tuple[str, ...], StateStore] = {}
 
 
-def describe(env: Mapping[str, str]) -> str:
-    """Which backend ``open_store`` picks for these settings (no paths, no secrets)."""
-    spec = env.get("STATE_STORE", "").strip().lower()
+def backend(app: AppSettings) -> str:
+    """Which backend ``open_store`` picks for these settings: ``sqlite`` or ``tables``."""
+    spec = app.state_store.strip().lower()
     if not spec:
-        return "tables" if is_real_connection(env.get("AzureWebJobsStorage")) else "sqlite"
+        real = is_real_connection(_secret(app.azure_web_jobs_storage))
+        return "tables" if real else "sqlite"
     return spec.split(":", 1)[0]
 
 
-def prefetch(env: Mapping[str, str]) -> None:
+def prefetch(app: AppSettings) -> None:
     """Import the Table Storage backend in the background when the settings will want it.
 
     azure-data-tables and azure-core take about 110 ms to import; done on a daemon thread while the
-    worker starts, the first request does not pay for it (Python's import lock makes the request
-    wait for an import still in progress rather than start a second one).
+    first request is parsed, its memory lookups do not wait for all of it (Python's import lock
+    makes a request wait for an import still in progress rather than start a second one).
     """
-    if describe(env) == "tables":
+    if backend(app) == "tables" and "translators.state.tables" not in sys.modules:
         threading.Thread(
             target=importlib.import_module, args=("translators.state.tables",), daemon=True
         ).start()
 
 
-def open_store(env: Mapping[str, str]) -> StateStore:
+def open_store(app: AppSettings) -> StateStore:
     """The store the settings name, opened once per process and reused (it holds a connection pool).
 
     Raises StoreUnavailable for settings that name no usable store.
     """
-    spec = env.get("STATE_STORE", "").strip()
-    if not spec:
-        spec = "tables" if is_real_connection(env.get("AzureWebJobsStorage")) else "sqlite"
-    kind = spec.split(":", 1)[0].lower()
+    kind = backend(app)
     if kind == "sqlite":
-        path = _sqlite_path(spec)
+        path = _sqlite_path(app.state_store.strip() or "sqlite")
         return _cached(("sqlite", str(path)), lambda: _open_sqlite(path))
-    if kind == "tables" and spec.lower() == "tables":
-        connection = (
-            env.get("STATE_STORAGE_CONNECTION", "").strip() or env.get("AzureWebJobsStorage", "").strip()
+    connection = _secret(app.state_storage_connection) or _secret(app.azure_web_jobs_storage)
+    if not connection:
+        raise StoreUnavailable(
+            "STATE_STORE is tables but neither STATE_STORAGE_CONNECTION nor AzureWebJobsStorage is set"
         )
-        if not connection:
-            raise StoreUnavailable(
-                "STATE_STORE is tables but neither STATE_STORAGE_CONNECTION nor AzureWebJobsStorage is set"
-            )
-        if not is_real_connection(connection):
-            connection = DEVELOPMENT_STORAGE
-        logs.register_secrets(_connection_secrets(connection))
-        table = env.get("STATE_TABLE", "").strip() or DEFAULT_TABLE
-        return _cached(("tables", connection, table), lambda: _open_tables(connection, table))
-    raise StoreUnavailable(
-        "STATE_STORE must be sqlite, sqlite:///path/to/file.db or tables; got " + repr(logs.redact(spec)[:60])
-    )
+    if not is_real_connection(connection):
+        connection = DEVELOPMENT_STORAGE
+    logs.register_secrets(_connection_secrets(connection))
+    table = app.state_table
+    return _cached(("tables", connection, table), lambda: _open_tables(connection, table))
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value().strip() if value is not None else ""
 
 
 def close_all() -> None:

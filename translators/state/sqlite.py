@@ -20,11 +20,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 from translators.state import (
     CLAIM_STALE_AFTER,
+    KEEP_CLAIMS,
+    KEEP_OUTCOMES,
+    UNKNOWN_RESEND_AFTER,
     Claim,
     Outcome,
     StoreUnavailable,
@@ -36,9 +39,6 @@ from translators.state import (
 
 #: How long a write waits for another process's write before the store counts as unavailable.
 BUSY_TIMEOUT_SECONDS = 5.0
-#: Old rows are pruned when a process first opens the file, so that it does not grow forever.
-KEEP_CLAIMS = timedelta(days=30)
-KEEP_OUTCOMES = timedelta(days=365)
 #: Idle connections kept for reuse; more concurrent operations open (and then close) extra ones.
 MAX_IDLE_CONNECTIONS = 8
 
@@ -57,6 +57,7 @@ CREATE TABLE IF NOT EXISTS claims (
     token TEXT NOT NULL,
     claimed_at TEXT NOT NULL,
     delivered_at TEXT,
+    unknown_at TEXT,
     PRIMARY KEY (event_id, channel)
 );
 """
@@ -135,6 +136,9 @@ class SqliteStore:
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")  # persistent: stored in the file
             conn.executescript(SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(claims)")}
+            if "unknown_at" not in columns:  # a file made before unknown outcomes were remembered
+                conn.execute("ALTER TABLE claims ADD COLUMN unknown_at TEXT")
             moment = now()
             conn.execute("DELETE FROM claims WHERE claimed_at < ?", (stamp(moment - KEEP_CLAIMS),))
             conn.execute("DELETE FROM outcomes WHERE recorded_at < ?", (stamp(moment - KEEP_OUTCOMES),))
@@ -174,27 +178,40 @@ class SqliteStore:
         token = uuid.uuid4().hex
         with self._db() as db:
             for _ in range(3):
-                # Inserted, or taken over from a stale unconfirmed claim: RETURNING yields our token.
-                # Otherwise the WHERE of DO UPDATE is false, nothing changes and no row comes back.
+                # Inserted, or taken over (a stale unconfirmed claim, or an unknown outcome old enough
+                # to send again): RETURNING yields our token. Otherwise the WHERE of DO UPDATE is
+                # false, nothing changes and no row comes back.
                 won = db.execute(
                     """
-                    INSERT INTO claims (event_id, channel, token, claimed_at, delivered_at)
-                    VALUES (?, ?, ?, ?, NULL)
+                    INSERT INTO claims (event_id, channel, token, claimed_at, delivered_at, unknown_at)
+                    VALUES (?, ?, ?, ?, NULL, NULL)
                     ON CONFLICT (event_id, channel) DO UPDATE SET
                         token = excluded.token,
-                        claimed_at = excluded.claimed_at
-                    WHERE claims.delivered_at IS NULL AND claims.claimed_at < ?
+                        claimed_at = excluded.claimed_at,
+                        unknown_at = NULL
+                    WHERE claims.delivered_at IS NULL AND (
+                        (claims.unknown_at IS NULL AND claims.claimed_at < ?)
+                        OR claims.unknown_at < ?
+                    )
                     RETURNING token
                     """,
-                    (event_id, channel, token, stamp(now), stamp(now - CLAIM_STALE_AFTER)),
+                    (
+                        event_id,
+                        channel,
+                        token,
+                        stamp(now),
+                        stamp(now - CLAIM_STALE_AFTER),
+                        stamp(now - UNKNOWN_RESEND_AFTER),
+                    ),
                 ).fetchall()
                 if won and won[0][0] == token:
                     return Claim(token)
                 row = db.execute(
-                    "SELECT delivered_at FROM claims WHERE event_id = ? AND channel = ?", (event_id, channel)
+                    "SELECT delivered_at, unknown_at FROM claims WHERE event_id = ? AND channel = ?",
+                    (event_id, channel),
                 ).fetchone()
                 if row is not None:
-                    return Claim(None, delivered=row[0] is not None)
+                    return Claim(None, delivered=row[0] is not None, unknown=row[1] is not None)
                 # Released between the two statements: try again.
         return Claim(None, delivered=False)
 
@@ -205,7 +222,8 @@ class SqliteStore:
                 """
                 INSERT INTO claims (event_id, channel, token, claimed_at, delivered_at)
                 VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (event_id, channel) DO UPDATE SET delivered_at = excluded.delivered_at
+                ON CONFLICT (event_id, channel) DO UPDATE SET
+                    delivered_at = excluded.delivered_at, unknown_at = NULL
                 """,
                 (event_id, channel, token, stamp(now), stamp(now)),
             )
@@ -216,6 +234,14 @@ class SqliteStore:
                 "DELETE FROM claims"
                 " WHERE event_id = ? AND channel = ? AND token = ? AND delivered_at IS NULL",
                 (event_id, channel, token),
+            )
+
+    def mark_unknown(self, event_id: str, channel: str, token: str, now: datetime) -> None:
+        with self._db() as db:
+            db.execute(
+                "UPDATE claims SET unknown_at = ?"
+                " WHERE event_id = ? AND channel = ? AND token = ? AND delivered_at IS NULL",
+                (stamp(now), event_id, channel, token),
             )
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
@@ -32,8 +32,12 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, UpdateMode
 
+from translators import logs
 from translators.state import (
     CLAIM_STALE_AFTER,
+    KEEP_CLAIMS,
+    KEEP_OUTCOMES,
+    UNKNOWN_RESEND_AFTER,
     Claim,
     Outcome,
     StoreUnavailable,
@@ -59,11 +63,14 @@ CLIENT_OPTIONS: dict[str, Any] = {
 }
 #: How often a conditional write is retried when another instance changed the entity in between.
 CONFLICT_ATTEMPTS = 5
+#: How often old claims and outcomes are pruned (SQLite prunes when a process opens the file).
+PRUNE_EVERY = timedelta(days=1)
 TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 # azure-core logs every request and response header at INFO; the Functions host would ship them all.
 logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(logging.WARNING)
+log = logs.logger("translators.state.tables")
 
 
 class TableStore:
@@ -76,6 +83,7 @@ class TableStore:
         self._connection = connection  # a secret: never in repr, messages or logs
         self._client: TableClient | None = None
         self._lock = threading.Lock()
+        self._pruned_at: datetime | None = None
 
     def __repr__(self) -> str:
         return f"TableStore(table={self.table!r})"
@@ -91,21 +99,60 @@ class TableStore:
             raise StoreUnavailable(safe_reason(exc)) from None
 
     def _table(self) -> TableClient:
-        with self._lock:
-            if self._client is None:
-                client = TableClient.from_connection_string(
-                    self._connection, table_name=self.table, **CLIENT_OPTIONS
-                )
-                try:
-                    client.create_table()
-                except ResourceExistsError:
-                    pass
-                except BaseException:
-                    client.close()
-                    raise
-                # Kept only once the table is known to exist, so a failed start is tried again.
-                self._client = client
+        """The client, created (with the table) on first use.
+
+        The lock is never held while talking to storage: with a store that does not answer, a
+        lock around ``create_table`` would line every request up behind one timeout after another.
+        Threads that race here each try; the first client to be ready is kept.
+        """
+        if self._client is not None:
             return self._client
+        client = TableClient.from_connection_string(self._connection, table_name=self.table, **CLIENT_OPTIONS)
+        try:
+            client.create_table()
+        except ResourceExistsError:
+            pass
+        except BaseException:
+            client.close()
+            raise
+        with self._lock:
+            won = self._client is None
+            if won:
+                self._client = client  # kept only once the table is known to exist
+            kept = self._client
+        assert kept is not None
+        if not won:
+            client.close()
+        self._prune(kept)
+        return kept
+
+    def _prune(self, table: TableClient) -> None:
+        """Delete claims and outcomes past their keep, once a day per process (as SQLite does on open).
+
+        Without this, a claim would stay forever and the same event next year would be a duplicate.
+        Best effort: a failure leaves the rows for the next pass.
+        """
+        moment = now()
+        with self._lock:
+            if self._pruned_at is not None and moment - self._pruned_at < PRUNE_EVERY:
+                return
+            self._pruned_at = moment
+        filters = (
+            ("PartitionKey ge 'claim-' and PartitionKey lt 'claim.' and claimed_at lt @cut", KEEP_CLAIMS),
+            (
+                "PartitionKey ge 'outcome-' and PartitionKey lt 'outcome.' and recorded_at lt @cut",
+                KEEP_OUTCOMES,
+            ),
+        )
+        try:
+            for query, keep in filters:
+                old = table.query_entities(
+                    query, parameters={"cut": moment - keep}, select=["PartitionKey", "RowKey"]
+                )
+                for entity in old:
+                    table.delete_entity(entity["PartitionKey"], entity["RowKey"])
+        except (AzureError, ValueError, OSError) as exc:
+            log.warning("pruning old memory failed (%s); it is tried again later", safe_reason(exc))
 
     # -- outcomes ---------------------------------------------------------------------------
 
@@ -196,10 +243,16 @@ class TableStore:
                     continue  # released in between: try to create it again
                 if current.get("delivered"):
                     return Claim(None, delivered=True)
-                claimed_at = current.get("claimed_at")
-                if isinstance(claimed_at, datetime) and utc(claimed_at) >= utc(now) - CLAIM_STALE_AFTER:
-                    return Claim(None, delivered=False)
-                # Stale: its instance died mid-delivery. Take it over, unless someone else just did.
+                unknown_at = current.get("unknown_at")
+                if isinstance(unknown_at, datetime):
+                    if utc(unknown_at) >= utc(now) - UNKNOWN_RESEND_AFTER:
+                        return Claim(None, unknown=True)
+                else:
+                    claimed_at = current.get("claimed_at")
+                    if isinstance(claimed_at, datetime) and utc(claimed_at) >= utc(now) - CLAIM_STALE_AFTER:
+                        return Claim(None, delivered=False)
+                # Stale (its instance died mid-delivery) or unknown long enough to send again. Take
+                # it over, unless someone else just did.
                 try:
                     table.update_entity(
                         entity,
@@ -225,6 +278,27 @@ class TableStore:
         }
         with self._guard() as table:
             table.upsert_entity(entity, mode=UpdateMode.MERGE)
+
+    def mark_unknown(self, event_id: str, channel: str, token: str, now: datetime) -> None:
+        pk, rk = self._claim_keys(event_id, channel)
+        with self._guard() as table:
+            for _ in range(CONFLICT_ATTEMPTS):
+                try:
+                    current = table.get_entity(pk, rk)
+                except ResourceNotFoundError:
+                    return
+                if current.get("token") != token or current.get("delivered"):
+                    return
+                try:
+                    table.update_entity(
+                        {"PartitionKey": pk, "RowKey": rk, "unknown_at": utc(now)},
+                        mode=UpdateMode.MERGE,
+                        etag=current.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    return
+                except ResourceModifiedError:
+                    continue
 
     def release(self, event_id: str, channel: str, token: str) -> None:
         pk, rk = self._claim_keys(event_id, channel)

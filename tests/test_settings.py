@@ -1,0 +1,198 @@
+"""One typed Settings: channels, app-wide settings, and errors that name the setting, never a secret."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from translators import settings
+from translators.errors import ConfigurationError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    ("url", "fmt"),
+    [
+        ("https://hooks.slack.com/services/fake/fake/fake", "slack"),
+        ("https://contoso.webhook.office.com/webhookb2/fake", "teams-messagecard"),
+        (
+            "https://prod-01.westeurope.logic.azure.com:443/workflows/fake/triggers/manual/paths/invoke",
+            "teams",
+        ),
+        ("https://default0000.00.environment.api.powerplatform.com/powerautomate/fake", "teams"),
+        ("https://chat.acme.test/hook", None),
+        ("https://evil-hooks.slack.com.acme.test/x", None),
+        ("http://[::1/x", None),
+    ],
+)
+def test_format_by_host(url: str, fmt: str | None) -> None:
+    assert settings.format_for_host(url) == fmt
+
+
+def test_channels_from_env() -> None:
+    loaded = settings.load(
+        {
+            "CHANNEL_SLACK_URL": "https://hooks.slack.com/services/fake/fake/fake",
+            "CHANNEL_Ops_Teams_URL": "https://chat.acme.test/hook",
+            "CHANNEL_OPS_TEAMS_FORMAT": "Teams",
+            "CHANNEL_OPS_TEAMS_TEMPLATES": "/srv/templates/ops",
+            "TEMPLATES_DIR": "/srv/templates",
+            "UNRELATED": "x",
+        }
+    )
+    assert set(loaded.channels) == {"slack", "ops-teams"}
+    assert loaded.channel("OPS_TEAMS").format == "teams"
+    assert loaded.channel("ops-teams").templates == "/srv/templates/ops"
+    assert loaded.channel("Slack").format == "slack"
+    assert loaded.templates_dir == "/srv/templates"
+    assert loaded.channel_errors == {} and loaded.errors == {}
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"CHANNEL_X_URL": "https://chat.acme.test/SECRETPATH"}, "CHANNEL_X_FORMAT"),
+        (
+            {"CHANNEL_X_URL": "https://chat.acme.test/SECRETPATH", "CHANNEL_X_FORMAT": "discord"},
+            "must be one of slack, teams, teams-messagecard",
+        ),
+        ({"CHANNEL_X_URL": "ftp://chat.acme.test/SECRETPATH"}, "not an http(s) URL"),
+        ({"CHANNEL_X_FORMAT": "slack"}, "CHANNEL_X_URL is not set"),
+        ({"CHANNEL_X_URL": "http://[::1/SECRETPATH"}, "CHANNEL_X_URL is not a URL that can be parsed"),
+        (
+            {"CHANNEL_X_URL": "https://hooks.slack.com:SECRETPATH/x"},
+            "CHANNEL_X_URL is not a URL that can be parsed",
+        ),
+        ({"CHANNEL_X_URL": "https://hooks.slack.com/services/REPLACE_ME/SECRETPATH"}, "placeholder"),
+        (
+            {"CHANNEL_X_URL": "https://hooks.example.com/SECRETPATH", "CHANNEL_X_FORMAT": "slack"},
+            "placeholder",
+        ),
+        ({"CHANNEL_X_URL": "https://hooks.slack.com/services/.../SECRETPATH"}, "placeholder"),
+    ],
+)
+def test_configuration_errors_name_the_channel_not_the_url(env: dict[str, str], words: str) -> None:
+    loaded = settings.load(env)
+    assert "x" in loaded.channel_errors
+    message = loaded.channel_errors["x"]
+    assert "'x'" in message and words in message
+    assert "SECRETPATH" not in message
+    with pytest.raises(ConfigurationError) as err:
+        loaded.channel("x")
+    assert err.value.status == 503
+
+
+def test_a_channel_that_does_not_parse_is_an_error_of_that_channel_alone() -> None:
+    loaded = settings.load(
+        {"CHANNEL_BAD_URL": "http://[::1/x", "CHANNEL_GOOD_URL": "https://hooks.slack.com/services/a/b/c"}
+    )
+    assert set(loaded.channels) == {"good"} and set(loaded.channel_errors) == {"bad"}
+
+
+def test_channel_repr_hides_url() -> None:
+    loaded = settings.load({"CHANNEL_A_URL": "https://hooks.slack.com/services/fake/SECRET/fake"})
+    channel = loaded.channel("a")
+    assert "SECRET" not in repr(channel) and "SECRET" not in str(loaded)
+    assert "SECRET" not in str(channel.public())
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("DELIVERY_DEADLINE_SECONDS", "abc", "seconds, > 0 and <= 60"),
+        ("DELIVERY_DEADLINE_SECONDS", "600", "less than or equal to 60"),
+        ("DELIVERY_MAX_ATTEMPTS", "0", "1-10"),
+        ("MAX_BODY_BYTES", "junk", "bytes, > 0"),
+        ("STATE_STORE", "mongodb", "sqlite | sqlite:///path | tables"),
+        ("STATE_TABLE", "bad-name", "letters and digits"),
+    ],
+)
+def test_an_invalid_value_is_named_not_silently_replaced(name: str, value: str, words: str) -> None:
+    loaded = settings.load({name: value, "CHANNEL_A_URL": "https://hooks.slack.com/services/a/b/c"})
+    assert set(loaded.errors) == {name}
+    assert loaded.errors[name].startswith(f"{name} is not valid") and words in loaded.errors[name]
+    with pytest.raises(ConfigurationError) as err:
+        loaded.check()
+    assert err.value.status == 503 and name in err.value.message
+    assert "a" in loaded.channels, "channels are read all the same"
+
+
+def test_values_are_typed_with_their_defaults() -> None:
+    app = settings.load({}).app
+    assert (app.delivery_deadline_seconds, app.delivery_max_attempts, app.max_body_bytes) == (
+        15.0,
+        4,
+        1 << 20,
+    )
+    app = settings.load({"DELIVERY_DEADLINE_SECONDS": " 7.5 ", "WEBHOOK_TOKEN": "s3cret"}).app
+    assert app.delivery_deadline_seconds == 7.5
+    assert app.webhook_token is not None and app.webhook_token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(app)
+
+
+def test_secrets_lists_every_secret_the_log_filter_must_hide() -> None:
+    loaded = settings.load(
+        {
+            "CHANNEL_A_URL": "https://hooks.slack.com/services/a/b/c",
+            "WEBHOOK_TOKEN": "tok",
+            "STATE_STORAGE_CONNECTION": "AccountKey=k",
+        }
+    )
+    assert set(loaded.secrets()) == {"https://hooks.slack.com/services/a/b/c", "tok", "AccountKey=k"}
+
+
+def test_local_settings_sample_is_a_valid_configuration_with_placeholders_to_replace() -> None:
+    values = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
+    loaded = settings.load(values)
+    assert loaded.errors == {}
+    assert set(loaded.channel_errors) == {"slack", "teams", "legacy"}
+    assert all("placeholder" in message for message in loaded.channel_errors.values())
+    replaced = {k: v.replace("REPLACE_ME", "T0000/B0000/abc") for k, v in values.items()}
+    assert {name: c.format for name, c in settings.load(replaced).channels.items()} == {
+        "slack": "slack",
+        "teams": "teams",
+        "legacy": "teams-messagecard",
+    }
+
+
+def test_no_module_but_the_settings_loader_reads_the_environment() -> None:
+    readers = []
+    for path in [ROOT / "function_app.py", *sorted((ROOT / "translators").rglob("*.py"))]:
+        if path.name == "settings.py" and path.parent.name == "translators":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            reads_environ = isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv")
+            if reads_environ and isinstance(node.value, ast.Name) and node.value.id == "os":
+                readers.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert readers == []
+
+
+def test_nothing_starts_a_thread_at_import() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import threading, function_app, translators.pipeline, translators.memory, translators.state;"
+        "print(threading.active_count())"
+    )
+    env = {
+        "PYTHONPATH": str(ROOT),
+        "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=b",
+    }
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "1"
+
+
+def test_the_configuration_docs_are_generated_from_the_model() -> None:
+    docs = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    start, end = "<!-- settings:start -->", "<!-- settings:end -->"
+    table = docs[docs.index(start) + len(start) : docs.index(end)].strip("\n") + "\n"
+    assert table == settings.documentation(), "run `python -m translators settings --markdown` and paste it"
+    for name in settings.APP_SETTING_NAMES:
+        assert re.search(rf"`{name}`", table)

@@ -1,0 +1,387 @@
+"""Every setting the app reads, as one typed model, loaded once per configuration and passed down.
+
+App settings are environment variables on Azure and ``Values`` of ``local.settings.json`` locally.
+``load(env)`` turns them into a frozen ``Settings``. It is the only reader of settings: no other
+module looks at the environment, and ``from_environ`` is the one place that reads ``os.environ``.
+
+Nothing here raises for a bad value. Each wrong setting becomes a configuration error naming the
+setting and what it accepts:
+- a channel's error (``channel_errors``) blocks that channel alone;
+- an app-wide error (``errors``) is reported by ``/api/health`` and answered 503 by requests,
+  instead of being silently replaced by a default.
+
+A channel is ``CHANNEL_<NAME>_URL`` plus the optional ``CHANNEL_<NAME>_*`` settings in
+``CHANNEL_SETTINGS``. Channel URLs, tokens and connection strings are secrets: they are held as
+``SecretStr``, no message here includes one, and ``secrets()`` lists them for the log filter.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from fnmatch import fnmatchcase
+from functools import lru_cache
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from translators.errors import ConfigurationError
+from translators.formats import FORMAT_NAMES
+from translators.model import EVENTS
+
+#: When a channel hears of a build outcome (App Center's modes, for every source).
+SuccessMode = Literal["always", "after-failure", "never"]
+FailureMode = Literal["always", "after-success", "never"]
+SUCCESS_MODES: tuple[SuccessMode, ...] = ("always", "after-failure", "never")
+FAILURE_MODES: tuple[FailureMode, ...] = ("always", "after-success", "never")
+
+#: ``CHANNEL_<NAME>_<SETTING>``: what each setting of a channel means (the docs are made from this).
+CHANNEL_SETTINGS: dict[str, tuple[str, str]] = {
+    "URL": ("required, secret", "the chat webhook URL of channel `<name>`; never shown in answers or logs"),
+    "FORMAT": (
+        " | ".join(FORMAT_NAMES),
+        "optional when the URL's host settles it: `hooks.slack.com` -> slack, `*.webhook.office.com` -> "
+        "teams-messagecard, `*.logic.azure.com`, `*.powerplatform.com`, `*.powerautomate.com` -> teams",
+    ),
+    "TEMPLATES": ("a folder", "a template folder for this channel alone, searched first"),
+    "EVENTS": (
+        "comma-separated patterns",
+        "the events this channel takes, e.g. `build.failed,crash.*` (default: every event)",
+    ),
+    "BUILD_SUCCESS": (" | ".join(SUCCESS_MODES), "when a successful build is sent (default `always`)"),
+    "BUILD_FAILURE": (" | ".join(FAILURE_MODES), "when a failed build is sent (default `always`)"),
+}
+_CHANNEL_SETTING = re.compile(rf"^CHANNEL_([A-Z0-9_]+?)_({'|'.join(CHANNEL_SETTINGS)})$", re.IGNORECASE)
+#: fnmatch patterns over event names: letters, digits, . _ - and the wildcards * ? [ ] !
+_EVENT_PATTERN = re.compile(r"^[a-z0-9._\-*?\[\]!]+$")
+#: What the sample settings and the docs use in place of a real value; a URL holding one is refused.
+PLACEHOLDERS = ("REPLACE_ME", "REPLACE-ME", "<", ">", "...", "…", "YOUR_", "your/webhook")
+PLACEHOLDER_HOSTS = ("example.com", "example.org", "example.net", "example")
+
+#: Hosts whose webhooks settle the format, checked as exact host or dot-suffix.
+FORMAT_BY_HOST: tuple[tuple[str, str], ...] = (
+    ("hooks.slack.com", "slack"),
+    ("webhook.office.com", "teams-messagecard"),
+    ("outlook.office.com", "teams-messagecard"),
+    ("outlook.office365.com", "teams-messagecard"),
+    ("logic.azure.com", "teams"),
+    ("powerplatform.com", "teams"),
+    ("powerautomate.com", "teams"),
+)
+
+
+def channel_key(name: str) -> str:
+    """Channel names are case-insensitive and ``_`` and ``-`` are the same (env vars cannot hold ``-``)."""
+    return name.strip().lower().replace("_", "-")
+
+
+def channel_env(name: str) -> str:
+    """``CHANNEL_<NAME>``, the prefix of a channel's settings."""
+    return "CHANNEL_" + name.upper().replace("-", "_")
+
+
+class Channel(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    url: SecretStr
+    format: str
+    templates: str | None = None
+    #: Event-name patterns this channel takes (``build.failed``, ``crash.*``); empty: every event.
+    events: tuple[str, ...] = ()
+    build_success: SuccessMode = "always"
+    build_failure: FailureMode = "always"
+
+    def public(self) -> dict[str, object]:
+        """What may be shown to anyone: never the URL."""
+        out: dict[str, object] = {
+            "name": self.name,
+            "format": self.format,
+            "custom_templates": bool(self.templates),
+        }
+        if self.events:
+            out["events"] = list(self.events)
+        if (self.build_success, self.build_failure) != ("always", "always"):
+            out["build_success"], out["build_failure"] = self.build_success, self.build_failure
+        return out
+
+
+def _setting(name: str, description: str, allowed: str = "", **kw: Any) -> Any:
+    """A field read from the app setting ``name``; ``allowed`` is said in errors and in the docs."""
+    return Field(alias=name, description=description, json_schema_extra={"allowed": allowed}, **kw)
+
+
+class AppSettings(BaseModel):
+    """The app-wide settings, one field per setting (the alias is the setting's name)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    webhook_token: SecretStr | None = _setting(
+        "WEBHOOK_TOKEN",
+        "a shared secret every request must carry (`X-Webhook-Token` header or `?token=`); unset: no check",
+        "any text (secret)",
+        default=None,
+    )
+    max_body_bytes: int = _setting(
+        "MAX_BODY_BYTES",
+        "the largest request body accepted (413 above it)",
+        "bytes, > 0",
+        default=1024 * 1024,
+        gt=0,
+    )
+    templates_dir: str | None = _setting(
+        "TEMPLATES_DIR",
+        "a template folder for all channels, searched after a channel's own and before the built-in one",
+        "a folder",
+        default=None,
+    )
+    delivery_deadline_seconds: float = _setting(
+        "DELIVERY_DEADLINE_SECONDS",
+        "how long one delivery may take within a request, retries included",
+        "seconds, > 0 and <= 60",
+        default=15.0,
+        gt=0,
+        le=60,
+    )
+    delivery_max_attempts: int = _setting(
+        "DELIVERY_MAX_ATTEMPTS", "attempts per delivery within a request", "1-10", default=4, ge=1, le=10
+    )
+    state_store: str = _setting(
+        "STATE_STORE",
+        "where memory (build outcomes, deliveries) lives: `sqlite` (`.state/state.db`), `sqlite:///path.db`,"
+        " or `tables` (Azure Table Storage); unset: `tables` when `AzureWebJobsStorage` is a real"
+        " connection, else `sqlite`",
+        "sqlite | sqlite:///path | tables",
+        default="",
+        pattern=r"^(|sqlite|sqlite://.+|tables)$",
+    )
+    state_storage_connection: SecretStr | None = _setting(
+        "STATE_STORAGE_CONNECTION",
+        "the Azure Storage connection string for memory (default: `AzureWebJobsStorage`)",
+        "a connection string (secret)",
+        default=None,
+    )
+    azure_web_jobs_storage: SecretStr | None = _setting(
+        "AzureWebJobsStorage",
+        "the Function App's own storage; used for memory when `STATE_STORAGE_CONNECTION` is not set",
+        "a connection string (secret)",
+        default=None,
+    )
+    state_table: str = _setting(
+        "STATE_TABLE",
+        "the table that holds memory (created when missing)",
+        "3-63 letters and digits, starting with a letter",
+        default="translatorstate",
+        pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$",
+    )
+
+
+#: The app-wide settings' names, for the cache key and the docs.
+APP_SETTING_NAMES: tuple[str, ...] = tuple(f.alias or n for n, f in AppSettings.model_fields.items())
+
+
+class Settings(BaseModel):
+    """What the app is configured to do: app-wide settings, channels, and what is wrong with them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    app: AppSettings
+    channels: dict[str, Channel]
+    #: Channels whose settings are wrong, with what is wrong (no URLs).
+    channel_errors: dict[str, str]
+    #: App-wide settings that are wrong: setting name -> what is wrong and what it accepts.
+    errors: dict[str, str] = {}
+
+    @property
+    def templates_dir(self) -> str | None:
+        return self.app.templates_dir
+
+    def channel(self, name: str) -> Channel:
+        key = channel_key(name)
+        if key in self.channel_errors:
+            raise ConfigurationError(self.channel_errors[key], channel=key)
+        return self.channels[key]
+
+    def known(self) -> list[str]:
+        return sorted({*self.channels, *self.channel_errors})
+
+    def check(self) -> None:
+        """ConfigurationError naming every wrong app-wide setting, if there is one."""
+        if self.errors:
+            raise ConfigurationError("; ".join(self.errors.values()), settings=sorted(self.errors))
+
+    def secrets(self) -> list[str]:
+        found = [c.url.get_secret_value() for c in self.channels.values()]
+        for secret in (
+            self.app.webhook_token,
+            self.app.state_storage_connection,
+            self.app.azure_web_jobs_storage,
+        ):
+            if secret is not None:
+                found.append(secret.get_secret_value())
+        return found
+
+
+def format_for_host(url: str) -> str | None:
+    try:
+        host = (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return None
+    for suffix, fmt in FORMAT_BY_HOST:
+        if host == suffix or host.endswith("." + suffix):
+            return fmt
+    return None
+
+
+def _relevant(key: str) -> bool:
+    return key[:8].upper() == "CHANNEL_" or key in APP_SETTING_NAMES
+
+
+def load(env: Mapping[str, str]) -> Settings:
+    """The settings ``env`` holds; anything wrong is listed in ``errors`` / ``channel_errors``."""
+    # Every request asks; parsing and validating again would cost more than the request's own
+    # lookups, so the result is kept per distinct set of the items it is made from.
+    return _load(tuple(sorted((k, v) for k, v in env.items() if _relevant(k))))
+
+
+def from_environ() -> Settings:
+    """The process's settings: the one place that reads ``os.environ``."""
+    return load(os.environ)
+
+
+def environ() -> dict[str, str]:
+    """A copy of the process environment (the CLI merges local.settings.json into it)."""
+    return dict(os.environ)
+
+
+def publish(values: Mapping[str, str]) -> None:
+    """Make ``values`` the process's settings: the local server's functions read them as on Azure."""
+    os.environ.update(values)
+
+
+@lru_cache(maxsize=32)
+def _load(items: tuple[tuple[str, str], ...]) -> Settings:
+    values = dict(items)
+    app, errors = _app(values)
+    channels, channel_errors = _channels(items)
+    return Settings(app=app, channels=channels, channel_errors=channel_errors, errors=errors)
+
+
+def _app(values: Mapping[str, str]) -> tuple[AppSettings, dict[str, str]]:
+    """App-wide settings; a wrong one is named in the errors and its default is used meanwhile."""
+    data = {k: v.strip() for k, v in values.items() if k in APP_SETTING_NAMES and v.strip()}
+    errors: dict[str, str] = {}
+    for _ in range(len(APP_SETTING_NAMES) + 1):  # each pass drops at least one wrong setting
+        try:
+            return AppSettings.model_validate(data), errors
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False, include_input=False):
+                name = str(err["loc"][0]) if err["loc"] else ""
+                if name in data:
+                    errors[name] = _explain(name, err["msg"])
+                    del data[name]
+    return AppSettings(), errors
+
+
+def _explain(name: str, problem: str) -> str:
+    field = next(f for n, f in AppSettings.model_fields.items() if (f.alias or n) == name)
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    allowed = extra.get("allowed")
+    return f"{name} is not valid ({problem[:1].lower()}{problem[1:]})" + (
+        f"; allowed: {allowed}" if allowed else ""
+    )
+
+
+def _channels(items: Iterable[tuple[str, str]]) -> tuple[dict[str, Channel], dict[str, str]]:
+    raw: dict[str, dict[str, str]] = {}
+    for key, value in items:
+        match = _CHANNEL_SETTING.match(key)
+        if match:
+            raw.setdefault(channel_key(match[1]), {})[match[2].upper()] = value.strip()
+    channels: dict[str, Channel] = {}
+    errors: dict[str, str] = {}
+    for name, values in sorted(raw.items()):
+        try:
+            channels[name] = _channel(name, values)
+        except ValueError as exc:
+            errors[name] = f"channel '{name}': {exc}"
+    return channels, errors
+
+
+def _channel(name: str, values: Mapping[str, str]) -> Channel:
+    """One channel from its settings; ValueError naming the setting when one is wrong."""
+    env_name = channel_env(name)
+    url = values.get("URL", "")
+    if not url:
+        raise ValueError(f"{env_name}_URL is not set")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError(f"{env_name}_URL is not a URL that can be parsed") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ValueError(f"{env_name}_URL is not an http(s) URL")
+    if any(p.lower() in url.lower() for p in PLACEHOLDERS) or any(
+        host == h or host.endswith("." + h) for h in PLACEHOLDER_HOSTS
+    ):
+        raise ValueError(
+            f"{env_name}_URL is a placeholder, not a webhook URL: paste the URL your chat tool gave you"
+        )
+    fmt = values.get("FORMAT", "").lower() or format_for_host(url)
+    if fmt is None:
+        raise ValueError(
+            "the URL's host does not say which format it takes; "
+            f"set {env_name}_FORMAT to one of {', '.join(FORMAT_NAMES)}"
+        )
+    if fmt not in FORMAT_NAMES:
+        raise ValueError(f"{env_name}_FORMAT must be one of {', '.join(FORMAT_NAMES)}")
+    events = tuple(dict.fromkeys(p.strip().lower() for p in values.get("EVENTS", "").split(",") if p.strip()))
+    for pattern in events:
+        if not _EVENT_PATTERN.match(pattern):
+            raise ValueError(f"{env_name}_EVENTS has an invalid pattern {pattern!r}")
+        if not any(fnmatchcase(event, pattern) for event in EVENTS):
+            # A typo would silently mute the channel; every event name is known, so say so now.
+            raise ValueError(
+                f"{env_name}_EVENTS pattern {pattern!r} matches no event; events are {', '.join(EVENTS)}"
+            )
+    return Channel(
+        name=name,
+        url=SecretStr(url),
+        format=fmt,
+        templates=values.get("TEMPLATES") or None,
+        events=events,
+        build_success=_mode(values, "BUILD_SUCCESS", SUCCESS_MODES, env_name),
+        build_failure=_mode(values, "BUILD_FAILURE", FAILURE_MODES, env_name),
+    )
+
+
+def _mode[M: str](values: Mapping[str, str], key: str, modes: tuple[M, ...], env_name: str) -> M:
+    given = values.get(key, "").strip().lower().replace("_", "-")
+    if not given:
+        return modes[0]
+    for mode in modes:
+        if mode == given:
+            return mode
+    raise ValueError(f"{env_name}_{key} must be one of {', '.join(modes)}")
+
+
+def documentation() -> str:
+    """The settings tables of docs/configuration.md, made from the model (a test keeps them equal)."""
+
+    def cell(text: object) -> str:
+        return str(text).replace("|", "\\|")  # a pipe inside a cell would end it
+
+    rows = ["| setting | allowed | default | meaning |", "| --- | --- | --- | --- |"]
+    for name, field in AppSettings.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        default = field.default
+        shown = "unset" if default in (None, "") else f"`{default}`"
+        allowed = cell(extra.get("allowed", ""))
+        rows.append(f"| `{field.alias or name}` | {allowed} | {shown} | {cell(field.description)} |")
+    rows += ["", "| channel setting | allowed | meaning |", "| --- | --- | --- |"]
+    for key, (allowed, meaning) in CHANNEL_SETTINGS.items():
+        rows.append(f"| `CHANNEL_<NAME>_{key}` | {cell(allowed)} | {cell(meaning)} |")
+    return "\n".join(rows) + "\n"
