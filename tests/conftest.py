@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import azure.functions as func
 import pytest
 
 from tests.azurite import azurite, state_env  # noqa: F401 - fixtures shared by the state tests
@@ -13,6 +14,20 @@ from tests.chatserver import SUCCESS, ChatServer, Reply
 from translators import pipeline, samples, settings
 
 ROOT = Path(__file__).resolve().parent.parent
+Handler = Callable[[func.HttpRequest], func.HttpResponse]
+
+
+@pytest.fixture(scope="session")
+def registered() -> list[Any]:
+    """The functions of function_app, as the worker indexes them (get_functions() runs once per app)."""
+    import function_app
+
+    return list(function_app.app.get_functions())
+
+
+@pytest.fixture(scope="session")
+def functions(registered: list[Any]) -> dict[str, Handler]:
+    return {f.get_function_name(): f.get_user_function() for f in registered}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

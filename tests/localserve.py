@@ -123,11 +123,15 @@ def start_serve(
     """
     workdir.mkdir(parents=True, exist_ok=True)
     stdout, stderr = workdir / "serve.out", workdir / "serve.err"
+    settings = dict(env or {})
+    if any(k.upper().startswith("CHANNEL_") for k in settings):
+        # Memory of its own, never the repository's .state/ (serve gives the inbox a scratch one).
+        settings.setdefault("STATE_STORE", f"sqlite:///{workdir / 'state.db'}")
     with stdout.open("wb") as out, stderr.open("wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "translators", "serve", "--host", "127.0.0.1", "--port", "0", *args],
             cwd=cwd or workdir,
-            env=clean_env(env),
+            env=clean_env(settings),
             stdout=out,
             stderr=err,
         )

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.chatserver import Dripping
 from translators import __version__
 from translators.delivery import DeliveryPolicy, DeliveryResult, deliver, redact
 
@@ -312,54 +313,6 @@ def test_a_slow_answer_within_the_deadline_is_waited_for(server: FakeWebhook) ->
     result = deliver(server.url(), b"{}", is_success=slack_ok, policy=policy)
 
     assert result.ok and result.attempts == 1 and len(server.seen) == 1
-
-
-class Dripping:
-    """A destination that reads the request, sends ``fast`` at once, then ``slow`` a byte a second."""
-
-    def __init__(self, fast: bytes, slow: bytes) -> None:
-        self.fast, self.slow = fast, slow
-        self.requests = 0
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.stop = threading.Event()
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        self.listener.settimeout(0.2)
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            data = b""
-            while b"\r\n\r\n" not in data:
-                data += conn.recv(4096)
-            head, _, body = data.partition(b"\r\n\r\n")
-            lines = [line.split(b": ", 1) for line in head.split(b"\r\n")[1:]]
-            length = int(next(value for name, value in lines if name.lower() == b"content-length"))
-            while len(body) < length:
-                body += conn.recv(4096)
-            self.requests += 1
-            try:
-                conn.sendall(self.fast)
-                for byte in self.slow:
-                    if self.stop.wait(1.0):
-                        return
-                    conn.sendall(bytes([byte]))
-            except OSError:
-                return
-
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{SECRET_PATH}"
-
-    def close(self) -> None:
-        self.stop.set()
-        self.listener.close()
 
 
 @pytest.mark.parametrize(

@@ -14,24 +14,10 @@ from urllib.parse import urlencode
 import azure.functions as func
 import pytest
 
-import function_app
 from tests import bodies
 from tests.chatserver import ChatServer, Reply
-from tests.conftest import path_of
+from tests.conftest import Handler, path_of
 from translators.samples import get as sample
-
-Handler = Callable[[func.HttpRequest], func.HttpResponse]
-
-
-@pytest.fixture(scope="session")
-def registered() -> list[Any]:
-    # get_functions() may be called only once per app object.
-    return list(function_app.app.get_functions())
-
-
-@pytest.fixture(scope="session")
-def functions(registered: list[Any]) -> dict[str, Handler]:
-    return {f.get_function_name(): f.get_user_function() for f in registered}
 
 
 @pytest.fixture

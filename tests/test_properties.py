@@ -39,7 +39,25 @@ HOSTILE = st.sampled_from(
         "🚀" * 50,
         "javascript:alert(1)",
         "https://ok.example/" + "a" * 3100,
+        "\ud800",  # a lone surrogate: cannot be encoded, logged or stored as it is
+        "a\udfffb\ud83d",
     ]
+)
+#: Times that once broke arithmetic or storage: naive beside aware, and the ends of the calendar.
+TIMES = st.sampled_from(
+    [
+        "2024-03-01T10:00:00",
+        "2024-03-01T10:05:00Z",
+        "2024-03-01T10:05:00+05:30",
+        "9999-12-31T23:59:59-05:00",
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59",
+        "0001-01-01T00:00:00",
+        "1970-01-01T00:00:00Z",
+    ]
+)
+TIME_FIELDS = frozenset(
+    {"start_time", "finish_time", "sent_at", "uploaded_at", "created", "started", "finished"}
 )
 TEXT = st.one_of(st.text(max_size=60), HOSTILE, st.builds(lambda a, b: a + b, st.text(max_size=20), HOSTILE))
 JSON_VALUES = st.recursive(
@@ -79,15 +97,36 @@ def mutated_sample(draw: st.DrawFn) -> tuple[str, bytes, dict[str, str]]:
         parent = payload
         for key in spot[:-1]:
             parent = parent[key]
-        action = draw(st.sampled_from(["text", "value", "delete"]))
-        if action == "delete" and isinstance(parent, dict):
+        action = draw(st.sampled_from(["text", "value", "delete", "time"]))
+        if action == "time":
+            parent[spot[-1]] = draw(TIMES)
+        elif action == "delete" and isinstance(parent, dict):
             del parent[spot[-1]]
         elif action == "text" or action == "delete":
             parent[spot[-1]] = draw(TEXT)
         else:
             parent[spot[-1]] = draw(JSON_VALUES)
+    if draw(st.booleans()):  # every time field of the payload: naive, aware and extreme ones mixed
+        for spot in paths(payload):
+            if spot and spot[-1] in TIME_FIELDS:
+                parent = payload
+                for key in spot[:-1]:
+                    parent = parent[key]
+                parent[spot[-1]] = draw(TIMES)
+    if draw(st.integers(0, 5)) == 0:  # a lone surrogate in every string
+        payload = with_surrogates(payload)
     route = draw(st.sampled_from([sample.source, "auto"]))
     return route, json.dumps(payload).encode(), dict(sample.headers)
+
+
+def with_surrogates(node: Any) -> Any:
+    if isinstance(node, str):
+        return node + "\ud800"
+    if isinstance(node, dict):
+        return {k: with_surrogates(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [with_surrogates(v) for v in node]
+    return node
 
 
 BODIES = st.one_of(

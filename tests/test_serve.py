@@ -245,7 +245,7 @@ def test_more_calls_at_once_than_threads_all_deliver_to_the_inbox(inbox_server: 
 
 def test_inbox_is_served_while_every_function_thread_waits() -> None:
     """What waitress queues is a connection whose first request is the one to serve."""
-    dispatcher = _SplitDispatcher(threads=2, inbox_threads=1)
+    dispatcher = _SplitDispatcher(threads=2, quick_threads=1)
     release, served = threading.Event(), threading.Event()
 
     def task(path: str, work: Callable[[], object]) -> SimpleNamespace:
@@ -479,23 +479,21 @@ def test_inbox_is_bounded_and_thread_safe() -> None:
 def test_a_stopping_server_refuses_calls_but_takes_deliveries() -> None:
     seen: list[int] = []
 
-    def health(req: func.HttpRequest) -> func.HttpResponse:
+    def work(req: func.HttpRequest) -> func.HttpResponse:
         seen.append(app.in_flight)
         # The host manages the connection: hop-by-hop headers from a function are not sent on.
         return func.HttpResponse("ok", headers={"Connection": "keep-alive", "X-Kept": "1"})
 
-    app = LocalFunctionApp([HttpFunction("health", "health", ("GET",), "req", health)], "api", Inbox())
+    app = LocalFunctionApp([HttpFunction("work", "work", ("GET",), "req", work)], "api", Inbox())
     client = Client(app)
-    answer = client.get(
-        "/api/health", buffered=True
-    )  # buffered: read to the end and closed, as a server does
+    answer = client.get("/api/work", buffered=True)  # buffered: read to the end and closed, as a server does
     assert (
         answer.status_code == 200 and answer.headers["X-Kept"] == "1" and "Connection" not in answer.headers
     )
     assert seen == [1] and app.in_flight == 0, "counted while it runs, not after its answer is sent"
 
     app.stopping = True
-    refused = client.get("/api/health", buffered=True)
+    refused = client.get("/api/work", buffered=True)
     assert refused.status_code == 503 and refused.get_json()["error"] == "stopping"
     # No Content-Length: an HTTP/1.1 server then closes the connection after the answer.
     assert "Content-Length" not in refused.headers and seen == [1]

@@ -454,7 +454,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # get_functions() may be called only once per FunctionApp: this is that call.
     registered = server.load_function_app().get_functions()
     try:
-        httpd, app, skipped = server.create_server(args.host, args.port, registered)
+        # A stop waits for the calls in progress to finish their deliveries (and confirm them).
+        grace = settings.load(merged).app.delivery_deadline_seconds + server.STOP_SECONDS
+        httpd, app, skipped = server.create_server(args.host, args.port, registered, stop_seconds=grace)
     except server.RouteError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:

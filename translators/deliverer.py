@@ -12,7 +12,8 @@ When a destination refuses the rich body (Slack ``invalid_blocks``, a Teams 400)
 minimal message is sent once instead, and the result says ``fallback: "rejected: <error>"``.
 
 A destination that hangs cannot take every worker: at most ``DESTINATION_CONCURRENCY`` deliveries
-to one channel wait for answers at a time; more fail at once as ``busy``.
+to one channel wait for answers at a time; another waits a moment for one of them, then gives up
+as ``busy``.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ if TYPE_CHECKING:
 
 log = logs.logger("translators.deliverer")
 
-#: Deliveries to one channel that may wait for its answers at the same time, in one process.
+#: Deliveries to one channel that may wait for its answers at the same time, in one process, and
+#: how long another waits for one of them to finish before giving up (``busy``).
 DESTINATION_CONCURRENCY = 4
+DESTINATION_WAIT_SECONDS = 2.0
 MINIMAL_TEMPLATE = "(built-in minimal)"
 
 IN_PROGRESS = "another request is delivering this event to this channel right now; retry later"
@@ -97,7 +100,7 @@ _limits_lock = threading.Lock()
 def _admitted(channel: str) -> Iterator[bool]:
     with _limits_lock:
         semaphore = _limits.setdefault(channel, threading.BoundedSemaphore(DESTINATION_CONCURRENCY))
-    if not semaphore.acquire(blocking=False):
+    if not semaphore.acquire(timeout=DESTINATION_WAIT_SECONDS):
         yield False
         return
     try:

@@ -90,6 +90,11 @@ class Memory:
             self._failed(store, exc, doing)
             return False, None
 
+    def probe(self) -> str | None:
+        """None when the store answers a read now, else why not (what health reports)."""
+        self._do("answering a health check", lambda s: s.previous_outcome("health-probe", None))
+        return self.problem
+
     def previous(self, n: Notification) -> tuple[bool, Outcome | None]:
         """(known, outcome): known is False when memory could not be asked."""
         return self._do(

@@ -356,10 +356,12 @@ def _now() -> Any:
 
 
 def health(settings: Settings) -> Answer:
-    """Sources and channels with their formats (never URLs), and what is wrong, if anything."""
-    from translators import state
-
+    """Sources, channels (never URLs) and memory, and what is wrong: ``degraded`` (still 200) if anything."""
+    memory = Memory(settings.app)
+    unavailable = memory.probe()
     problems = [*settings.errors.values(), *settings.channel_errors.values()]
+    if unavailable:
+        problems.append(f"memory unavailable: {unavailable}")
     body: dict[str, Any] = {
         "status": "degraded" if problems else "ok",
         "sources": {name: s.label for name, s in sources.registry().items()}
@@ -367,7 +369,7 @@ def health(settings: Settings) -> Answer:
         "channels": [c.public() for c in settings.channels.values()],
         "channel_errors": dict(settings.channel_errors),
         "formats": list(formats.FORMAT_NAMES),
-        "memory": {"backend": state.backend(settings.app)},
+        "memory": {"backend": memory.backend, "available": unavailable is None},
     }
     if settings.errors:
         body["setting_errors"] = dict(settings.errors)

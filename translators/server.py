@@ -66,14 +66,22 @@ INBOX_ANSWERS: dict[str, tuple[int, str]] = {
 }
 INBOX_SIZE = 200
 #: Idle keep-alive connections are closed after this many seconds.
-IDLE_SECONDS = 75
+IDLE_SECONDS = 30
+#: A request must arrive whole (headers and body) within this many seconds of its first byte: a
+#: client that sends half a request and stalls (or drips it) is disconnected, so that such
+#: connections are bounded by time and cannot pile up to the connection limit.
+REQUEST_SECONDS = 10.0
+#: Open connections at most (waitress's default is 100; a few slow clients could take them all).
+CONNECTION_LIMIT = 500
 #: Threads that run function calls. The process runs Python on one core at a time (the GIL):
 #: under load (python -m bench), 2, 4, 8 and 16 threads served as many requests per second, and
-#: more threads only lengthened p99. A few let calls that wait on a slow destination overlap.
-FUNCTION_THREADS = 4
-#: Threads that take deliveries to the inbox (see _SplitDispatcher).
-INBOX_THREADS = 2
-#: On Ctrl+C or SIGTERM, how long calls in progress get to finish and be answered.
+#: more threads only lengthened p99. Enough let calls that wait on a slow destination overlap,
+#: and the deliverer bounds how many wait on one destination (translators/deliverer.py).
+FUNCTION_THREADS = 8
+#: Threads of the quick pool: the inbox, health and the preview page (see _SplitDispatcher).
+QUICK_THREADS = 2
+#: On Ctrl+C or SIGTERM, calls in progress get at least this long to finish and be answered;
+#: serve passes the delivery deadline plus this, so that no delivery is cut off mid-way.
 STOP_SECONDS = 5.0
 #: The longest the I/O loop waits for a socket before it looks whether it was told to stop.
 LOOP_SECONDS = 0.2
@@ -368,7 +376,7 @@ class LocalFunctionApp:
         started = time.perf_counter()
         request = Request(environ)
         request.max_content_length = MAX_REQUEST_BYTES
-        counted = not is_inbox(request.path)
+        counted = not is_quick(request.path)
         if counted:
             self._count(1)
         try:
@@ -575,8 +583,17 @@ def _to_response(name: str, result: Any) -> Response:
 
 
 def is_inbox(path: str) -> bool:
-    """Whether a request path is the inbox's (its own thread pool, not counted as a call)."""
+    """Whether a request path is the inbox's."""
     return path == "/inbox" or path.startswith("/inbox/")
+
+
+def is_quick(path: str) -> bool:
+    """Served by the quick pool and not counted as a call: the inbox, health and the preview.
+
+    None of these waits on anything outside this process, so none can be held up by a slow
+    destination: health answers at once even when every function thread waits on one.
+    """
+    return is_inbox(path) or path.endswith("/health") or path == "/preview" or path.startswith("/preview/")
 
 
 _QUEUE_LOG = logging.getLogger("translators.serve.queue")
@@ -584,38 +601,38 @@ _QUEUE_LOG.setLevel(logging.ERROR)
 
 
 class _SplitDispatcher(ThreadedTaskDispatcher):
-    """waitress's thread pool for the functions, plus a second pool for the inbox.
+    """waitress's thread pool for the functions, plus a quick pool for the inbox, health, preview.
 
     A function call holds its thread while it delivers, and with the embedded default it delivers
     to this very server's inbox. With a single pool, as many concurrent calls as threads would
     leave no thread to take those deliveries, and every call would wait out its delivery timeout.
-    The inbox pool only stores a body and answers, so it is never held up by anything, and the
-    function pool can stay small (more threads only contend for the GIL) without that deadlock.
+    The quick pool only serves requests that wait on nothing outside the process, so it is never
+    held up, and the function pool can stay small (more threads only contend for the GIL).
 
     waitress hands over a connection (its ``HTTPChannel``) whose first queued request is the one
     to serve, and re-adds it for each further request on it, so each request is routed by its own
     path.
     """
 
-    def __init__(self, threads: int, inbox_threads: int) -> None:
+    def __init__(self, threads: int, quick_threads: int) -> None:
         super().__init__()
-        self.inbox = ThreadedTaskDispatcher()
+        self.quick = ThreadedTaskDispatcher()
         # waitress warns whenever a request finds every thread busy: under a burst, that is a line
         # per request, saying only what the per-request log line's milliseconds already show.
-        self.queue_logger = self.inbox.queue_logger = _QUEUE_LOG
-        self.inbox.set_thread_count(inbox_threads)
+        self.queue_logger = self.quick.queue_logger = _QUEUE_LOG
+        self.quick.set_thread_count(quick_threads)
         self.set_thread_count(threads)
 
     def add_task(self, task: Any) -> None:
         requests = getattr(task, "requests", None)
-        if requests and is_inbox(getattr(requests[0], "path", "")):
-            self.inbox.add_task(task)
+        if requests and is_quick(getattr(requests[0], "path", "")):
+            self.quick.add_task(task)
         else:
             super().add_task(task)
 
     def shutdown(self, cancel_pending: bool = True, timeout: int = 5) -> bool:
         done = super().shutdown(cancel_pending, timeout)
-        return self.inbox.shutdown(cancel_pending, timeout) and done
+        return self.quick.shutdown(cancel_pending, timeout) and done
 
 
 class LocalServer:
@@ -631,10 +648,16 @@ class LocalServer:
         host: str,
         port: int,
         threads: int = FUNCTION_THREADS,
-        inbox_threads: int = INBOX_THREADS,
+        quick_threads: int = QUICK_THREADS,
+        stop_seconds: float = STOP_SECONDS,
     ) -> None:
         self.app = app
-        self.dispatcher = _SplitDispatcher(threads, inbox_threads)
+        self.stop_seconds = stop_seconds
+        #: Set by ``server_close``: a ``serve_forever`` running in another thread then returns.
+        self.closed = threading.Event()
+        self.dispatcher = _SplitDispatcher(threads, quick_threads)
+        #: Connections with a request partly received, and when its first part was seen.
+        self._partial: dict[int, float] = {}
         self._map: dict[int, Any] = {}  # waitress's socket map: the listener, trigger, connections
         server = waitress.server.create_server(
             app,
@@ -643,6 +666,8 @@ class LocalServer:
             host=host,
             port=port,
             channel_timeout=IDLE_SECONDS,
+            cleanup_interval=2,  # how often idle connections are looked for (waitress: every 30 s)
+            connection_limit=CONNECTION_LIMIT,
             # As the Functions host does, refuse an oversized body (413) before reading it.
             max_request_body_size=MAX_REQUEST_BYTES,
             # Headers reach the function as sent, X-Forwarded-* included (no proxy to trust here).
@@ -656,7 +681,7 @@ class LocalServer:
         """Serve until SIGINT (Ctrl+C) or SIGTERM, then answer the calls in progress.
 
         Meanwhile new connections are refused, a call arriving on an open one gets a 503, and the
-        inbox keeps taking deliveries; after STOP_SECONDS, or a second signal, it stops anyway.
+        inbox keeps taking deliveries; after ``stop_seconds``, or a second signal, it stops anyway.
         What waitress's own ``run()`` does differs in two ways: it stops on a KeyboardInterrupt
         raised wherever the loop happens to be (possibly between sending bytes and noting them
         sent), and it then waits for busy threads while no socket is served, so a call delivering
@@ -675,11 +700,14 @@ class LocalServer:
             pass
         try:
             with contextlib.suppress(KeyboardInterrupt):
-                while not signals[0]:
+                while not signals[0] and not self.closed.is_set():
                     wasyncore.loop(timeout=LOOP_SECONDS, map=self._map, count=1)
+                    self._drop_stalled_requests()
+            if self.closed.is_set():
+                return
             self.app.stopping = True
             wasyncore.dispatcher.close(self._server)  # the listening socket: no new connections
-            deadline = time.monotonic() + STOP_SECONDS
+            deadline = time.monotonic() + self.stop_seconds
             with contextlib.suppress(KeyboardInterrupt):
                 while (
                     signals[0] < 2 and time.monotonic() < deadline and (self.app.in_flight or self._unsent())
@@ -691,12 +719,28 @@ class LocalServer:
         if self.app.in_flight:
             log.warning("stopped with %d request(s) unanswered", self.app.in_flight)
 
+    def _drop_stalled_requests(self) -> None:
+        """Close connections whose request has not arrived whole within REQUEST_SECONDS."""
+        now = time.monotonic()
+        seen: dict[int, float] = {}
+        for fd, channel in list(self._map.items()):
+            if getattr(channel, "request", None) is None:
+                continue  # idle between requests (channel_timeout bounds that), or not a connection
+            started = self._partial.get(fd, now)
+            if now - started > REQUEST_SECONDS:
+                log.info("closing a connection whose request did not arrive within %.0f s", REQUEST_SECONDS)
+                channel.handle_close()
+            else:
+                seen[fd] = started
+        self._partial = seen
+
     def _unsent(self) -> bool:
         return any(getattr(c, "total_outbufs_len", 0) for c in list(self._map.values()))
 
     def server_close(self) -> None:
         """Close every connection and the listening socket, and stop the thread pools."""
         self.app.stopping = True
+        self.closed.set()
         trigger = self._server.trigger  # waitress's wake-up pipe, which a running thread may still pull
         for obj in list(self._map.values()):
             if obj is not trigger:
@@ -708,7 +752,11 @@ class LocalServer:
 
 
 def create_server(
-    host: str, port: int, registered: Iterable[Any], inbox: Inbox | None = None
+    host: str,
+    port: int,
+    registered: Iterable[Any],
+    inbox: Inbox | None = None,
+    stop_seconds: float = STOP_SECONDS,
 ) -> tuple[LocalServer, LocalFunctionApp, list[str]]:
     """Bind a server for the registered functions; also the app and the skipped notes.
 
@@ -717,7 +765,7 @@ def create_server(
     """
     functions, skipped = http_functions(registered)
     app = LocalFunctionApp(functions, route_prefix(), inbox or Inbox())
-    return LocalServer(app, host, port), app, skipped
+    return LocalServer(app, host, port, stop_seconds=stop_seconds), app, skipped
 
 
 def load_function_app() -> Any:

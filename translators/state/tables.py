@@ -58,8 +58,8 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "retry_total": 1,
     "retry_backoff_factor": 0.1,
     "retry_backoff_max": 1,
-    "connection_timeout": 3,
-    "read_timeout": 5,
+    "connection_timeout": 2,
+    "read_timeout": 2,
 }
 #: How often a conditional write is retried when another instance changed the entity in between.
 CONFLICT_ATTEMPTS = 5
