@@ -21,7 +21,7 @@ import pytest
 from tests.chatserver import ChatServer, Dripping, Reply
 from tests.conftest import Handler, path_of, post, sample
 from tests.localserve import start_serve
-from translators import server, settings, sources
+from translators import pipeline, server, settings, sources
 from translators.model import Notification
 from translators.sources import applivery
 
