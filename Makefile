@@ -7,7 +7,7 @@ PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: test lint typecheck format golden venv node browser clean run bench screenshots
+.PHONY: test lint typecheck format golden venv node browser clean run bench screenshots docs
 
 venv: $(STAMP)
 
@@ -73,6 +73,10 @@ screenshots: $(STAMP) $(NODE_STAMP) browser
 	@if ! fc-list 2>/dev/null | grep -qi "color emoji" && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-color-emoji >/dev/null; fi
 	$(PY) -m tools.screenshots docs/images
+
+# The settings tables of docs/configuration.md, made from the settings model (a test keeps them equal).
+docs: $(STAMP)
+	$(PY) -m translators settings --write docs/configuration.md
 
 # Rewrite the golden files from the current templates; review the diff before committing.
 golden: $(STAMP)

@@ -81,6 +81,7 @@ def channels(chat: ChatServer, request: pytest.FixtureRequest, tmp_path: Path) -
         chat.default(path, Reply(*SUCCESS[fmt]))
         env[f"CHANNEL_{name.upper()}_URL"] = chat.url(path)
         env[f"CHANNEL_{name.upper()}_FORMAT"] = fmt
+        env[f"CHANNEL_{name.upper()}_RATE"] = "500"  # tests post fast; pacing has tests of its own
     return env
 
 

@@ -458,8 +458,8 @@ def test_a_hanging_destination_takes_neither_health_nor_other_channels(local: se
     fine = json.dumps({**BITRISE, "build_slug": "fine"}).encode()
     status, seconds = request(port, "POST", "/api/bitrise/fine", fine)
     assert status == 200 and seconds < 1.0, "another channel is not held up"
-    busy = [r for r in hanging if r[0] == 502]
-    assert len(busy) >= 4, "beyond the destination's limit, calls give up at once instead of waiting"
+    gave_up = [r for r in hanging if r[0] == 200 and r[1] < 2.5]
+    assert len(gave_up) >= 4, "beyond the destination's limit, calls are queued instead of waiting"
 
 
 def test_half_sent_requests_are_dropped_after_a_while_and_block_nothing(local: server.LocalServer) -> None:

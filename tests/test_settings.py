@@ -193,6 +193,6 @@ def test_the_configuration_docs_are_generated_from_the_model() -> None:
     docs = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
     start, end = "<!-- settings:start -->", "<!-- settings:end -->"
     table = docs[docs.index(start) + len(start) : docs.index(end)].strip("\n") + "\n"
-    assert table == settings.documentation(), "run `python -m translators settings --markdown` and paste it"
+    assert table == settings.documentation(), "run `make docs`"
     for name in settings.APP_SETTING_NAMES:
         assert re.search(rf"`{name}`", table)

@@ -409,6 +409,18 @@ def cmd_samples(args: argparse.Namespace) -> int:
 def cmd_settings(args: argparse.Namespace) -> int:
     from translators import settings
 
+    if args.write:
+        path = Path(args.write)
+        start, end = "<!-- settings:start -->", "<!-- settings:end -->"
+        try:
+            text = path.read_text(encoding="utf-8")
+            head, rest = text.split(start, 1)
+            _, tail = rest.split(end, 1)
+        except (OSError, ValueError):
+            raise UsageError(f"{path} has no {start} ... {end} section to write the settings into") from None
+        path.write_text(f"{head}{start}\n{settings.documentation()}{end}{tail}", encoding="utf-8")
+        _out(f"wrote the settings tables into {_shown_path(path)}")
+        return 0
     if args.markdown:
         _out(settings.documentation().rstrip("\n"))
         return 0
@@ -475,6 +487,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             key = settings.channel_env(fmt)
             merged[f"{key}_URL"] = server.inbox_url(base, fmt)
             merged[f"{key}_FORMAT"] = fmt
+            merged.setdefault(f"{key}_RATE", "50")  # the inbox has no rate limit to respect
     scratch = None
     if not configured and not merged.get("STATE_STORE", "").strip():
         # The inbox starts empty on every run, and so does the memory of what was delivered to it:
@@ -664,6 +677,9 @@ def build_parser() -> argparse.ArgumentParser:
         "wrong. --markdown prints the settings reference (docs/configuration.md) made from the model.",
     )
     configuration.add_argument("--markdown", action="store_true", help="print the settings reference")
+    configuration.add_argument(
+        "--write", metavar="FILE", help="write the settings reference into FILE's marked section (make docs)"
+    )
     configuration.set_defaults(handler=cmd_settings)
 
     listing = commands.add_parser(

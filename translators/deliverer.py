@@ -1,40 +1,52 @@
-"""The idempotent deliverer: claim, send, confirm or release, one typed result per channel.
+"""The idempotent deliverer: claim, send, confirm or release, queue what did not go; one result each.
 
-For each rendered body it claims the (event, channel) delivery in memory, sends it, and settles
-the claim in the same thread, as soon as that channel's answer is in:
-- ``confirm`` once delivered;
-- ``mark_unknown`` when it was sent with no answer in time;
-- ``release`` when it failed, so that a retry can send it.
-A stop or a crash after one channel of a fan-out therefore never leaves that channel's delivery
-unconfirmed. A retry of the event reaches only the channels that did not get it.
+For each rendered body of a request it decides, in this order:
 
-When a destination refuses the rich body (Slack ``invalid_blocks``, a Teams 400), the format's
-minimal message is sent once instead, and the result says ``fallback: "rejected: <error>"``.
+1. the channel has deliveries waiting in the outbox: this one queues behind them (``queued``), so
+   that "started" never arrives after "finished";
+2. the channel is being paced (translators/pacing.py) and has no token now: it queues, due when
+   the next token is;
+3. otherwise it is sent now. It claims the (event, channel) delivery in memory, sends it, and
+   settles the claim in the same thread as soon as that channel's answer is in: ``confirm`` once
+   delivered, ``mark_unknown`` when sent with no answer in time, ``release`` when it failed. A stop
+   or a crash after one channel of a fan-out therefore never leaves that channel's delivery
+   unconfirmed, and a retry of the event reaches only the channels that did not get it.
+4. What failed in a way another attempt could mend (no connection, a timeout before sending, 5xx,
+   429, 408, a destination busy with hanging deliveries) goes to the outbox (``queued``), which
+   owns it from then on. A refusal (another 4xx) fails the channel for good (``failed``, 502).
+
+When a destination refuses the rich body as malformed (Slack ``invalid_blocks``, a Teams 400), the
+format's minimal message is sent once instead, and the result says ``fallback: "rejected: <error>"``.
 
 A destination that hangs cannot take every worker: at most ``DESTINATION_CONCURRENCY`` deliveries
 to one channel wait for answers at a time; another waits a moment for one of them, then gives up
-as ``busy``.
+as ``busy`` (and is queued). The drainer (translators/drainer.py) sends queued entries with
+``send``, the same claim-send-settle path without the queueing.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from translators import logs
 from translators.formats import ChatFormat, dumps
 from translators.memory import Memory
 from translators.model import Notification
+from translators.pacing import PACER, Pacer
 from translators.results import ChannelResult, Status
 from translators.settings import Channel
+from translators.state import StoreUnavailable, now
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
     from translators.delivery import DeliveryPolicy, DeliveryResult
+    from translators.outbox import OutboxStore
+    from translators.settings import AppSettings
 
 log = logs.logger("translators.deliverer")
 
@@ -51,20 +63,32 @@ UNKNOWN_HELD = (
 )
 BUSY = (
     f"{DESTINATION_CONCURRENCY} deliveries to this channel are already waiting for its answer "
-    "(is the destination hanging?); retry later"
+    "(is the destination hanging?)"
 )
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A rendered, fitted and validated body for one channel."""
+    """A rendered, fitted and validated body for one channel.
+
+    ``minimal`` is the format's minimal message, should the destination refuse this body: built from
+    the notification on demand, or kept in the outbox beside a queued body.
+    """
 
     channel: Channel
     fmt: ChatFormat
     template: str
     body: dict[str, Any]
-    notification: Notification
+    notification: Notification | None = None
     template_error: str | None = None
+    minimal_body: dict[str, Any] | None = None
+    event: str | None = None
+    title: str | None = None
+
+    def minimal(self) -> dict[str, Any] | None:
+        if self.minimal_body is not None:
+            return self.minimal_body
+        return self.fmt.minimal(self.notification) if self.notification is not None else None
 
     def result(self, status: Status, **fields: Any) -> ChannelResult:
         return ChannelResult(
@@ -81,7 +105,7 @@ _pool_lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
 
 
-def _fan_out_pool() -> ThreadPoolExecutor:
+def fan_out_pool() -> ThreadPoolExecutor:
     global _executor
     with _pool_lock:
         if _executor is None:
@@ -109,20 +133,117 @@ def _admitted(channel: str) -> Iterator[bool]:
         semaphore.release()
 
 
+def retryable(result: ChannelResult) -> bool:
+    """Whether another attempt later could deliver what this one did not."""
+    if result.status != "failed" or result.in_progress:
+        return False
+    return result.http_status is None or result.http_status in (408, 429) or result.http_status >= 500
+
+
 class Deliverer:
     """Delivers one event's bodies, each exactly once per channel as far as memory can tell."""
 
-    def __init__(self, memory: Memory, policy: DeliveryPolicy, request_id: str = "") -> None:
+    def __init__(
+        self,
+        memory: Memory,
+        policy: DeliveryPolicy,
+        request_id: str = "",
+        outbox: OutboxStore | None = None,
+        app: AppSettings | None = None,
+        pacer: Pacer = PACER,
+    ) -> None:
         self.memory = memory
         self.policy = policy
         self.request_id = request_id
+        self.outbox = outbox
+        self.app = app
+        self.pacer = pacer
 
     def deliver(self, event_id: str | None, prepared: Sequence[Prepared]) -> list[ChannelResult]:
-        if len(prepared) <= 1:
-            return [self._one(event_id, p) for p in prepared]
-        return list(_fan_out_pool().map(lambda p: self._one(event_id, p), prepared))
+        """The request path: send now, or queue behind a backlog, for the pace, or after a failure."""
+        return self._each(prepared, lambda p: self._route(event_id, p))
 
-    def _one(self, event_id: str | None, p: Prepared) -> ChannelResult:
+    @staticmethod
+    def _each(prepared: Sequence[Prepared], one: Callable[[Prepared], ChannelResult]) -> list[ChannelResult]:
+        if len(prepared) <= 1:
+            return [one(p) for p in prepared]
+        return list(fan_out_pool().map(one, prepared))
+
+    def _route(self, event_id: str | None, p: Prepared) -> ChannelResult:
+        from translators import outbox as outboxes
+
+        name = p.channel.name
+        if self.outbox is not None:
+            try:
+                if self.outbox.has_queued(name):
+                    return self._queue(event_id, p, "behind_queue", outboxes.after(0))
+            except StoreUnavailable as exc:
+                log.warning("outbox unavailable (%s): delivering without it", exc)
+                self.outbox = None
+        if self.outbox is not None:
+            wait = self.pacer.take(name, p.channel.rate)
+            if wait > 0:
+                return self._queue(event_id, p, "paced", outboxes.after(wait))
+        result = self.send(event_id, p)
+        if self.outbox is not None and retryable(result):
+            return self._queue(event_id, p, "retrying", None, result)
+        return result
+
+    def _queue(
+        self, event_id: str | None, p: Prepared, reason: str, due: Any, failed: ChannelResult | None = None
+    ) -> ChannelResult:
+        """Write ``p`` to the outbox; the result says when it is tried next (or ``failed`` if it cannot)."""
+        from translators import drainer
+        from translators import outbox as outboxes
+
+        assert self.outbox is not None and self.app is not None
+        created = now()
+        if due is None:
+            assert failed is not None
+            delay = outboxes.backoff(
+                1, self.app.outbox_min_delay_seconds, self.app.outbox_max_delay_seconds, failed.retry_after
+            )
+            due = outboxes.after(delay, created)
+        entry = outboxes.Entry(
+            id=outboxes.new_id(created),
+            channel=p.channel.name,
+            format=p.fmt.name,
+            template=p.template,
+            body=p.body,
+            minimal=p.minimal(),
+            event_id=event_id,
+            event=p.event or (p.notification.event if p.notification else None),
+            title=p.title or (p.notification.title if p.notification else None),
+            created_at=created,
+            next_attempt_at=due,
+            attempts=1 if failed is not None else 0,
+            last_error=failed.error if failed is not None else None,
+        )
+        try:
+            self.outbox.add(entry)
+        except StoreUnavailable as exc:
+            log.warning("outbox unavailable (%s): the delivery could not be kept", exc)
+            if failed is not None:
+                return failed
+            return self.send(event_id, p)  # nothing kept it: better sent now than not at all
+        drainer.log_change("queued", entry, reason=reason, request_id=self.request_id)
+        fields: dict[str, Any] = {"reason": reason, "next_attempt_at": outboxes.iso(due)}
+        if failed is not None:
+            fields |= {
+                "error": failed.error,
+                "http_status": failed.http_status,
+                "attempts": failed.attempts,
+                "retry_after": failed.retry_after,
+                "hint": failed.hint,
+            }
+        if reason == "behind_queue":
+            fields["message"] = "earlier deliveries to this channel are waiting; this one follows them"
+        elif reason == "paced":
+            fields["message"] = f"this channel is paced at {p.channel.rate:g} a second; it follows shortly"
+        return p.result("queued", **fields)
+
+    def send(self, event_id: str | None, p: Prepared) -> ChannelResult:
+        """Claim, send and settle one channel's delivery (no queueing: the drainer's path too)."""
         name = p.channel.name
         claim = self.memory.claim(event_id, name) if event_id else None
         if claim is not None and not claim.held:
@@ -159,7 +280,9 @@ class Deliverer:
             sent = self._post(p, p.body)
             refused = sent.outcome == "failed" and sent.final and p.template != MINIMAL_TEMPLATE
             if refused and p.fmt.is_rejected(sent.status or 0, sent.error or ""):
-                return self._fallback(p, sent)
+                minimal = p.minimal()
+                if minimal is not None:
+                    return self._fallback(p, sent, minimal)
             return self._result(p, sent)
 
     def _post(self, p: Prepared, body: dict[str, Any]) -> DeliveryResult:
@@ -174,7 +297,7 @@ class Deliverer:
             context=context,
         )
 
-    def _fallback(self, p: Prepared, refused: DeliveryResult) -> ChannelResult:
+    def _fallback(self, p: Prepared, refused: DeliveryResult, minimal: dict[str, Any]) -> ChannelResult:
         """The destination refused the body: send the minimal message once, and say why."""
         log.warning(
             "channel %s refused the body of template %s (%s %s); sending the minimal message instead",
@@ -183,16 +306,12 @@ class Deliverer:
             refused.status,
             refused.error,
         )
-        minimal = p.fmt.minimal(p.notification)
         sent = self._post(p, minimal)
-        result = self._result(p, sent)
-        return ChannelResult(
-            **{
-                **result.__dict__,
-                "template": MINIMAL_TEMPLATE,
-                "fallback": f"rejected: {refused.error or refused.status}",
-                "attempts": (refused.attempts or 0) + (sent.attempts or 0),
-            }
+        return replace(
+            self._result(p, sent),
+            template=MINIMAL_TEMPLATE,
+            fallback=f"rejected: {refused.error or refused.status}",
+            attempts=(refused.attempts or 0) + (sent.attempts or 0),
         )
 
     @staticmethod

@@ -19,7 +19,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from translators import formats, guard, logs, render, rules, sources
 from translators.deliverer import MINIMAL_TEMPLATE, Deliverer, Prepared
@@ -30,6 +30,10 @@ from translators.model import Notification
 from translators.render import TemplateFailure
 from translators.results import ChannelResult, in_order, summarise
 from translators.settings import Channel, Settings, channel_key
+from translators.state import StoreUnavailable
+
+if TYPE_CHECKING:
+    from translators.outbox import OutboxStore
 
 log = logs.logger("translators.pipeline")
 
@@ -329,7 +333,9 @@ def _notify(
     else:
         from translators.delivery import DeliveryPolicy
 
-        deliverer = Deliverer(memory, DeliveryPolicy.from_settings(settings.app), request_id)
+        deliverer = Deliverer(
+            memory, DeliveryPolicy.from_settings(settings.app), request_id, _outbox(settings), settings.app
+        )
         results += deliverer.deliver(n.event_id, prepared)
     names = [channel_key(name) for name in spec.split("+") if name.strip()]
     ordered = in_order(results, list(dict.fromkeys(names)))
@@ -347,6 +353,17 @@ def _notify(
         body["memory"] = f"unavailable: {memory.problem}"
     body["channels"] = [r.as_dict() for r in ordered]
     return Answer(status, body)
+
+
+def _outbox(settings: Settings) -> OutboxStore | None:
+    """The outbox beside memory, or None when its store cannot be opened (deliveries go on)."""
+    from translators.outbox import open_outbox
+
+    try:
+        return open_outbox(settings.app)
+    except StoreUnavailable as exc:
+        log.warning("outbox unavailable (%s): failed deliveries cannot be kept", exc)
+        return None
 
 
 def _now() -> Any:
@@ -371,6 +388,18 @@ def health(settings: Settings) -> Answer:
         "formats": list(formats.FORMAT_NAMES),
         "memory": {"backend": memory.backend, "available": unavailable is None},
     }
+    outbox = _outbox(settings) if unavailable is None else None
+    if outbox is not None:
+        try:
+            stats = outbox.stats()
+        except StoreUnavailable as exc:
+            problems.append(f"outbox unavailable: {exc}")
+        else:
+            body["outbox"] = stats.public()
+            if stats.dead:
+                listing = "`python -m translators outbox list --dead`"
+                problems.append(f"{stats.dead} dead letter(s) in the outbox: see {listing}")
+    body["status"] = "degraded" if problems else "ok"
     if settings.errors:
         body["setting_errors"] = dict(settings.errors)
     if problems:

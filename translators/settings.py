@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from translators.errors import ConfigurationError
 from translators.formats import FORMAT_NAMES
 from translators.model import EVENTS
+from translators.pacing import DEFAULT_RATES
 
 #: When a channel hears of a build outcome (App Center's modes, for every source).
 SuccessMode = Literal["always", "after-failure", "never"]
@@ -52,6 +53,11 @@ CHANNEL_SETTINGS: dict[str, tuple[str, str]] = {
     ),
     "BUILD_SUCCESS": (" | ".join(SUCCESS_MODES), "when a successful build is sent (default `always`)"),
     "BUILD_FAILURE": (" | ".join(FAILURE_MODES), "when a failed build is sent (default `always`)"),
+    "RATE": (
+        "messages a second, > 0",
+        "how fast this channel is sent to; more waits in the outbox, in order (default: slack 1,"
+        " teams 2, teams-messagecard 1; bursts of twice the rate)",
+    ),
 }
 _CHANNEL_SETTING = re.compile(rf"^CHANNEL_([A-Z0-9_]+?)_({'|'.join(CHANNEL_SETTINGS)})$", re.IGNORECASE)
 #: fnmatch patterns over event names: letters, digits, . _ - and the wildcards * ? [ ] !
@@ -93,6 +99,8 @@ class Channel(BaseModel):
     events: tuple[str, ...] = ()
     build_success: SuccessMode = "always"
     build_failure: FailureMode = "always"
+    #: Messages a second (translators/pacing.py).
+    rate: float = 1.0
 
     def public(self) -> dict[str, object]:
         """What may be shown to anyone: never the URL."""
@@ -105,6 +113,7 @@ class Channel(BaseModel):
             out["events"] = list(self.events)
         if (self.build_success, self.build_failure) != ("always", "always"):
             out["build_success"], out["build_failure"] = self.build_success, self.build_failure
+        out["rate"] = self.rate
         return out
 
 
@@ -175,6 +184,35 @@ class AppSettings(BaseModel):
         "3-63 letters and digits, starting with a letter",
         default="translatorstate",
         pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$",
+    )
+    outbox_table: str = _setting(
+        "OUTBOX_TABLE",
+        "the table that holds the outbox with Table Storage (created when missing); with SQLite it"
+        " is a table in the state file",
+        "3-63 letters and digits, starting with a letter",
+        default="translatoroutbox",
+        pattern=r"^[A-Za-z][A-Za-z0-9]{2,62}$",
+    )
+    outbox_min_delay_seconds: float = _setting(
+        "OUTBOX_MIN_DELAY_SECONDS",
+        "the first wait before a queued delivery is tried again; it doubles (with jitter) each time",
+        "seconds, > 0",
+        default=10.0,
+        gt=0,
+    )
+    outbox_max_delay_seconds: float = _setting(
+        "OUTBOX_MAX_DELAY_SECONDS",
+        "the longest wait between two attempts (a longer Retry-After is still honoured)",
+        "seconds, > 0",
+        default=900.0,
+        gt=0,
+    )
+    outbox_max_age_seconds: float = _setting(
+        "OUTBOX_MAX_AGE_SECONDS",
+        "how long a queued delivery is tried before it becomes a dead letter",
+        "seconds, > 0",
+        default=86400.0,
+        gt=0,
     )
 
 
@@ -347,6 +385,14 @@ def _channel(name: str, values: Mapping[str, str]) -> Channel:
             raise ValueError(
                 f"{env_name}_EVENTS pattern {pattern!r} matches no event; events are {', '.join(EVENTS)}"
             )
+    rate = DEFAULT_RATES.get(fmt, 1.0)
+    if values.get("RATE"):
+        try:
+            rate = float(values["RATE"])
+        except ValueError:
+            rate = 0.0
+        if not (0 < rate < 1000):  # also NaN
+            raise ValueError(f"{env_name}_RATE must be a number of messages a second, > 0")
     return Channel(
         name=name,
         url=SecretStr(url),
@@ -355,6 +401,7 @@ def _channel(name: str, values: Mapping[str, str]) -> Channel:
         events=events,
         build_success=_mode(values, "BUILD_SUCCESS", SUCCESS_MODES, env_name),
         build_failure=_mode(values, "BUILD_FAILURE", FAILURE_MODES, env_name),
+        rate=rate,
     )
 
 

@@ -209,6 +209,13 @@ def open_store(app: AppSettings) -> StateStore:
     if kind == "sqlite":
         path = _sqlite_path(app.state_store.strip() or "sqlite")
         return _cached(("sqlite", str(path)), lambda: _open_sqlite(path))
+    connection = table_connection(app)
+    table = app.state_table
+    return _cached(("tables", connection, table), lambda: _open_tables(connection, table))
+
+
+def table_connection(app: AppSettings) -> str:
+    """The Azure Storage connection that memory and the outbox use; StoreUnavailable when none is set."""
     connection = _secret(app.state_storage_connection) or _secret(app.azure_web_jobs_storage)
     if not connection:
         raise StoreUnavailable(
@@ -217,8 +224,7 @@ def open_store(app: AppSettings) -> StateStore:
     if not is_real_connection(connection):
         connection = DEVELOPMENT_STORAGE
     logs.register_secrets(_connection_secrets(connection))
-    table = app.state_table
-    return _cached(("tables", connection, table), lambda: _open_tables(connection, table))
+    return connection
 
 
 def _secret(value: SecretStr | None) -> str:

@@ -60,6 +60,26 @@ CREATE TABLE IF NOT EXISTS claims (
     unknown_at TEXT,
     PRIMARY KEY (event_id, channel)
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    status TEXT NOT NULL,
+    format TEXT NOT NULL,
+    template TEXT NOT NULL,
+    body TEXT NOT NULL,
+    minimal TEXT,
+    event_id TEXT,
+    event TEXT,
+    title TEXT,
+    created_at TEXT NOT NULL,
+    next_attempt_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    dead_reason TEXT,
+    lease_token TEXT,
+    lease_until TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_by_channel ON outbox (channel, status, id);
 """
 
 
@@ -79,6 +99,12 @@ class SqliteStore:
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A pooled connection to the file, for one operation (the outbox shares the file)."""
+        with self._db() as db:
+            yield db
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
