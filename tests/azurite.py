@@ -9,6 +9,7 @@ fail, because CI must run both state backends.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -58,31 +59,37 @@ class Azurite:
         return connection_string(self.port)
 
     def env(self) -> dict[str, str]:
-        """Settings for a state store on a table of its own (so tests never see each other's rows)."""
+        """Settings for a state store and an outbox on tables of their own (no test sees another's rows)."""
+        tag = uuid.uuid4().hex[:20]
         return {
             "STATE_STORE": "tables",
             "STATE_STORAGE_CONNECTION": self.connection,
-            "STATE_TABLE": f"t{uuid.uuid4().hex[:20]}",
+            "STATE_TABLE": f"t{tag}",
+            "OUTBOX_TABLE": f"o{tag}",
         }
 
 
-def _start(workdir: Path) -> tuple[subprocess.Popen[bytes], Azurite, Path]:
+def _start(
+    workdir: Path, port: int | None = None, location: Path | None = None
+) -> tuple[subprocess.Popen[bytes], Azurite, Path]:
+    """Azurite on ``port`` (else a free one); in memory, or on disk at ``location`` to outlive a restart."""
     for attempt in range(3):  # the free port can be taken between choosing and binding it
-        port = free_port()
-        log_path = workdir / f"azurite-{attempt}.log"
+        chosen = port or free_port()
+        log_path = workdir / f"azurite-{chosen}-{attempt}.log"
         started = time.perf_counter()
+        storage = ["--location", str(location)] if location else ["--inMemoryPersistence"]
         with log_path.open("wb") as log_file:
             proc = subprocess.Popen(
                 [
                     str(AZURITE_TABLE),
-                    "--inMemoryPersistence",
+                    *storage,
                     "--skipApiVersionCheck",
                     "--disableTelemetry",
                     "--silent",
                     "--tableHost",
                     "127.0.0.1",
                     "--tablePort",
-                    str(port),
+                    str(chosen),
                 ],
                 cwd=workdir,
                 stdout=log_file,
@@ -90,8 +97,8 @@ def _start(workdir: Path) -> tuple[subprocess.Popen[bytes], Azurite, Path]:
             )
         deadline = started + START_TIMEOUT
         while time.perf_counter() < deadline and proc.poll() is None:
-            if accepts(port):
-                return proc, Azurite(port, time.perf_counter() - started), log_path
+            if accepts(chosen):
+                return proc, Azurite(chosen, time.perf_counter() - started), log_path
             time.sleep(0.05)
         _stop(proc)
     log_text = log_path.read_text(errors="replace")[-2000:]
@@ -132,3 +139,31 @@ def state_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
         return {"STATE_STORE": f"sqlite:///{tmp_path / 'state.db'}"}
     server: Azurite = request.getfixturevalue("azurite")
     return server.env()
+
+
+class RestartableAzurite:
+    """An Azurite of its own whose data is on disk, so that it can be stopped and started again."""
+
+    def __init__(self, workdir: Path) -> None:
+        if not AZURITE_TABLE.exists():
+            reason = f"Azurite is not installed ({AZURITE_TABLE.relative_to(ROOT)}); run `make node` (npm ci)"
+            if "CI" in os.environ:
+                pytest.fail(f"{reason}: CI must run the Table Storage tests, never skip them")
+            pytest.skip(reason)
+        self.workdir = workdir
+        self.location = workdir / "data"
+        self.location.mkdir(parents=True, exist_ok=True)
+        self.proc, self.server, _ = _start(workdir, location=self.location)
+
+    def stop(self) -> None:
+        """A graceful stop (SIGINT): Azurite saves its data then. SIGTERM ends it at once, losing the
+        last writes, which real Azure Storage never does: that would test Azurite, not us."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                _stop(self.proc)
+
+    def start(self) -> None:
+        self.proc, self.server, _ = _start(self.workdir, port=self.server.port, location=self.location)

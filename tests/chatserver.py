@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -41,6 +42,7 @@ class ChatServer:
         self.received: list[Received] = []
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._defaults: dict[str, Reply] = {}
+        self._responders: dict[str, Callable[[Received], Reply]] = {}
         self._lock = threading.Lock()
         server = self
 
@@ -57,7 +59,13 @@ class ChatServer:
                         )
                     )
                     queue = server._scripts[self.path]
-                    reply = queue.popleft() if queue else server._defaults.get(self.path, Reply(200, "ok"))
+                    responder = server._responders.get(self.path)
+                    if queue:
+                        reply = queue.popleft()
+                    elif responder is not None:
+                        reply = responder(server.received[-1])
+                    else:
+                        reply = server._defaults.get(self.path, Reply(200, "ok"))
                 if reply.delay:
                     time.sleep(reply.delay)
                 payload = reply.body.encode()
@@ -86,6 +94,11 @@ class ChatServer:
     def script(self, path: str, *replies: Reply) -> None:
         with self._lock:
             self._scripts[path].extend(replies)
+
+    def respond(self, path: str, responder: Callable[[Received], Reply]) -> None:
+        """Answer each request to ``path`` with what ``responder`` says (after any scripted replies)."""
+        with self._lock:
+            self._responders[path] = responder
 
     def default(self, path: str, reply: Reply) -> None:
         with self._lock:

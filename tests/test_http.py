@@ -77,6 +77,13 @@ def test_routes_are_registered_as_designed(registered: list[Any]) -> None:
         "anonymous",
         ["GET"],
     )
+    outbox = raw["outbox"]
+    assert (outbox["route"], outbox["authLevel"].lower(), sorted(outbox["methods"])) == (
+        "outbox/{action?}",
+        "admin",
+        ["GET", "POST"],
+    )
+    assert raw["drain"]["type"] == "timerTrigger" and raw["drain"]["schedule"] == "0 */1 * * * *"
 
 
 def test_delivered_to_slack(call: Callable[..., Any], chat: ChatServer, channels: dict[str, str]) -> None:

@@ -43,9 +43,9 @@ def test_worker_indexes_function_app_offline() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     functions = {f["name"]: f for f in json.loads(proc.stdout.strip().splitlines()[-1])}
-    assert set(functions) == {"translate", "health"}
-    for f in functions.values():
-        assert f["http"] is True
+    assert set(functions) == {"translate", "health", "outbox", "drain"}
+    for name, f in functions.items():
+        assert f["http"] is (name != "drain")
         assert f["script"].endswith("function_app.py")
     trigger = next(b for b in functions["translate"]["bindings"] if b["type"] == "httpTrigger")
     assert trigger["route"] == "{source}/{channel}"
@@ -53,3 +53,7 @@ def test_worker_indexes_function_app_offline() -> None:
     assert [m.upper() for m in trigger["methods"]] == ["POST"]
     health = next(b for b in functions["health"]["bindings"] if b["type"] == "httpTrigger")
     assert (health["route"], health["authLevel"].lower()) == ("health", "anonymous")
+    outbox = next(b for b in functions["outbox"]["bindings"] if b["type"] == "httpTrigger")
+    assert (outbox["route"], outbox["authLevel"].lower()) == ("outbox/{action?}", "admin"), "master key only"
+    timer = next(b for b in functions["drain"]["bindings"] if b["type"] == "timerTrigger")
+    assert timer["schedule"] == "0 */1 * * * *"

@@ -437,6 +437,54 @@ def cmd_settings(args: argparse.Namespace) -> int:
     return 1 if loaded.errors or loaded.channel_errors else 0
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from translators import admin, settings
+
+    loaded = settings.load(_settings_env(args.settings))
+    if args.action == "list":
+        answer = admin.listing(loaded, dead=args.dead)
+    elif args.action == "replay":
+        if not args.ids and not args.dead:
+            raise UsageError(
+                "name the entries to replay (IDs from `outbox list --dead`), or give --dead for all"
+            )
+        answer = admin.replay(loaded, None if args.dead and not args.ids else args.ids)
+    else:
+        if not args.ids:
+            raise UsageError("name the entries to drop (IDs from `outbox list`)")
+        answer = admin.drop(loaded, args.ids)
+    if args.json or args.action != "list" or answer.status != 200:
+        _out(_dumps(answer.body))
+    else:
+        _out_listing(answer.body)
+    return 0 if answer.status == 200 else 1
+
+
+def _out_listing(body: dict[str, Any]) -> None:
+    counts = body["outbox"]
+    oldest = counts["oldest_age_seconds"]
+    _out(
+        f"{counts['queued']} queued, {counts['dead']} dead"
+        + (f"; the oldest queued is {oldest} s old" if oldest is not None else "")
+    )
+    rows = [
+        (
+            e["id"],
+            e["channel"],
+            e["event"] or "",
+            str(e["attempts"]),
+            e["next_attempt_at"] or "dead",
+            f"{e['age_seconds']} s",
+            (e["dead_reason"] or e["last_error"] or "")[:80],
+        )
+        for e in body["entries"]
+    ]
+    heading = ("ID", "CHANNEL", "EVENT", "TRIES", "NEXT", "AGE", "LAST ERROR")
+    widths = [max(len(row[i]) for row in [heading, *rows]) for i in range(6)]
+    for row in [heading, *rows]:
+        _out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:6])) + "  " + row[6])
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import errno
     import logging
@@ -521,10 +569,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
+    from translators import drainer
+
     signal.signal(signal.SIGTERM, stop)
+    draining, stop_draining = drainer.start(settings.from_environ)
     try:
         httpd.serve_forever()  # returns on SIGINT or SIGTERM, once the calls in progress are answered
     finally:
+        stop_draining.set()
+        draining.join(timeout=grace)  # an entry being sent is settled before the process ends
         httpd.server_close()
         if scratch is not None:
             _close_state_stores()
@@ -667,6 +720,21 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("payload", metavar="PAYLOAD", help=payload_help)
     send.add_argument("--dry-run", action="store_true", help="render and validate but do not send")
     send.set_defaults(handler=cmd_send)
+
+    outbox = commands.add_parser(
+        "outbox",
+        parents=[settings],
+        help="list, replay or drop what the outbox holds",
+        description="The outbox holds deliveries that did not go within their request, until they do. "
+        "list shows id, channel, event, attempts, next attempt, age and last error (--dead: the dead "
+        "letters); replay puts dead letters back in the queue (IDs, or --dead for all); drop removes "
+        "entries for good. Never shows a URL.",
+    )
+    outbox.add_argument("action", choices=["list", "replay", "drop"])
+    outbox.add_argument("ids", nargs="*", metavar="ID", help="entry ids (from `outbox list`)")
+    outbox.add_argument("--dead", action="store_true", help="dead letters (list), or all of them (replay)")
+    outbox.add_argument("--json", action="store_true", help="print JSON")
+    outbox.set_defaults(handler=cmd_outbox)
 
     configuration = commands.add_parser(
         "settings",

@@ -242,10 +242,18 @@ class Deliverer:
             fields["message"] = f"this channel is paced at {p.channel.rate:g} a second; it follows shortly"
         return p.result("queued", **fields)
 
-    def send(self, event_id: str | None, p: Prepared) -> ChannelResult:
-        """Claim, send and settle one channel's delivery (no queueing: the drainer's path too)."""
+    def send(self, event_id: str | None, p: Prepared, *, require_claim: bool = False) -> ChannelResult:
+        """Claim, send and settle one channel's delivery (no queueing: the drainer's path too).
+
+        ``require_claim``: do not send without memory. A request sends anyway (a possible duplicate
+        beats a certain loss); the drainer waits instead, since the outbox keeps the message.
+        """
         name = p.channel.name
         claim = self.memory.claim(event_id, name) if event_id else None
+        if claim is None and require_claim and event_id:
+            return p.result(
+                "failed", reason="memory_unavailable", error=f"memory unavailable: {self.memory.problem}"
+            )
         if claim is not None and not claim.held:
             if claim.delivered:
                 return p.result(

@@ -150,7 +150,7 @@ class Drainer:
             prepared = Prepared(
                 channel, fmt, entry.template, entry.body, minimal_body=entry.minimal, event=entry.event
             )
-            result = deliverer.send(entry.event_id or f"outbox:{entry.id}", prepared)
+            result = deliverer.send(entry.event_id or f"outbox:{entry.id}", prepared, require_claim=True)
             self._settle(outbox, entry, token, result, app, report)
         except StoreUnavailable as exc:  # the lease runs out and the entry is tried again later
             log.warning("outbox unavailable (%s) while settling %s", exc, entry.id)

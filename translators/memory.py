@@ -28,6 +28,13 @@ COOL_DOWN_SECONDS = 30.0
 _outages: weakref.WeakKeyDictionary[Any, tuple[float, str]] = weakref.WeakKeyDictionary()
 _outages_lock = threading.Lock()
 
+#: Deliveries the destination took whose confirmation the store did not take (it was down): the
+#: process remembers them, answers "delivered" for them, and confirms them once the store is back,
+#: so that a delivery the destination confirmed is never sent again by this process.
+UNCONFIRMED_KEPT = 10_000
+_unconfirmed: dict[tuple[str, str], str] = {}
+_unconfirmed_lock = threading.Lock()
+
 
 def outcome_key(n: Notification) -> str:
     """Builds that succeed or fail one another: same source, app, branch and workflow (automation)."""
@@ -107,12 +114,26 @@ class Memory:
         )
 
     def claim(self, event_id: str, channel: str) -> Claim | None:
-        """The claim, or None when memory is unavailable (then the caller sends anyway)."""
+        """The claim, or None when memory is unavailable (then the request path sends anyway)."""
+        with _unconfirmed_lock:
+            token = _unconfirmed.get((event_id, channel))
+        if token is not None:  # delivered before, confirmation pending: never sent again from here
+            self.confirm(event_id, channel, token)
+            return Claim(None, delivered=True)
         _, claim = self._do("claiming a delivery", lambda s: s.claim(event_id, channel, state.now()))
         return claim
 
     def confirm(self, event_id: str, channel: str, token: str) -> None:
-        self._do("confirming a delivery", lambda s: s.confirm(event_id, channel, token, state.now()))
+        done, _ = self._do(
+            "confirming a delivery", lambda s: s.confirm(event_id, channel, token, state.now())
+        )
+        with _unconfirmed_lock:
+            if done:
+                _unconfirmed.pop((event_id, channel), None)
+            else:
+                _unconfirmed[(event_id, channel)] = token
+                while len(_unconfirmed) > UNCONFIRMED_KEPT:
+                    _unconfirmed.pop(next(iter(_unconfirmed)))
 
     def release(self, event_id: str, channel: str, token: str) -> None:
         self._do("releasing a failed delivery", lambda s: s.release(event_id, channel, token))

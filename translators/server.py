@@ -190,7 +190,11 @@ def http_functions(registered: Iterable[Any]) -> tuple[list[HttpFunction], list[
     for f in registered:
         name = f.get_function_name()
         if not f.is_http_function():
-            skipped.append(f"{name}: not an HTTP function")
+            kind = getattr(f.get_trigger(), "get_binding_name", lambda: "")()
+            if kind == "timerTrigger" and name == "drain":
+                skipped.append(f"{name}: a timer on Azure; here a thread drains the outbox all the time")
+            else:
+                skipped.append(f"{name}: not an HTTP function")
             continue
         trigger = f.get_trigger()
         user = f.get_user_function()

@@ -29,8 +29,9 @@ from translators.outbox import Entry, Stats, Status, dumps
 from translators.state import StoreUnavailable, digest, safe_reason, utc
 from translators.state.tables import _SAFE_KEY, CLIENT_OPTIONS, TABLE_NAME
 
-#: Characters of a JSON text per table property (a property holds 64 KiB, i.e. 32K UTF-16 units).
-CHUNK = 30_000
+#: Characters of a JSON text per table property: a property holds 64 KiB (32K UTF-16 units), and a
+#: character outside the BMP (an emoji) takes two units.
+CHUNK = 15_000
 _FIELDS = ("status", "format", "template", "event_id", "event", "title", "last_error", "dead_reason")
 
 
