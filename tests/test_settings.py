@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -196,3 +197,44 @@ def test_the_configuration_docs_are_generated_from_the_model() -> None:
     assert table == settings.documentation(), "run `make docs`"
     for name in settings.APP_SETTING_NAMES:
         assert re.search(rf"`{name}`", table)
+
+
+def test_runtime_requirements_cover_every_import_of_the_app() -> None:
+    """A plain `pip install -r requirements.txt` runs serve and every CLI command: nothing the app
+    imports may come from requirements-dev.txt alone."""
+    import sys
+    from importlib.metadata import PackageNotFoundError, packages_distributions, requires
+
+    def key(name: str) -> str:
+        return re.split(r"[<>=!~\[; (]", name.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+    required: set[str] = set()
+    todo = [
+        key(line) for line in (ROOT / "requirements.txt").read_text().splitlines() if line and line[0] != "#"
+    ]
+    while todo:  # what they install too (pydantic brings pydantic-core, requests urllib3, ...)
+        name = todo.pop()
+        if name in required:
+            continue
+        required.add(name)
+        with contextlib.suppress(PackageNotFoundError):
+            todo += [key(r) for r in requires(name) or [] if "extra ==" not in r]
+    distributions = packages_distributions()
+    missing = set()
+    for path in [ROOT / "function_app.py", *(ROOT / "translators").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+                else []
+            )
+            for name in names:
+                top = name.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("translators", "function_app", "tests"):
+                    continue
+                dists = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
+                if not dists & required:
+                    missing.add(f"{top} ({path.relative_to(ROOT)})")
+    assert sorted(missing) == []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -260,15 +261,56 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """Every sample through every format, for every set of template folders the settings use."""
+    from translators import formats, model, render, settings, sources
+
+    env = _settings_env(args.settings)
+    if args.templates:
+        given = _templates_dir(args.templates, env)
+        sets = [render.TemplateSet("given", f"--templates {given}", render.search_path(None, given))]
+    else:
+        loaded = settings.load(env)
+        missing = [
+            (s.label, d)
+            for s in render.template_sets(loaded)
+            for d in s.dirs
+            if d != render.BUILTIN_TEMPLATES and not d.is_dir()
+        ]
+        if missing:
+            label, absent = missing[0]
+            raise UsageError(f"no template folder at {absent} ({label})")
+        sets = render.template_sets(loaded)
+    valid = render.lookup_names(sources.registry(), model.EVENTS, formats.FORMAT_NAMES)
+    failed = warned = False
+    checked_folders: set[Path] = set()
+    for template_set in sets:
+        if len(sets) > 1 or template_set.key != "builtin":
+            _out(f"== {template_set.label}")
+        failed |= _check_set(template_set.dirs) > 0
+        for folder in template_set.dirs:
+            if folder == render.BUILTIN_TEMPLATES or folder in checked_folders:
+                continue
+            checked_folders.add(folder)
+            for name, nearest in render.unused_files(folder, valid):
+                warned = True
+                hint = f"; did you mean {nearest}?" if nearest else ""
+                _out(
+                    f"WARN {_shown_path(folder / name)}: no lookup uses this name, so it is never used{hint}"
+                )
+    if warned and args.strict:
+        _out("--strict: files that are never used count as problems")
+        return 1
+    return 1 if failed else 0
+
+
+def _check_set(dirs: Sequence[Path]) -> int:
+    """Render every sample in every format with ``dirs``; print problems; return how many."""
     import jinja2
 
     from translators import formats, pipeline, render, samples, sources
     from translators.errors import Ignored, PayloadInvalid
     from translators.render import TemplateFailure
 
-    env = _settings_env(args.settings)
-    templates = _templates_dir(args.templates, env)
-    dirs = render.search_path(None, templates)
     fmts = list(formats.registry().values())
     problems: dict[tuple[str, str, tuple[str, ...]], Problem] = {}
     notes: list[str] = []
@@ -279,6 +321,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     all_samples = samples.all_samples()
     bodies = good = 0
+    renderers = {fmt.name: render.Renderer(fmt, dirs, live=True) for fmt in fmts}
     for sample in all_samples:
         source = sources.get(sample.source)
         if source is None:
@@ -298,7 +341,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             continue
         for fmt in fmts:
             bodies += 1
-            renderer = render.renderer(fmt, dirs)
+            renderer = renderers[fmt.name]
             try:
                 pipeline.render_checked(renderer, result)
                 good += 1
@@ -309,15 +352,12 @@ def cmd_check(args: argparse.Namespace) -> int:
                 record(Problem(where, f"{type(exc).__name__}: {exc}", []), f"{sample.id} -> {fmt.name}")
 
     # Templates no sample reaches (an event without a sample, a typo in a name) must at least compile.
-    by_format = {f.name: f for f in fmts}
     for name in render.names(dirs):
         fmt_name = name.split("/", 1)[0]
-        if fmt_name not in by_format:
-            where = _template_path(name, dirs)
-            notes.append(f"{where}: not under a format folder ({', '.join(by_format)}), so never used")
-            continue
+        if fmt_name not in renderers:
+            continue  # named by unused_files, with the nearest valid name
         try:
-            render.renderer(by_format[fmt_name], dirs).env.get_template(name)
+            renderers[fmt_name].env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
             failure = render.TemplateFailure(exc.name or name, exc.message or str(exc), exc.lineno)
             record(_problem(failure, dirs), f"compiling {name}")
@@ -337,7 +377,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         _out()
         count = len(problems)
         _out(f"{count} problem{'s' if count != 1 else ''}; {good} of {bodies} bodies rendered and valid")
-        return 1
+        return count
     _out(f"OK: all {bodies} bodies rendered and valid")
     return 0
 
@@ -354,7 +394,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     source = _source(args.source, body, headers)
     query = (("dry_run", "1"),) if args.dry_run else ()
     request = pipeline.Request(source.name, args.channel, payload.raw, headers, query)
-    answer = pipeline.handle(request, settings.load(env))
+    answer = pipeline.handle(request, settings.load(env), force=args.force)
     _out(_dumps(answer.body))
     if answer.body.get("error") == "unknown_channel" and not answer.body.get("valid"):
         _out(
@@ -362,9 +402,13 @@ def cmd_send(args: argparse.Namespace) -> int:
             "local.settings.json Values",
             err=True,
         )
+    if answer.body.get("status") == "skipped" and any(
+        c.get("reason") == "duplicate" for c in answer.body.get("channels", [])
+    ):
+        _out("already delivered to that channel; --force sends it again", err=True)
     if answer.status == 200:
         return 0
-    return 2 if answer.status in (400, 413, 422) else 1
+    return 2 if answer.status in (400, 404, 413, 422) else 1
 
 
 def cmd_samples(args: argparse.Namespace) -> int:
@@ -403,6 +447,32 @@ def cmd_samples(args: argparse.Namespace) -> int:
     widths = [max(len(str(row[i])) for row in [heading, *table]) for i in range(3)]
     for row in [heading, *table]:
         _out("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+    return 0
+
+
+def cmd_memory(args: argparse.Namespace) -> int:
+    from translators import settings, state
+    from translators.state import StoreUnavailable
+
+    loaded = settings.load(_settings_env(args.settings))
+    where = state.backend(loaded.app)
+    where += (
+        f" ({loaded.app.state_store.removeprefix('sqlite://')})" if where == "sqlite" else " (Table Storage)"
+    )
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError("memory clear forgets every delivery and build outcome: confirm with --yes")
+        _out(f"This forgets every delivery and build outcome in {where}: an event posted again will be")
+        answer = input("sent again, and after-change build modes start over. Type 'clear' to go on: ")
+        if answer.strip() != "clear":
+            _out("nothing was cleared")
+            return 1
+    try:
+        count = state.open_store(loaded.app).clear()
+    except StoreUnavailable as exc:
+        _out(f"memory unavailable: {exc}", err=True)
+        return 1
+    _out(f"cleared {count} record{'s' if count != 1 else ''} from {where}")
     return 0
 
 
@@ -701,9 +771,16 @@ def build_parser() -> argparse.ArgumentParser:
         "check",
         parents=[settings, templates],
         help="render every bundled sample through every format and validate",
-        description="Render every bundled sample through every format with the given templates, validate "
-        "each body as its destination would, compile every template file, and list each problem with its "
-        "template file and line. Exit 1 if there is any.",
+        description="Render every bundled sample through every format with every set of template folders "
+        "the settings use (built-in, TEMPLATES_DIR, each channel's own folder, each labelled), validate each "
+        "body as its destination would, compile every template file, and list each problem with its "
+        "template file and line; warn about files no lookup uses, with the nearest valid name. Exit 1 on any "
+        "problem (and on such files with --strict).",
+    )
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="also fail (exit 1) on files in a template folder that are never used",
     )
     check.set_defaults(handler=cmd_check)
 
@@ -719,6 +796,9 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("channel", metavar="CHANNEL", help="a configured channel, or several joined with +")
     send.add_argument("payload", metavar="PAYLOAD", help=payload_help)
     send.add_argument("--dry-run", action="store_true", help="render and validate but do not send")
+    send.add_argument(
+        "--force", action="store_true", help="send even if memory says this event was already delivered there"
+    )
     send.set_defaults(handler=cmd_send)
 
     outbox = commands.add_parser(
@@ -735,6 +815,18 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("--dead", action="store_true", help="dead letters (list), or all of them (replay)")
     outbox.add_argument("--json", action="store_true", help="print JSON")
     outbox.set_defaults(handler=cmd_outbox)
+
+    memory = commands.add_parser(
+        "memory",
+        parents=[settings],
+        help="reset what the app remembers (deliveries made, build outcomes)",
+        description="memory clear forgets every delivery made and every build outcome in the configured "
+        "state store: an event posted again is sent again, and after-change build modes start over. Asks "
+        "for confirmation unless --yes.",
+    )
+    memory.add_argument("action", choices=["clear"])
+    memory.add_argument("--yes", action="store_true", help="do not ask")
+    memory.set_defaults(handler=cmd_memory)
 
     configuration = commands.add_parser(
         "settings",
@@ -770,3 +862,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`samples --json | head`): that is not an error, and not worth a
+        # traceback. Output still buffered would fail again at exit: send it nowhere.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0

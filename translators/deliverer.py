@@ -151,6 +151,8 @@ class Deliverer:
         outbox: OutboxStore | None = None,
         app: AppSettings | None = None,
         pacer: Pacer = PACER,
+        *,
+        force: bool = False,
     ) -> None:
         self.memory = memory
         self.policy = policy
@@ -158,6 +160,8 @@ class Deliverer:
         self.outbox = outbox
         self.app = app
         self.pacer = pacer
+        #: Send even what memory says was delivered (``send --force``), and remember it afresh.
+        self.force = force
 
     def deliver(self, event_id: str | None, prepared: Sequence[Prepared]) -> list[ChannelResult]:
         """The request path: send now, or queue behind a backlog, for the pace, or after a failure."""
@@ -173,7 +177,7 @@ class Deliverer:
         from translators import outbox as outboxes
 
         name = p.channel.name
-        if self.outbox is not None:
+        if self.outbox is not None and not self.force:
             try:
                 if self.outbox.has_queued(name):
                     return self._queue(event_id, p, "behind_queue", outboxes.after(0))
@@ -249,6 +253,8 @@ class Deliverer:
         beats a certain loss); the drainer waits instead, since the outbox keeps the message.
         """
         name = p.channel.name
+        if self.force and event_id:
+            self.memory.forget(event_id, name)
         claim = self.memory.claim(event_id, name) if event_id else None
         if claim is None and require_claim and event_id:
             return p.result(

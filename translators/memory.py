@@ -138,6 +138,11 @@ class Memory:
     def release(self, event_id: str, channel: str, token: str) -> None:
         self._do("releasing a failed delivery", lambda s: s.release(event_id, channel, token))
 
+    def forget(self, event_id: str, channel: str) -> None:
+        with _unconfirmed_lock:
+            _unconfirmed.pop((event_id, channel), None)
+        self._do("forgetting a delivery", lambda s: s.forget(event_id, channel))
+
     def mark_unknown(self, event_id: str, channel: str, token: str) -> None:
         self._do(
             "remembering an unknown outcome", lambda s: s.mark_unknown(event_id, channel, token, state.now())

@@ -228,14 +228,14 @@ def prepare(channel: Channel, n: Notification, settings: Settings) -> Prepared:
     return Prepared(channel, fmt, MINIMAL_TEMPLATE, body, n, template_error=problem)
 
 
-def handle(req: Request, settings: Settings) -> Answer:
-    """Answer one webhook POST. Never raises."""
+def handle(req: Request, settings: Settings, *, force: bool = False) -> Answer:
+    """Answer one webhook POST. Never raises. ``force``: send even what memory says was delivered."""
     started = time.perf_counter()
     # 12 random hex digits, as uuid4().hex[:12] gives, for a fifth of its cost.
     request_id = os.urandom(6).hex()
     try:
         req = req.cleaned()
-        answer = _handle(req, settings, request_id)
+        answer = _handle(req, settings, request_id, force)
     except Exception:  # a bug of ours must still answer JSON, and must not leak a URL
         log.exception("unexpected error handling request %s", request_id)
         answer = internal_error(request_id)
@@ -269,7 +269,7 @@ def _log_fields(req: Request, answer: Answer, request_id: str, started: float) -
     }
 
 
-def _handle(req: Request, settings: Settings, request_id: str) -> Answer:
+def _handle(req: Request, settings: Settings, request_id: str, force: bool = False) -> Answer:
     try:
         app = settings.app
         guard.check_token(app.webhook_token, req.headers, req.param(guard.TOKEN_PARAM))
@@ -295,7 +295,7 @@ def _handle(req: Request, settings: Settings, request_id: str) -> Answer:
             if result.event:
                 body["event"] = result.event
             return Answer(200, body)
-        return _notify(result, channels, broken, settings, request_id, req.channels, dry=dry)
+        return _notify(result, channels, broken, settings, request_id, req.channels, dry=dry, force=force)
     except TranslatorError as exc:
         return Answer(exc.status, exc.body())
 
@@ -309,6 +309,7 @@ def _notify(
     spec: str,
     *,
     dry: bool,
+    force: bool = False,
 ) -> Answer:
     memory = Memory(settings.app)
     outcome = rules.FINISHED.get(n.event)
@@ -334,7 +335,12 @@ def _notify(
         from translators.delivery import DeliveryPolicy
 
         deliverer = Deliverer(
-            memory, DeliveryPolicy.from_settings(settings.app), request_id, _outbox(settings), settings.app
+            memory,
+            DeliveryPolicy.from_settings(settings.app),
+            request_id,
+            _outbox(settings),
+            settings.app,
+            force=force,
         )
         results += deliverer.deliver(n.event_id, prepared)
     names = [channel_key(name) for name in spec.split("+") if name.strip()]

@@ -29,7 +29,7 @@ from datetime import datetime
 from functools import lru_cache
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
 
@@ -43,6 +43,9 @@ from translators.formats import (
     dumps,
 )
 from translators.model import Notification, Url, safe_url
+
+if TYPE_CHECKING:
+    from translators.settings import Settings
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TEMPLATE_SUFFIX = ".json.j2"
@@ -283,6 +286,77 @@ def renderer(fmt: ChatFormat, dirs: tuple[Path, ...]) -> Renderer:
 
 def renderer_for(fmt: ChatFormat, channel_dir: str | None, templates_dir: str | None) -> Renderer:
     return renderer(fmt, search_path(channel_dir, templates_dir))
+
+
+@dataclass(frozen=True)
+class TemplateSet:
+    """Template folders searched in order, as one group of channels gets them."""
+
+    key: str
+    label: str
+    dirs: tuple[Path, ...]
+
+
+def template_sets(settings: Settings) -> list[TemplateSet]:
+    """Every set of folders the settings use: built-in; TEMPLATES_DIR; each channel's own folder."""
+    found = [TemplateSet("builtin", "built-in templates", search_path())]
+    if settings.templates_dir:
+        found.append(
+            TemplateSet(
+                "shared",
+                f"TEMPLATES_DIR ({settings.templates_dir})",
+                search_path(None, settings.templates_dir),
+            )
+        )
+    for channel in settings.channels.values():
+        if channel.templates:
+            found.append(
+                TemplateSet(
+                    f"channel:{channel.name}",
+                    f"channel {channel.name} ({channel.templates})",
+                    search_path(channel.templates, settings.templates_dir),
+                )
+            )
+    return found
+
+
+def lookup_names(sources: Iterable[str], events: Iterable[str], formats: Iterable[str]) -> list[str]:
+    """Every template name the lookup chain can ask for (a file named otherwise is never used)."""
+    events = list(events)
+    out = []
+    for fmt in formats:
+        out.append(f"{fmt}/default{TEMPLATE_SUFFIX}")
+        for source in sources:
+            out.append(f"{fmt}/{source}/default{TEMPLATE_SUFFIX}")
+            out += [f"{fmt}/{source}/{event}{TEMPLATE_SUFFIX}" for event in events]
+    return out
+
+
+def unused_files(folder: Path, valid: Sequence[str]) -> list[tuple[str, str | None]]:
+    """Files in a template folder that no lookup asks for, each with the nearest name that would be."""
+    import difflib
+
+    wanted = set(valid)
+    found = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        if name in wanted or any(part.startswith(".") for part in name.split("/")):
+            continue
+        if path.name.lower().startswith(("readme", "license")):
+            continue
+        parts = name.split("/")
+        suggestion: str | None = None
+        if len(parts) == 2 and name.endswith(TEMPLATE_SUFFIX) and parts[1] != f"default{TEMPLATE_SUFFIX}":
+            # "slack/build.failed.json.j2": the source folder is missing.
+            event_file = parts[1]
+            options = [v for v in valid if v.startswith(f"{parts[0]}/") and v.endswith(f"/{event_file}")]
+            if options:
+                suggestion = f"{parts[0]}/<source>/{event_file} (e.g. {options[0]})"
+        if suggestion is None:
+            close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+            suggestion = close[0] if close else None
+        found.append((name, suggestion))
+    return found
 
 
 def names(dirs: Iterable[Path]) -> list[str]:

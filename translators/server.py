@@ -29,6 +29,7 @@ import contextlib
 import inspect
 import json
 import logging
+import os
 import re
 import signal
 import threading
@@ -298,6 +299,8 @@ def _headline(fmt: str, body: Any) -> str | None:
 
 
 def _json(status: int, body: dict[str, Any], headers: Iterable[tuple[str, str]] = ()) -> Response:
+    """A JSON answer of the server's own, which carries a ``request_id`` as the functions' answers do."""
+    body = {**body, "request_id": body.get("request_id") or os.urandom(6).hex()}
     return Response(
         json.dumps(body, ensure_ascii=False),
         status=status,
@@ -324,7 +327,13 @@ def _stopping() -> Response:
     close the connection after it (an application may not send ``Connection: close`` itself): a
     client sending on a keep-alive connection learns at once that this server is going away.
     """
-    body = json.dumps({"error": "stopping", "message": "the local server is stopping; send it again later"})
+    body = json.dumps(
+        {
+            "error": "stopping",
+            "message": "the local server is stopping; send it again later",
+            "request_id": os.urandom(6).hex(),
+        }
+    )
     return Response(iter([body.encode()]), status=503, content_type="application/json; charset=utf-8")
 
 

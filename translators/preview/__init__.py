@@ -25,7 +25,7 @@ from translators.errors import Ignored, TranslatorError
 from translators.model import Notification
 from translators.preview import messagecard_html, slack_html
 from translators.preview.markup import attr, esc, script_json
-from translators.render import TemplateFailure
+from translators.render import TemplateFailure, TemplateSet, template_sets
 from translators.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -53,38 +53,6 @@ PASTED = "pasted"
 
 def teams_renderer_installed() -> bool:
     return all(path.is_file() for path in VENDOR.values())
-
-
-@dataclass(frozen=True)
-class TemplateSet:
-    """A choice on the page: which template folders to render with, searched in order."""
-
-    key: str
-    label: str
-    dirs: tuple[Path, ...]
-
-
-def template_sets(settings: Settings) -> list[TemplateSet]:
-    """Built-in; TEMPLATES_DIR (then built-in); each channel's own folder (then TEMPLATES_DIR, built-in)."""
-    found = [TemplateSet("builtin", "built-in templates", render.search_path())]
-    if settings.templates_dir:
-        found.append(
-            TemplateSet(
-                "shared",
-                f"TEMPLATES_DIR ({settings.templates_dir})",
-                render.search_path(None, settings.templates_dir),
-            )
-        )
-    for channel in settings.channels.values():
-        if channel.templates:
-            found.append(
-                TemplateSet(
-                    f"channel:{channel.name}",
-                    f"channel {channel.name} ({channel.templates})",
-                    render.search_path(channel.templates, settings.templates_dir),
-                )
-            )
-    return found
 
 
 @dataclass(frozen=True)

@@ -123,6 +123,14 @@ class StateStore(Protocol):
         """Sent, no answer: later claims answer ``unknown`` until ``UNKNOWN_RESEND_AFTER`` has passed."""
         ...
 
+    def forget(self, event_id: str, channel: str) -> None:
+        """Drop what memory knows of this delivery, whoever holds it (``send --force``)."""
+        ...
+
+    def clear(self) -> int:
+        """Forget every delivery and build outcome (``memory clear``); how many records went."""
+        ...
+
     def close(self) -> None: ...
 
 

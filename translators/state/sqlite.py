@@ -270,6 +270,16 @@ class SqliteStore:
                 (stamp(now), event_id, channel, token),
             )
 
+    def forget(self, event_id: str, channel: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM claims WHERE event_id = ? AND channel = ?", (event_id, channel))
+
+    def clear(self) -> int:
+        with self._db() as db:
+            claims = db.execute("DELETE FROM claims").rowcount
+            outcomes = db.execute("DELETE FROM outcomes").rowcount
+        return int(claims) + int(outcomes)
+
     def close(self) -> None:
         """Close the idle connections; a later operation opens a new one."""
         with self._init_lock:

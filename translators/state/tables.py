@@ -300,6 +300,25 @@ class TableStore:
                 except ResourceModifiedError:
                     continue
 
+    def forget(self, event_id: str, channel: str) -> None:
+        pk, rk = self._claim_keys(event_id, channel)
+        with self._guard() as table:
+            try:
+                table.delete_entity(pk, rk)
+            except ResourceNotFoundError:
+                return
+
+    def clear(self) -> int:
+        count = 0
+        with self._guard() as table:
+            for entity in table.list_entities(select=["PartitionKey", "RowKey"]):
+                try:
+                    table.delete_entity(entity["PartitionKey"], entity["RowKey"])
+                    count += 1
+                except ResourceNotFoundError:
+                    pass
+        return count
+
     def release(self, event_id: str, channel: str, token: str) -> None:
         pk, rk = self._claim_keys(event_id, channel)
         with self._guard() as table:
