@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,9 +70,12 @@ class Azurite:
 
 
 def _start(
-    workdir: Path, port: int | None = None, location: Path | None = None
+    workdir: Path, port: int | None = None, location: Path | None = None, extra: Sequence[str] = ()
 ) -> tuple[subprocess.Popen[bytes], Azurite, Path]:
-    """Azurite on ``port`` (else a free one); in memory, or on disk at ``location`` to outlive a restart."""
+    """Azurite on ``port`` (else a free one); in memory, or on disk at ``location`` to outlive a restart.
+
+    ``extra`` are more options (``--oauth basic --cert ... --key ...`` for sign-in by identity).
+    """
     for attempt in range(3):  # the free port can be taken between choosing and binding it
         chosen = port or free_port()
         log_path = workdir / f"azurite-{chosen}-{attempt}.log"
@@ -90,6 +93,7 @@ def _start(
                     "127.0.0.1",
                     "--tablePort",
                     str(chosen),
+                    *extra,
                 ],
                 cwd=workdir,
                 stdout=log_file,
@@ -115,13 +119,18 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+def require_azurite() -> None:
+    """Skip without Azurite, with the reason; fail instead where CI is set."""
     if not AZURITE_TABLE.exists():
         reason = f"Azurite is not installed ({AZURITE_TABLE.relative_to(ROOT)}); run `make node` (npm ci)"
         if "CI" in os.environ:
             pytest.fail(f"{reason}: CI must run the Table Storage tests, never skip them")
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    require_azurite()
     proc, server, _ = _start(tmp_path_factory.mktemp("azurite"))
     try:
         yield server
@@ -145,11 +154,7 @@ class RestartableAzurite:
     """An Azurite of its own whose data is on disk, so that it can be stopped and started again."""
 
     def __init__(self, workdir: Path) -> None:
-        if not AZURITE_TABLE.exists():
-            reason = f"Azurite is not installed ({AZURITE_TABLE.relative_to(ROOT)}); run `make node` (npm ci)"
-            if "CI" in os.environ:
-                pytest.fail(f"{reason}: CI must run the Table Storage tests, never skip them")
-            pytest.skip(reason)
+        require_azurite()
         self.workdir = workdir
         self.location = workdir / "data"
         self.location.mkdir(parents=True, exist_ok=True)
@@ -167,3 +172,66 @@ class RestartableAzurite:
 
     def start(self) -> None:
         self.proc, self.server, _ = _start(self.workdir, port=self.server.port, location=self.location)
+
+
+@dataclass(frozen=True)
+class SecureAzurite:
+    """Azurite over HTTPS that takes OAuth bearer tokens (``--oauth basic``): sign-in by identity."""
+
+    port: int
+    certificate: Path
+
+    @property
+    def endpoint(self) -> str:
+        return f"https://127.0.0.1:{self.port}/{ACCOUNT}"
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, valid for a day (cryptography comes with azure-identity)."""
+    from datetime import UTC, datetime, timedelta
+    from ipaddress import IPv4Address
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    loopback = "127.0.0.1"
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, loopback)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(IPv4Address(loopback))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+@pytest.fixture(scope="session")
+def secure_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureAzurite]:
+    require_azurite()
+    workdir = tmp_path_factory.mktemp("azurite-oauth")
+    cert, key = self_signed(workdir)
+    proc, server, _ = _start(workdir, extra=["--oauth", "basic", "--cert", str(cert), "--key", str(key)])
+    try:
+        yield SecureAzurite(server.port, cert)
+    finally:
+        from translators import state
+
+        state.close_all()
+        _stop(proc)

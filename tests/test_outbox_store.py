@@ -44,9 +44,9 @@ def fresh(state_env: dict[str, str]) -> OutboxStore:
     loaded = settings.load(state_env).app
     if loaded.state_store == "tables":
         from translators.outbox.tables import TableOutbox
-        from translators.state import table_connection
+        from translators.state import table_target
 
-        return TableOutbox(table_connection(loaded), loaded.outbox_table)
+        return TableOutbox(table_target(loaded), loaded.outbox_table)
     from pathlib import Path
 
     from translators.outbox.sqlite import SqliteOutbox

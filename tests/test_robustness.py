@@ -492,11 +492,13 @@ def test_half_sent_requests_are_dropped_after_a_while_and_block_nothing(local: s
 def test_a_frozen_table_storage_does_not_line_requests_up(monkeypatch: pytest.MonkeyPatch) -> None:
     from tests.azurite import connection_string
     from translators.state import StoreUnavailable, tables
+    from translators.state.connection import Target
 
     frozen = socket.create_server(("127.0.0.1", 0))  # accepts connections, never answers
     monkeypatch.setitem(tables.CLIENT_OPTIONS, "read_timeout", 1)
     monkeypatch.setitem(tables.CLIENT_OPTIONS, "retry_total", 0)
-    store = tables.TableStore(connection_string(frozen.getsockname()[1]), "frozen")
+    target = Target("connection_string", "test", connection=connection_string(frozen.getsockname()[1]))
+    store = tables.TableStore(target, "frozen")
     took: list[float] = []
 
     def claim() -> None:

@@ -38,7 +38,7 @@ def fresh(env: dict[str, str]) -> StateStore:
     if env["STATE_STORE"] == "tables":
         from translators.state.tables import TableStore
 
-        return TableStore(env["STATE_STORAGE_CONNECTION"], env["STATE_TABLE"])
+        return TableStore(state.table_target(settings.load(env).app), env["STATE_TABLE"])
     from translators.state.sqlite import SqliteStore
 
     return SqliteStore(Path(env["STATE_STORE"].removeprefix("sqlite://")))

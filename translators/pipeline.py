@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from translators import formats, guard, logs, render, rules, sources
+from translators import formats, guard, logs, render, rules, sources, state
 from translators.deliverer import MINIMAL_TEMPLATE, Deliverer, Prepared
 from translators.errors import BadBody, Ignored, NotFound, TranslatorError
 from translators.formats import OutputInvalid, dumps
@@ -392,7 +392,7 @@ def health(settings: Settings) -> Answer:
         "channels": [c.public() for c in settings.channels.values()],
         "channel_errors": dict(settings.channel_errors),
         "formats": list(formats.FORMAT_NAMES),
-        "memory": {"backend": memory.backend, "available": unavailable is None},
+        "memory": {**state.describe(settings.app), "available": unavailable is None},
     }
     outbox = _outbox(settings) if unavailable is None else None
     if outbox is not None:

@@ -117,6 +117,12 @@ class Channel(BaseModel):
         return out
 
 
+_URL = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"
+_ACCOUNT = r"^[a-z0-9]{3,24}$"
+_CREDENTIAL = r"^(?i:managedidentity)$"
+_GUID = r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+
+
 def _setting(name: str, description: str, allowed: str = "", **kw: Any) -> Any:
     """A field read from the app setting ``name``; ``allowed`` is said in errors and in the docs."""
     return Field(alias=name, description=description, json_schema_extra={"allowed": allowed}, **kw)
@@ -160,23 +166,90 @@ class AppSettings(BaseModel):
     state_store: str = _setting(
         "STATE_STORE",
         "where memory (build outcomes, deliveries) lives: `sqlite` (`.state/state.db`), `sqlite:///path.db`,"
-        " or `tables` (Azure Table Storage); unset: `tables` when `AzureWebJobsStorage` is a real"
-        " connection, else `sqlite`",
+        " or `tables` (Azure Table Storage); unset: `tables` when Table Storage is configured below (a"
+        " real connection string or identity-based settings), else `sqlite`",
         "sqlite | sqlite:///path | tables",
         default="",
         pattern=r"^(|sqlite|sqlite://.+|tables)$",
     )
     state_storage_connection: SecretStr | None = _setting(
         "STATE_STORAGE_CONNECTION",
-        "the Azure Storage connection string for memory (default: `AzureWebJobsStorage`)",
+        "an Azure Storage connection string for memory and the outbox, ahead of every setting below",
         "a connection string (secret)",
         default=None,
     )
     azure_web_jobs_storage: SecretStr | None = _setting(
         "AzureWebJobsStorage",
-        "the Function App's own storage; used for memory when `STATE_STORAGE_CONNECTION` is not set",
+        "the Function App's own storage connection string; used for memory when no `STATE_STORAGE_*`"
+        " setting is",
         "a connection string (secret)",
         default=None,
+    )
+    state_storage_table_service_uri: str | None = _setting(
+        "STATE_STORAGE__tableServiceUri",
+        "memory's Table Storage by identity: the table service URI (no key; see `STATE_STORAGE__credential`)",
+        "an https URL",
+        default=None,
+        pattern=_URL,
+    )
+    state_storage_account_name: str | None = _setting(
+        "STATE_STORAGE__accountName",
+        "memory's Table Storage by identity: the account name (public Azure), instead of the URI",
+        "3-24 lowercase letters and digits",
+        default=None,
+        pattern=_ACCOUNT,
+    )
+    state_storage_credential: str | None = _setting(
+        "STATE_STORAGE__credential",
+        "`managedidentity`: sign in with the app's managed identity; unset: DefaultAzureCredential"
+        " (environment, managed identity, then `az login`)",
+        "managedidentity",
+        default=None,
+        pattern=_CREDENTIAL,
+    )
+    state_storage_client_id: str | None = _setting(
+        "STATE_STORAGE__clientId",
+        "the client id of the user-assigned managed identity to sign in with",
+        "a GUID",
+        default=None,
+        pattern=_GUID,
+    )
+    azure_web_jobs_storage_table_service_uri: str | None = _setting(
+        "AzureWebJobsStorage__tableServiceUri",
+        "the Function App's own storage by identity (Flex Consumption): its table service URI, used for"
+        " memory when nothing above is set",
+        "an https URL",
+        default=None,
+        pattern=_URL,
+    )
+    azure_web_jobs_storage_blob_service_uri: str | None = _setting(
+        "AzureWebJobsStorage__blobServiceUri",
+        "the Function App's own storage by identity: with no table URI or account name, memory uses"
+        " the table service of the same account",
+        "an https URL",
+        default=None,
+        pattern=_URL,
+    )
+    azure_web_jobs_storage_account_name: str | None = _setting(
+        "AzureWebJobsStorage__accountName",
+        "the Function App's own storage by identity: its account name, instead of the URIs",
+        "3-24 lowercase letters and digits",
+        default=None,
+        pattern=_ACCOUNT,
+    )
+    azure_web_jobs_storage_credential: str | None = _setting(
+        "AzureWebJobsStorage__credential",
+        "as `STATE_STORAGE__credential`, for the Function App's own storage",
+        "managedidentity",
+        default=None,
+        pattern=_CREDENTIAL,
+    )
+    azure_web_jobs_storage_client_id: str | None = _setting(
+        "AzureWebJobsStorage__clientId",
+        "as `STATE_STORAGE__clientId`, for the Function App's own storage",
+        "a GUID",
+        default=None,
+        pattern=_GUID,
     )
     state_table: str = _setting(
         "STATE_TABLE",

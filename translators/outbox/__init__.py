@@ -192,14 +192,14 @@ def open_outbox(app: AppSettings) -> OutboxStore:
 
                 _outboxes[key] = SqliteOutbox(store)  # type: ignore[arg-type]
             return _outboxes[key]
-    connection = state.table_connection(app)
+    target = state.table_target(app)
     table = app.outbox_table
-    key = ("tables", connection, table)
+    key = ("tables", *target.key, table)
     with _lock:
         if key not in _outboxes:
             from translators.outbox.tables import TableOutbox
 
-            _outboxes[key] = TableOutbox(connection, table)
+            _outboxes[key] = TableOutbox(target, table)
         return _outboxes[key]
 
 

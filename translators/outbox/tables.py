@@ -27,6 +27,7 @@ from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from translators.outbox import Entry, Stats, Status, dumps
 from translators.state import StoreUnavailable, digest, safe_reason, utc
+from translators.state.connection import Target, table_client
 from translators.state.tables import _SAFE_KEY, CLIENT_OPTIONS, TABLE_NAME
 
 #: Characters of a JSON text per table property: a property holds 64 KiB (32K UTF-16 units), and a
@@ -101,11 +102,11 @@ def _entry(entity: TableEntity) -> Entry:
 class TableOutbox:
     kind = "tables"
 
-    def __init__(self, connection: str, table: str) -> None:
+    def __init__(self, target: Target, table: str) -> None:
         if not TABLE_NAME.match(table):
             raise StoreUnavailable("OUTBOX_TABLE must be 3-63 letters and digits, starting with a letter")
         self.table = table
-        self._connection = connection  # a secret: never in repr, messages or logs
+        self._target = target  # may hold a connection string: never in repr, messages or logs
         self._client: TableClient | None = None
         self._lock = threading.Lock()
 
@@ -125,7 +126,7 @@ class TableOutbox:
         # As translators/state/tables.py: no lock is held while storage is asked anything.
         if self._client is not None:
             return self._client
-        client = TableClient.from_connection_string(self._connection, table_name=self.table, **CLIENT_OPTIONS)
+        client = table_client(self._target, self.table, **CLIENT_OPTIONS)
         try:
             client.create_table()
         except ResourceExistsError:

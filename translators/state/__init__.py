@@ -6,8 +6,9 @@ default on Azure, where every instance of a scaled-out Function App shares it). 
 conditional writes atomic in the store itself (``INSERT ... ON CONFLICT`` / ETags), never with a
 read-then-write in Python, so several instances can race safely.
 
-Settings (translators/settings.py): ``STATE_STORE`` picks the backend, ``STATE_STORAGE_CONNECTION``
-(else ``AzureWebJobsStorage``) and ``STATE_TABLE`` configure Table Storage.
+Settings (translators/settings.py): ``STATE_STORE`` picks the backend; translators/state/connection.py
+finds the Table Storage account and credential (a connection string or a managed identity) in
+``STATE_STORAGE_*`` or ``AzureWebJobsStorage*``; ``STATE_TABLE`` names the table.
 
 A delivery's claim is in one of three states: *claimed* (a request is sending it), *delivered*
 (the destination took it), or *unknown* (it was sent and no answer came in time). An unknown one is
@@ -34,10 +35,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from translators import logs
+from translators.state import connection
 
 if TYPE_CHECKING:
-    from pydantic import SecretStr
-
     from translators.settings import AppSettings
 
 Outcome = Literal["success", "failure"]
@@ -53,12 +53,6 @@ KEEP_OUTCOMES = timedelta(days=365)
 
 DEFAULT_SQLITE_PATH = Path(__file__).resolve().parent.parent.parent / ".state" / "state.db"
 DEFAULT_TABLE = "translatorstate"
-#: Azurite's documented, public development account (what ``UseDevelopmentStorage=true`` means).
-DEVELOPMENT_STORAGE = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
-)
 
 
 class StoreUnavailable(Exception):
@@ -177,11 +171,6 @@ _KINDS = {
 }
 
 
-def is_real_connection(value: str | None) -> bool:
-    value = (value or "").strip()
-    return bool(value) and value.replace(" ", "").lower() != "usedevelopmentstorage=true"
-
-
 _lock = threading.Lock()
 _stores: dict[tuple[str, ...], StateStore] = {}
 
@@ -190,9 +179,19 @@ def backend(app: AppSettings) -> str:
     """Which backend ``open_store`` picks for these settings: ``sqlite`` or ``tables``."""
     spec = app.state_store.strip().lower()
     if not spec:
-        real = is_real_connection(_secret(app.azure_web_jobs_storage))
-        return "tables" if real else "sqlite"
+        return "tables" if connection.configured(app) else "sqlite"
     return spec.split(":", 1)[0]
+
+
+def describe(app: AppSettings) -> dict[str, str]:
+    """Which backend and which kind of credential memory uses, for ``/api/health``: never a secret."""
+    kind = backend(app)
+    if kind != "tables":
+        return {"backend": kind}
+    try:
+        return {"backend": kind, **table_target(app).public()}
+    except StoreUnavailable:
+        return {"backend": kind, "credential": "none"}
 
 
 def prefetch(app: AppSettings) -> None:
@@ -217,26 +216,19 @@ def open_store(app: AppSettings) -> StateStore:
     if kind == "sqlite":
         path = _sqlite_path(app.state_store.strip() or "sqlite")
         return _cached(("sqlite", str(path)), lambda: _open_sqlite(path))
-    connection = table_connection(app)
+    target = table_target(app)
     table = app.state_table
-    return _cached(("tables", connection, table), lambda: _open_tables(connection, table))
+    return _cached(("tables", *target.key, table), lambda: _open_tables(target, table))
 
 
-def table_connection(app: AppSettings) -> str:
-    """The Azure Storage connection that memory and the outbox use; StoreUnavailable when none is set."""
-    connection = _secret(app.state_storage_connection) or _secret(app.azure_web_jobs_storage)
-    if not connection:
-        raise StoreUnavailable(
-            "STATE_STORE is tables but neither STATE_STORAGE_CONNECTION nor AzureWebJobsStorage is set"
-        )
-    if not is_real_connection(connection):
-        connection = DEVELOPMENT_STORAGE
-    logs.register_secrets(_connection_secrets(connection))
-    return connection
-
-
-def _secret(value: SecretStr | None) -> str:
-    return value.get_secret_value().strip() if value is not None else ""
+def table_target(app: AppSettings) -> connection.Target:
+    """The Table Storage memory and the outbox use; StoreUnavailable when none is configured."""
+    try:
+        target = connection.resolve(app)
+    except connection.NoConnection as exc:
+        raise StoreUnavailable(f"STATE_STORE is tables but {exc}") from None
+    logs.register_secrets(target.secrets())
+    return target
 
 
 def close_all() -> None:
@@ -277,20 +269,10 @@ def _open_sqlite(path: Path) -> StateStore:
     return SqliteStore(path)
 
 
-def _open_tables(connection: str, table: str) -> StateStore:
+def _open_tables(target: connection.Target, table: str) -> StateStore:
     from translators.state.tables import TableStore  # azure-data-tables loads only for this backend
 
-    return TableStore(connection, table)
-
-
-def _connection_secrets(connection: str) -> list[str]:
-    """The connection string and the values in it that grant access on their own."""
-    found = [connection]
-    for part in connection.split(";"):
-        name, _, value = part.partition("=")
-        if name.strip().lower() in ("accountkey", "sharedaccesssignature") and value.strip():
-            found.append(value.strip())
-    return found
+    return TableStore(target, table)
 
 
 def now() -> datetime:

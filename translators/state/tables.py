@@ -47,6 +47,7 @@ from translators.state import (
     safe_reason,
     utc,
 )
+from translators.state.connection import Target, table_client
 
 if TYPE_CHECKING:
     from azure.data.tables import TableEntity
@@ -76,11 +77,11 @@ log = logs.logger("translators.state.tables")
 class TableStore:
     kind = "tables"
 
-    def __init__(self, connection: str, table: str) -> None:
+    def __init__(self, target: Target, table: str) -> None:
         if not TABLE_NAME.match(table):
             raise StoreUnavailable("STATE_TABLE must be 3-63 letters and digits, starting with a letter")
         self.table = table
-        self._connection = connection  # a secret: never in repr, messages or logs
+        self._target = target  # may hold a connection string: never in repr, messages or logs
         self._client: TableClient | None = None
         self._lock = threading.Lock()
         self._pruned_at: datetime | None = None
@@ -107,7 +108,7 @@ class TableStore:
         """
         if self._client is not None:
             return self._client
-        client = TableClient.from_connection_string(self._connection, table_name=self.table, **CLIENT_OPTIONS)
+        client = table_client(self._target, self.table, **CLIENT_OPTIONS)
         try:
             client.create_table()
         except ResourceExistsError:
