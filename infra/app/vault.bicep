@@ -1,0 +1,66 @@
+// Key Vault for the secrets: each channel's webhook URL and WEBHOOK_TOKEN. The app settings name
+// them with Key Vault references, resolved by the app's user-assigned identity, so the URLs are in
+// no app setting, no deployment output and no log.
+param name string
+param location string
+param tags object = {}
+
+@secure()
+@description('`name=url` pairs separated by spaces or new lines (main.bicep\'s `channels`).')
+param channels string
+
+@secure()
+param webhookToken string
+
+// Channel names are letters, digits, `-` and `_`; a setting name wants `_`, a secret name `-`.
+var pairs = filter(split(replace(replace(replace(channels, '\r', ' '), '\n', ' '), '\t', ' '), ' '), pair => contains(pair, '='))
+var channelList = map(pairs, pair => {
+  setting: 'CHANNEL_${toUpper(replace(substring(pair, 0, indexOf(pair, '=')), '-', '_'))}_URL'
+  secret: 'channel-${toLower(replace(substring(pair, 0, indexOf(pair, '=')), '_', '-'))}-url'
+  value: substring(pair, indexOf(pair, '=') + 1)
+})
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true // access by role (rbac.bicep), no access policies
+    enableSoftDelete: true
+    softDeleteRetentionInDays: 7 // `azd down --purge` removes it at once
+    publicNetworkAccess: 'Enabled'
+  }
+}
+
+resource channelSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [
+  for channel in channelList: {
+    parent: vault
+    name: channel.secret
+    properties: {
+      value: channel.value
+      contentType: 'chat webhook URL'
+    }
+  }
+]
+
+resource tokenSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(webhookToken)) {
+  parent: vault
+  name: 'webhook-token' // api.bicep's WEBHOOK_TOKEN reads it
+  properties: {
+    value: webhookToken
+    contentType: 'WEBHOOK_TOKEN'
+  }
+}
+
+output name string = vault.name
+// Setting and secret names only, never a value.
+output channelSecrets array = map(channelList, channel => {
+  setting: channel.setting
+  secret: channel.secret
+})
+output webhookTokenSecret string = empty(webhookToken) ? '' : 'webhook-token'
