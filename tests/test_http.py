@@ -1,4 +1,4 @@
-"""The Azure Functions HTTP functions end to end: every answer in the README's table.
+"""The Azure Functions HTTP functions end to end: every answer in docs/answers.md's table.
 
 Requests go through the real user functions registered in ``function_app.app`` (as the worker
 calls them) and deliveries go to a real loopback HTTP server.
