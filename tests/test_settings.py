@@ -238,3 +238,22 @@ def test_runtime_requirements_cover_every_import_of_the_app() -> None:
                 if not dists & required:
                     missing.add(f"{top} ({path.relative_to(ROOT)})")
     assert sorted(missing) == []
+
+
+def test_an_unresolved_key_vault_reference_is_named_not_used() -> None:
+    """On Azure a reference that did not resolve stays as its own text: a token nobody can send."""
+    reference = "@Microsoft.KeyVault(VaultName=kv-abc;SecretName=webhook-token)"
+    loaded = settings.load(
+        {
+            "WEBHOOK_TOKEN": reference,
+            "CHANNEL_BUILDS_URL": "@Microsoft.KeyVault(VaultName=kv-abc;SecretName=channel-builds-url)",
+            "CHANNEL_OK_URL": "https://hooks.slack.com/services/T0/B0/abc",
+        }
+    )
+    assert loaded.app.webhook_token is None
+    assert (
+        "Key Vault reference" in loaded.errors["WEBHOOK_TOKEN"]
+        and reference not in loaded.errors["WEBHOOK_TOKEN"]
+    )
+    assert "CHANNEL_BUILDS_URL is a Key Vault reference" in loaded.channel_errors["builds"]
+    assert list(loaded.channels) == ["ok"]

@@ -380,10 +380,25 @@ def _load(items: tuple[tuple[str, str], ...]) -> Settings:
     return Settings(app=app, channels=channels, channel_errors=channel_errors, errors=errors)
 
 
+#: What an app setting holds when Azure could not resolve its Key Vault reference (infra/ writes them).
+UNRESOLVED = (
+    "is a Key Vault reference Azure did not resolve: check that the secret exists and that the app's"
+    " identity has the Key Vault Secrets User role (the portal shows the reference's status under"
+    " Environment variables)"
+)
+
+
+def unresolved_reference(value: str) -> bool:
+    return value.lstrip().startswith("@Microsoft.KeyVault(")
+
+
 def _app(values: Mapping[str, str]) -> tuple[AppSettings, dict[str, str]]:
     """App-wide settings; a wrong one is named in the errors and its default is used meanwhile."""
     data = {k: v.strip() for k, v in values.items() if k in APP_SETTING_NAMES and v.strip()}
     errors: dict[str, str] = {}
+    for name in [k for k, v in data.items() if unresolved_reference(v)]:
+        errors[name] = f"{name} {UNRESOLVED}"
+        del data[name]
     for _ in range(len(APP_SETTING_NAMES) + 1):  # each pass drops at least one wrong setting
         try:
             return AppSettings.model_validate(data), errors
@@ -427,6 +442,8 @@ def _channel(name: str, values: Mapping[str, str]) -> Channel:
     url = values.get("URL", "")
     if not url:
         raise ValueError(f"{env_name}_URL is not set")
+    if unresolved_reference(url):
+        raise ValueError(f"{env_name}_URL {UNRESOLVED}")
     try:
         parts = urlsplit(url)
         host = parts.hostname
