@@ -27,6 +27,10 @@ param channels string = ''
 @description('The shared secret every request must carry (X-Webhook-Token or ?token=); empty: no check beyond the function key.')
 param webhookToken string = ''
 
+@secure()
+@description('A Bitrise API token (BITRISE_API_TOKEN): Bitrise messages are completed from its API. Empty: the webhook alone.')
+param bitriseApiToken string = ''
+
 @description('More app settings, `NAME=value` pairs separated by spaces or new lines, values URL-encoded (%20 for a space), e.g. `CHANNEL_BUILDS_EVENTS=build.*`. Not for secrets.')
 param settings string = ''
 
@@ -134,6 +138,7 @@ module vault 'app/vault.bicep' = {
     tags: tags
     channels: channels
     webhookToken: webhookToken
+    bitriseApiToken: bitriseApiToken
   }
 }
 
@@ -165,6 +170,7 @@ module api 'app/api.bicep' = {
     vaultName: vault.outputs.name
     channelSecrets: vault.outputs.channelSecrets
     webhookTokenSecret: vault.outputs.webhookTokenSecret
+    bitriseApiTokenSecret: vault.outputs.bitriseApiTokenSecret
     settings: settings
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB

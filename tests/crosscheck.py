@@ -22,10 +22,48 @@ def _card_validator() -> Any:
 
 
 def card_errors(card: dict[str, Any]) -> list[str]:
-    return [
+    """The schema's errors, and those of the ``msteams`` extension, which the schema does not list.
+
+    Teams documents it for mentions (https://learn.microsoft.com/microsoftteams/platform/
+    task-modules-and-cards/cards/cards-format#mention-support-within-adaptive-cards): entities of
+    type ``mention`` whose ``text`` (``<at>Name</at>``) appears in a TextBlock of the card.
+    """
+    card = dict(card)
+    msteams = card.pop("msteams", None)
+    errors = [
         f"{'.'.join(map(str, e.absolute_path))}: {e.message[:200]}"
         for e in _card_validator().iter_errors(card)
     ]
+    if msteams is not None:
+        errors += _msteams_errors(msteams, _texts(card.get("body") or []))
+    return errors
+
+
+def _texts(items: list[Any]) -> list[str]:
+    found: list[str] = []
+    for item in items:
+        if isinstance(item, dict):
+            if item.get("type") == "TextBlock" and isinstance(item.get("text"), str):
+                found.append(item["text"])
+            for key in ("items", "columns", "body"):
+                found += _texts(item.get(key) or [])
+    return found
+
+
+def _msteams_errors(msteams: Any, texts: list[str]) -> list[str]:
+    if not isinstance(msteams, dict) or set(msteams) - {"entities", "width"}:
+        return [f"msteams: only entities and width are documented, got {msteams!r}"]
+    errors = []
+    for i, entity in enumerate(msteams.get("entities") or []):
+        text = entity.get("text", "") if isinstance(entity, dict) else ""
+        mentioned = entity.get("mentioned") if isinstance(entity, dict) else None
+        if entity.get("type") != "mention" or not (text.startswith("<at>") and text.endswith("</at>")):
+            errors.append(f"msteams.entities.{i}: not a mention with <at>...</at> text")
+        elif not (isinstance(mentioned, dict) and mentioned.get("id") and mentioned.get("name")):
+            errors.append(f"msteams.entities.{i}: mentioned needs id and name")
+        elif not any(text in t for t in texts):
+            errors.append(f"msteams.entities.{i}: {text} is in no TextBlock")
+    return errors
 
 
 def slack_errors(body: dict[str, Any]) -> list[str]:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.browser import browser  # noqa: F401 - the fixture
 from tests.localserve import Served, start_serve
-from translators import samples
+from translators import preview, samples
 
 FORMATS = ("slack", "teams", "teams-messagecard")
 
@@ -57,7 +57,8 @@ def drawn(page: Any) -> dict[tuple[str, str], dict[str, Any]]:
 def test_every_sample_in_every_format_draws_without_errors_or_warnings(served: Served, page: Any) -> None:
     page.goto(f"{served.base}/preview")
     figures = drawn(page)
-    expected = {(s.id, f) for s in samples.all_samples() for f in FORMATS}
+    mapped = [s.id + preview.MAPPED_SUFFIX for s in samples.mapped_samples()]
+    expected = {(s, f) for s in [*(s.id for s in samples.all_samples()), *mapped] for f in FORMATS}
     assert set(figures) == expected
     not_drawn = {key: f["drawn"] for key, f in figures.items() if f["drawn"] != "ok"}
     assert not_drawn == {}
@@ -68,6 +69,14 @@ def test_every_sample_in_every_format_draws_without_errors_or_warnings(served: S
         assert figure["text"].strip(), (sample, fmt)
     # The Teams card really is Microsoft's rendering: its own element classes are there.
     assert "ac-adaptiveCard" in figures[("bitrise/build-failed", "teams")]["html"]
+    # Mentions are drawn as each client shows them: Teams turns <at>Name</at> with its entity into
+    # a highlighted name, Slack a user element into @someone; a connector can only name them.
+    failed = "bitrise/build-failed" + preview.MAPPED_SUFFIX
+    teams = figures[(failed, "teams")]
+    assert '<span class="mention">Dana</span>' in teams["html"] and "<at>" not in teams["text"]
+    assert "Acme iOS" in teams["text"] and "7m 27s" in teams["text"]
+    assert "@Dana @mobile-oncall" in figures[(failed, "slack")]["text"], "ids drawn with MENTIONS' names"
+    assert "For Dana" in figures[(failed, "teams-messagecard")]["text"]
 
 
 def test_multi_line_text_keeps_its_lines_in_every_format(served: Served, page: Any) -> None:
@@ -140,6 +149,7 @@ def test_inbox_in_a_browser_draws_what_was_delivered(served: Served, page: Any) 
 def test_the_screenshot_tool_writes_pictures(served: Served, browser: Any, tmp_path: Path) -> None:  # noqa: F811
     from tools import screenshots
 
-    written = screenshots.capture(browser, served.base, tmp_path, [("bitrise/build-failed", "slack")])
-    (path,) = written
-    assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 2_000
+    written = screenshots.capture(browser, served.base, tmp_path, screenshots.PICKS[:2])
+    assert [p.name for p in written] == ["slack-bitrise-build-failed.png", "teams-bitrise-build-failed.png"]
+    for path in written:
+        assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 2_000

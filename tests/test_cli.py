@@ -168,11 +168,12 @@ def test_samples_lists_every_bundled_payload(tmp_path: Path) -> None:
     result = run_cli("samples", cwd=tmp_path)
     assert result.returncode == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ID", "SOURCE", "EVENT", "HEADERS"]
+    assert lines[0].split() == ["ID", "SOURCE", "EVENT", "APP", "HEADERS"]
     ids = [line.split()[0] for line in lines[1:]]
     assert ids == [s.id for s in samples.all_samples()]
     row = next(line for line in lines if line.startswith("bitrise/build-failed "))
-    assert row.split()[1:3] == ["bitrise", "build.failed"] and "Bitrise-Event-Type: build/finished" in row
+    assert row.split()[1:4] == ["bitrise", "build.failed", "bitrise:305da28f92b6b419"]
+    assert "Bitrise-Event-Type: build/finished" in row
 
     listed = json.loads(run_cli("samples", "--json", cwd=tmp_path).stdout)
     by_id = {r["id"]: r for r in listed}

@@ -1,7 +1,10 @@
 """Every bundled sample through every format, against golden files.
 
 Run ``make golden`` (pytest --update-golden) to rewrite them after a template change, then review
-the diff: the golden files are the record of what users see.
+the diff: the golden files are the record of what users see. Each sample is drawn as a fresh setup
+shows it (``<name>.json``); some also "mapped" (``<name>.mapped.json``): with the example app names,
+people and fixed mentions of ``translators/samples/mapped.json``, and with what the platform's API
+answered about the event where a source asks one (Bitrise, recorded in ``samples/bitrise/api/``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import pytest
 from tests import crosscheck
 from translators import pipeline, settings, sources
 from translators.model import Notification
-from translators.samples import Sample, all_samples
+from translators.samples import Sample, all_samples, mapped_env, mapped_samples
+from translators.samples import notification as sample_notification
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 FORMATS = ("slack", "teams", "teams-messagecard")
@@ -32,16 +36,31 @@ def notification_of(sample: Sample) -> Notification:
     return result
 
 
-CASES = [(s, f) for s in all_samples() for f in FORMATS]
+MAPPED = settings.load(mapped_env(FORMATS))
+CASES = [(s, f, False) for s in all_samples() for f in FORMATS] + [
+    (s, f, True) for s in mapped_samples() for f in FORMATS
+]
 
 
-@pytest.mark.parametrize(("sample", "fmt"), CASES, ids=[f"{f}:{s.id}" for s, f in CASES])
-def test_golden(sample: Sample, fmt: str, request: pytest.FixtureRequest) -> None:
-    prepared = pipeline.prepare(SETTINGS.channel(fmt), notification_of(sample), SETTINGS)
+def golden_path(sample: Sample, fmt: str, mapped: bool) -> Path:
+    return GOLDEN / fmt / sample.source / f"{sample.name}{'.mapped' if mapped else ''}.json"
+
+
+@pytest.mark.parametrize(
+    ("sample", "fmt", "mapped"), CASES, ids=[f"{f}:{s.id}{':mapped' if m else ''}" for s, f, m in CASES]
+)
+def test_golden(sample: Sample, fmt: str, mapped: bool, request: pytest.FixtureRequest) -> None:
+    if mapped:
+        assert MAPPED.errors == {} and MAPPED.channel_errors == {}
+        n = sample_notification(sample, MAPPED)
+        assert isinstance(n, Notification)
+        prepared = pipeline.prepare(MAPPED.channel(fmt), n, MAPPED)
+    else:
+        prepared = pipeline.prepare(SETTINGS.channel(fmt), notification_of(sample), SETTINGS)
     assert prepared.template_error is None, prepared.template_error
     assert crosscheck.check(fmt, prepared.body) == []
     rendered = json.dumps(prepared.body, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-    path = GOLDEN / fmt / sample.source / f"{sample.name}.json"
+    path = golden_path(sample, fmt, mapped)
     if request.config.getoption("--update-golden"):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(rendered, encoding="utf-8")
@@ -50,7 +69,7 @@ def test_golden(sample: Sample, fmt: str, request: pytest.FixtureRequest) -> Non
 
 
 def test_no_stale_golden_files() -> None:
-    expected = {GOLDEN / f / s.source / f"{s.name}.json" for s, f in CASES}
+    expected = {golden_path(s, f, m) for s, f, m in CASES}
     stale = sorted(str(p.relative_to(GOLDEN)) for p in GOLDEN.rglob("*.json") if p not in expected)
     assert stale == [], f"golden files without a sample: {stale}"
 

@@ -72,7 +72,8 @@ def test_azd_fills_every_parameter_main_bicep_requires() -> None:
     # Secrets come from azd's environment (`azd env set`), never from a value in the repository.
     assert given["channels"]["value"] == "${CHANNELS}"
     assert given["webhookToken"]["value"] == "${WEBHOOK_TOKEN}"
-    assert {"channels", "webhookToken"} <= MAIN.secure_params()
+    assert given["bitriseApiToken"]["value"] == "${BITRISE_API_TOKEN}"
+    assert {"channels", "webhookToken", "bitriseApiToken"} <= MAIN.secure_params()
 
 
 def test_no_output_carries_a_secret() -> None:
@@ -129,6 +130,8 @@ def infra_settings() -> dict[str, str]:
     # Key Vault references, resolved by the platform before the app sees them.
     assert re.search(r"WEBHOOK_TOKEN:\s*'@Microsoft\.KeyVault\(", API.raw)
     values["WEBHOOK_TOKEN"] = "resolved-from-key-vault"
+    assert re.search(r"BITRISE_API_TOKEN:\s*'@Microsoft\.KeyVault\(", API.raw)
+    values["BITRISE_API_TOKEN"] = "resolved-from-key-vault"
     assert (
         re.search(r"channel\.setting", API.raw)
         and "'CHANNEL_${" in (INFRA / "app" / "vault.bicep").read_text()

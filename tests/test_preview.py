@@ -44,7 +44,8 @@ def test_every_sample_in_every_format_is_on_the_page(client: Client) -> None:
     assert answer.status_code == 200 and answer.mimetype == "text/html"
     page = answer.get_data(as_text=True)
     found = figures(page)
-    assert {(s, f) for s, f, _ in found} == {(s, f) for s in message_samples() for f in FORMATS}
+    mapped = {s.id + preview.MAPPED_SUFFIX for s in samples.mapped_samples()}
+    assert {(s, f) for s, f, _ in found} == {(s, f) for s in [*message_samples(), *mapped] for f in FORMATS}
     for sample, fmt, rest in found:
         expected = 'data-drawn="pending"' if fmt == "teams" else 'data-drawn="ok"'
         assert expected in rest, (sample, fmt)
@@ -60,7 +61,10 @@ def test_a_failing_template_shows_its_file_line_and_error(
     monkeypatch.setenv("TEMPLATES_DIR", str(folder))
     page = client.get("/preview?templates=shared").get_data(as_text=True)
     broken = [(s, f, rest) for s, f, rest in figures(page) if 'data-drawn="error"' in rest]
-    assert [(s, f) for s, f, _ in broken] == [("bitrise/build-failed", "slack")]
+    assert [(s, f) for s, f, _ in broken] == [
+        ("bitrise/build-failed", "slack"),
+        ("bitrise/build-failed" + preview.MAPPED_SUFFIX, "slack"),
+    ]
     error = page[page.index('<pre class="template-error">') :].split("</pre>", 1)[0]
     assert "build.failed.json.j2, line 1" in html.unescape(error)
 

@@ -14,18 +14,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from translators.preview import MAPPED_SUFFIX as MAPPED
+
 ROOT = Path(__file__).resolve().parent.parent
-#: (sample, format) pairs that show what each format looks like: a failure with facts, a release
-#: with Markdown notes, and tester feedback whose lines matter.
+#: (sample, format) pairs that show what each format looks like: a failure with facts, as a team
+#: with app names, mentions and a Bitrise token sees it (the preview's "mapped" drawing); a release
+#: with Markdown notes; and tester feedback whose lines matter.
 PICKS: list[tuple[str, str]] = [
     (sample, fmt)
-    for sample in ("bitrise/build-failed", "appcenter/distribute", "applivery/bug-multiline")
+    for sample in ("bitrise/build-failed" + MAPPED, "appcenter/distribute", "applivery/bug-multiline")
     for fmt in ("slack", "teams", "teams-messagecard")
 ]
 
 
 def file_name(sample: str, fmt: str) -> str:
-    return f"{fmt}-{sample.replace('/', '-')}.png"
+    return f"{fmt}-{sample.removesuffix(MAPPED).replace('/', '-')}.png"
 
 
 def capture(browser: Any, base: str, out: Path, picks: Sequence[tuple[str, str]] = PICKS) -> list[Path]:

@@ -419,12 +419,15 @@ def cmd_samples(args: argparse.Namespace) -> int:
     for sample in samples.all_samples():
         source = sources.get(sample.source)
         event = "(no such source)"
+        app = ""
         if source is not None:
             try:
                 result = source.translate(
                     json.loads(sample.body()), {k.lower(): v for k, v in sample.headers.items()}
                 )
                 event = f"(ignored: {result.reason})" if isinstance(result, Ignored) else result.event
+                if not isinstance(result, Ignored) and result.app_key:
+                    app = f"{sample.source}:{result.app_key}"  # what APP_NAMES names it by
             except (PayloadInvalid, ValueError) as exc:
                 event = f"(invalid: {exc})"
         rows.append(
@@ -432,6 +435,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
                 "id": sample.id,
                 "source": sample.source,
                 "event": event,
+                "app": app,
                 "headers": sample.headers,
                 "path": _shown_path(sample.path),
             }
@@ -440,13 +444,13 @@ def cmd_samples(args: argparse.Namespace) -> int:
         _out(_dumps(rows))
         return 0
     table = [
-        (r["id"], r["source"], r["event"], ", ".join(f"{k}: {v}" for k, v in r["headers"].items()))
+        (r["id"], r["source"], r["event"], r["app"], ", ".join(f"{k}: {v}" for k, v in r["headers"].items()))
         for r in rows
     ]
-    heading = ("ID", "SOURCE", "EVENT", "HEADERS")
-    widths = [max(len(str(row[i])) for row in [heading, *table]) for i in range(3)]
+    heading = ("ID", "SOURCE", "EVENT", "APP", "HEADERS")
+    widths = [max(len(str(row[i])) for row in [heading, *table]) for i in range(4)]
     for row in [heading, *table]:
-        _out("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+        _out("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
     return 0
 
 
@@ -845,8 +849,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser(
         "samples",
         help="list the bundled sample payloads",
-        description="List the bundled sample payloads: id, source, the event each becomes, "
-        "the headers sent with it.",
+        description="List the bundled sample payloads: id, source, the event each becomes, the app"
+        " id APP_NAMES would name its app by (source:id), the headers sent with it.",
     )
     listing.add_argument("--json", action="store_true", help="as JSON, with each file's path")
     listing.set_defaults(handler=cmd_samples)

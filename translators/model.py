@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from translators.people import NONE, Mentions
 from translators.text import Doc, Inline, Span, code, from_lines, from_markdown
 
 #: Event names shared by all sources. Templates and channel filters use these strings.
@@ -109,6 +110,16 @@ class Notification(BaseModel):
 
     app: str | None = None
     app_id: str | None = None
+    app_key: str | None = Field(
+        default=None,
+        description="the identifier APP_NAMES looks the app up by: Bitrise app_slug, App Center app_name"
+        " (app_id where there is none), Applivery application.id, Appflow appId",
+    )
+    app_name: str | None = Field(
+        default=None,
+        description="the app's name as the team calls it: APP_NAMES, else what an API said (Bitrise's"
+        " app title); see app_display",
+    )
     platform: str | None = None
     build_number: str | None = None
     build_id: str | None = None
@@ -121,6 +132,16 @@ class Notification(BaseModel):
     commit_message: str | None = None
     author: str | None = None
     triggered_by: str | None = None
+    people: tuple[str, ...] = Field(
+        default=(),
+        description="how the payload names the people behind the event (git username, name, email;"
+        " Bitrise's triggered_by), looked up in MENTIONS",
+    )
+    mentions: Mentions = Field(
+        default=NONE, description="whom this channel mentions, set per channel; each format writes them"
+    )
+    status_text: str | None = Field(default=None, description="the platform's own word for the status")
+    abort_reason: str | None = None
     version: str | None = None
     size_bytes: int | None = None
     environment: str | None = None
@@ -173,6 +194,19 @@ class Notification(BaseModel):
         return tuple(link for link in value if safe_url(link.url))
 
     @property
+    def app_display(self) -> str | None:
+        """The app as the team calls it: its configured or looked-up name, else the payload's."""
+        return self.app_name or self.app
+
+    def named(self, name: str) -> Notification:
+        """This notification with the app called ``name``, in the summary too (it starts ``<app>: ``)."""
+        summary = self.summary
+        current = self.app_display
+        if current and summary.startswith(current + ": "):
+            summary = f"{name}: {summary[len(current) + 2 :]}"
+        return self.model_copy(update={"app_name": name, "summary": summary})
+
+    @property
     def short_commit(self) -> str | None:
         return self.commit[:8] if self.commit else None
 
@@ -219,7 +253,7 @@ class Notification(BaseModel):
             if text and text not in ("0",) and not _said_in(text, title_words):
                 facts.append((labels.get(label, label), value))
 
-        add("App", self.app)
+        add("App", self.app_display)
         add("Platform", self.platform)
         add("Version", code(self.version) if self.version else None)
         pull = f"PR #{self.pull_request}" if self.pull_request else None
@@ -240,6 +274,7 @@ class Notification(BaseModel):
             add("Triggered by", self.triggered_by)
         add("Size", self.size_text)
         add("Duration", self.duration_text)
+        add("Abort reason", self.abort_reason)
         for fact in self.facts:
             add(fact.label, code(fact.value) if fact.code else fact.value)
         return facts

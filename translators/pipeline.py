@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from translators import formats, guard, logs, render, rules, sources, state
+from translators import formats, guard, logs, people, render, rules, sources, state
 from translators.deliverer import MINIMAL_TEMPLATE, Deliverer, Prepared
 from translators.errors import BadBody, Ignored, NotFound, TranslatorError
 from translators.formats import OutputInvalid, dumps
@@ -210,8 +210,21 @@ def render_checked(renderer: render.Renderer, n: Notification) -> tuple[str, dic
     return name, body
 
 
+def named(n: Notification, settings: Settings) -> Notification:
+    """The app called as ``APP_NAMES`` says, if it says."""
+    name = settings.app_name(n.source, n.app_key)
+    return n.named(name) if name else n
+
+
+def for_channel(channel: Channel, n: Notification, settings: Settings) -> Notification:
+    """The notification as this channel gets it: with the mentions its settings ask for."""
+    mentions = people.of_event(n.outcome, n.people, channel.mention, channel.notify, settings.people)
+    return n.model_copy(update={"mentions": mentions}) if mentions else n
+
+
 def prepare(channel: Channel, n: Notification, settings: Settings) -> Prepared:
     """Render with the channel's templates; on any template problem use the minimal built-in body."""
+    n = for_channel(channel, n, settings)
     fmt = formats.get(channel.format)
     assert fmt is not None, channel.format  # settings only admit known formats
     renderer = render.renderer_for(fmt, channel.templates, settings.templates_dir)
@@ -295,7 +308,17 @@ def _handle(req: Request, settings: Settings, request_id: str, force: bool = Fal
             if result.event:
                 body["event"] = result.event
             return Answer(200, body)
-        return _notify(result, channels, broken, settings, request_id, req.channels, dry=dry, force=force)
+        return _notify(
+            result,
+            channels,
+            broken,
+            settings,
+            request_id,
+            req.channels,
+            dry=dry,
+            force=force,
+            enricher=sources.enricher(source),
+        )
     except TranslatorError as exc:
         return Answer(exc.status, exc.body())
 
@@ -310,6 +333,7 @@ def _notify(
     *,
     dry: bool,
     force: bool = False,
+    enricher: sources.Enriches | None = None,
 ) -> Answer:
     memory = Memory(settings.app)
     outcome = rules.FINISHED.get(n.event)
@@ -323,6 +347,13 @@ def _notify(
         # on who was listening.
         memory.record(n, outcome, n.finished_at or _now())
     decision = rules.decide(n, channels, previous, known)
+    enrichment: str | None = None
+    if decision.send:  # only what will be sent is completed and rendered
+        if enricher is not None:
+            done = enricher.enrich(n, settings.app)
+            if done is not None:
+                n, enrichment = done.notification, done.note
+        n = named(n, settings)
     prepared = [prepare(c, n, settings) for c in decision.send]
     results: list[ChannelResult] = [
         ChannelResult(channel=c.name, format=c.format, status="skipped", reason=s.reason, message=s.message)
@@ -357,6 +388,8 @@ def _notify(
         body["previous_outcome"] = n.previous_outcome
     if memory.problem:
         body["memory"] = f"unavailable: {memory.problem}"
+    if enrichment:
+        body["enrichment"] = enrichment
     body["channels"] = [r.as_dict() for r in ordered]
     return Answer(status, body)
 

@@ -13,7 +13,9 @@ expressions inside JSON strings. What is not markup is said so:
 - ``| markdown`` (release notes, feedback) and ``| lines`` (text whose lines matter; ``code=true``
   for stack traces) clip free text to what a chat reader reads and return the whole JSON value the
   format wants there: a Slack ``rich_text`` element list, a Markdown string for Teams and MessageCard;
-- ``tojson`` (also escaping) emits whole values; ``link`` and ``when`` return trusted markup.
+- ``tojson`` (also escaping) emits whole values; ``link`` and ``when`` return trusted markup;
+- ``n.mentions`` is written by the format (Slack ``<@U…>``, Teams ``<at>Name</at>``, names
+  elsewhere) from configured ids: the one way a mention gets into a message.
 
 Payload text is only ever data handed to a compiled template, never compiled itself.
 """
@@ -43,6 +45,7 @@ from translators.formats import (
     dumps,
 )
 from translators.model import Notification, Url, safe_url
+from translators.people import Mentions
 
 if TYPE_CHECKING:
     from translators.settings import Settings
@@ -149,6 +152,8 @@ class Renderer:
             return ""
         if isinstance(value, (Trusted, Url)):
             text: str = value
+        elif isinstance(value, Mentions):  # made from configured ids only, written by the format
+            text = self.fmt.mentions(value)
         elif isinstance(value, text_module.Inline):
             text = self.fmt.inline(value)
         else:
@@ -252,6 +257,8 @@ def _template_frame(exc: BaseException, default: str, dirs: Iterable[Path]) -> t
 def _escape_strings(value: Any, fmt: ChatFormat) -> Any:
     if isinstance(value, (Trusted, Url)):
         return str(value)
+    if isinstance(value, Mentions):
+        return fmt.mentions(value)
     if isinstance(value, text_module.Inline):
         return fmt.inline(value)
     if isinstance(value, str):

@@ -31,6 +31,7 @@ from translators.errors import ConfigurationError
 from translators.formats import FORMAT_NAMES
 from translators.model import EVENTS
 from translators.pacing import DEFAULT_RATES
+from translators.people import MENTION_MODES, Mention, MentionMode, Person, parse_directory, parse_notify
 
 #: When a channel hears of a build outcome (App Center's modes, for every source).
 SuccessMode = Literal["always", "after-failure", "never"]
@@ -53,6 +54,15 @@ CHANNEL_SETTINGS: dict[str, tuple[str, str]] = {
     ),
     "BUILD_SUCCESS": (" | ".join(SUCCESS_MODES), "when a successful build is sent (default `always`)"),
     "BUILD_FAILURE": (" | ".join(FAILURE_MODES), "when a failed build is sent (default `always`)"),
+    "MENTION": (
+        " | ".join(MENTION_MODES),
+        "when this channel mentions the people of an event that `MENTIONS` maps (default `failures`)",
+    ),
+    "NOTIFY": (
+        "comma-separated mentions",
+        "who else is mentioned on a failure: Slack user ids (`U…`), a user group (`S…` or"
+        " `<!subteam^S…>`), `here`, `channel`, Teams users (UPN or object id), or `MENTIONS` entries",
+    ),
     "RATE": (
         "messages a second, > 0",
         "how fast this channel is sent to; more waits in the outbox, in order (default: slack 1,"
@@ -101,6 +111,8 @@ class Channel(BaseModel):
     build_failure: FailureMode = "always"
     #: Messages a second (translators/pacing.py).
     rate: float = 1.0
+    mention: MentionMode = "failures"
+    notify: tuple[Mention, ...] = ()
 
     def public(self) -> dict[str, object]:
         """What may be shown to anyone: never the URL."""
@@ -114,6 +126,9 @@ class Channel(BaseModel):
         if (self.build_success, self.build_failure) != ("always", "always"):
             out["build_success"], out["build_failure"] = self.build_success, self.build_failure
         out["rate"] = self.rate
+        if self.mention != "failures" or self.notify:
+            # Counts only: ids and names of people are not for an anonymous health check.
+            out["mention"], out["notify"] = self.mention, len(self.notify)
         return out
 
 
@@ -151,6 +166,36 @@ class AppSettings(BaseModel):
         "a template folder for all channels, searched after a channel's own and before the built-in one",
         "a folder",
         default=None,
+    )
+    app_names: str | None = _setting(
+        "APP_NAMES",
+        "the names your team uses for apps: `source:app-id=Name` pairs separated by commas"
+        " (`bitrise:305da28f92b6b419=Acme iOS,applivery:5e790ce04faa50cac52e4676=Acme Field`), or a"
+        " JSON object of the same; `python -m translators samples` shows each sample's app id",
+        "pairs or a JSON object",
+        default=None,
+    )
+    mentions: str | None = _setting(
+        "MENTIONS",
+        "people to mention: a JSON object, or the path of a JSON file holding one, mapping how a"
+        " platform names someone (git username or email, Bitrise `triggered_by`) to"
+        ' `{"slack": "U012AB3CD", "teams": "dana@contoso.com", "name": "Dana"}`',
+        "a JSON object or a file path",
+        default=None,
+    )
+    bitrise_api_token: SecretStr | None = _setting(
+        "BITRISE_API_TOKEN",
+        "a Bitrise personal access or workspace API token: Bitrise messages are completed from its API"
+        " (app title, commit, who triggered it, duration, install pages); unset: the webhook alone",
+        "a token (secret)",
+        default=None,
+    )
+    bitrise_api_url: str = _setting(
+        "BITRISE_API_URL",
+        "the Bitrise API's base URL (a proxy's, or a test server's)",
+        "an http(s) URL",
+        default="https://api.bitrise.io",
+        pattern=_URL,
     )
     delivery_deadline_seconds: float = _setting(
         "DELIVERY_DEADLINE_SECONDS",
@@ -304,6 +349,13 @@ class Settings(BaseModel):
     channel_errors: dict[str, str]
     #: App-wide settings that are wrong: setting name -> what is wrong and what it accepts.
     errors: dict[str, str] = {}
+    #: ``APP_NAMES``: ``source:app-key`` (lower case) -> the name the team uses.
+    app_names: dict[str, str] = {}
+    #: ``MENTIONS``: how a platform names someone (lower case) -> their chat accounts.
+    people: dict[str, Person] = {}
+
+    def app_name(self, source: str, key: str | None) -> str | None:
+        return self.app_names.get(f"{source}:{key}".lower()) if key else None
 
     @property
     def templates_dir(self) -> str | None:
@@ -326,6 +378,7 @@ class Settings(BaseModel):
     def secrets(self) -> list[str]:
         found = [c.url.get_secret_value() for c in self.channels.values()]
         for secret in (
+            self.app.bitrise_api_token,
             self.app.webhook_token,
             self.app.state_storage_connection,
             self.app.azure_web_jobs_storage,
@@ -376,8 +429,75 @@ def publish(values: Mapping[str, str]) -> None:
 def _load(items: tuple[tuple[str, str], ...]) -> Settings:
     values = dict(items)
     app, errors = _app(values)
-    channels, channel_errors = _channels(items)
-    return Settings(app=app, channels=channels, channel_errors=channel_errors, errors=errors)
+    app_names: dict[str, str] = {}
+    people: dict[str, Person] = {}
+    if app.app_names:
+        try:
+            app_names = parse_app_names(app.app_names)
+        except ValueError as exc:
+            errors["APP_NAMES"] = f"APP_NAMES {exc}"
+    if app.mentions:
+        try:
+            people = parse_directory(app.mentions, _read_text)
+        except ValueError as exc:
+            errors["MENTIONS"] = f"MENTIONS {exc}"
+    channels, channel_errors = _channels(items, people)
+    return Settings(
+        app=app,
+        channels=channels,
+        channel_errors=channel_errors,
+        errors=errors,
+        app_names=app_names,
+        people=people,
+    )
+
+
+def _read_text(path: str) -> str:
+    """A settings file (``MENTIONS=mentions.json``), relative to the app's folder as it runs."""
+    with open(os.path.expanduser(path), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def parse_app_names(value: str) -> dict[str, str]:
+    """``APP_NAMES``: ``source:app-id=Name,...`` or a JSON object; ValueError names the entry."""
+    from translators import sources
+
+    text = value.strip()
+    if text.startswith("{"):
+        import json
+
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise ValueError(
+                'must map "source:app-id" to a name, e.g. {"bitrise:305da28f92b6b419": "Acme iOS"}'
+            )
+        pairs = [(str(k), v) for k, v in data.items()]
+    else:
+        pairs = []
+        for entry in (e.strip() for e in text.split(",")):
+            if not entry:
+                continue
+            key, eq, name = entry.partition("=")
+            if not eq:
+                raise ValueError(f"entry {entry[:60]!r} is not source:app-id=Name")
+            pairs.append((key, name))
+    known = sources.registry()
+    names: dict[str, str] = {}
+    for key, name in pairs:
+        source, colon, app_key = key.strip().partition(":")
+        if not colon or not app_key.strip():
+            raise ValueError(
+                f"entry {key[:60]!r} must start with source:app-id (e.g. bitrise:305da28f92b6b419)"
+            )
+        if source.strip().lower() not in known:
+            raise ValueError(f"entry {key[:60]!r}: unknown source {source!r}; sources are {', '.join(known)}")
+        if not name.strip() or len(name.strip()) > 100 or any(ord(c) < 32 for c in name):
+            raise ValueError(f"entry {key[:60]!r}: the name must be 1-100 characters on one line")
+        names[f"{source.strip()}:{app_key.strip()}".lower()] = name.strip()
+    return names
 
 
 #: What an app setting holds when Azure could not resolve its Key Vault reference (infra/ writes them).
@@ -420,7 +540,9 @@ def _explain(name: str, problem: str) -> str:
     )
 
 
-def _channels(items: Iterable[tuple[str, str]]) -> tuple[dict[str, Channel], dict[str, str]]:
+def _channels(
+    items: Iterable[tuple[str, str]], people: Mapping[str, Person]
+) -> tuple[dict[str, Channel], dict[str, str]]:
     raw: dict[str, dict[str, str]] = {}
     for key, value in items:
         match = _CHANNEL_SETTING.match(key)
@@ -430,13 +552,13 @@ def _channels(items: Iterable[tuple[str, str]]) -> tuple[dict[str, Channel], dic
     errors: dict[str, str] = {}
     for name, values in sorted(raw.items()):
         try:
-            channels[name] = _channel(name, values)
+            channels[name] = _channel(name, values, people)
         except ValueError as exc:
             errors[name] = f"channel '{name}': {exc}"
     return channels, errors
 
 
-def _channel(name: str, values: Mapping[str, str]) -> Channel:
+def _channel(name: str, values: Mapping[str, str], people: Mapping[str, Person]) -> Channel:
     """One channel from its settings; ValueError naming the setting when one is wrong."""
     env_name = channel_env(name)
     url = values.get("URL", "")
@@ -492,7 +614,16 @@ def _channel(name: str, values: Mapping[str, str]) -> Channel:
         build_success=_mode(values, "BUILD_SUCCESS", SUCCESS_MODES, env_name),
         build_failure=_mode(values, "BUILD_FAILURE", FAILURE_MODES, env_name),
         rate=rate,
+        mention=_mode(values, "MENTION", MENTION_MODES, env_name),
+        notify=_notify(values.get("NOTIFY", ""), people, env_name),
     )
+
+
+def _notify(value: str, people: Mapping[str, Person], env_name: str) -> tuple[Mention, ...]:
+    try:
+        return parse_notify(value, people)
+    except ValueError as exc:
+        raise ValueError(f"{env_name}_NOTIFY: {exc}") from None
 
 
 def _mode[M: str](values: Mapping[str, str], key: str, modes: tuple[M, ...], env_name: str) -> M:

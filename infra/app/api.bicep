@@ -15,6 +15,7 @@ param vaultName string
 @description('[{setting, secret}]: which app setting reads which Key Vault secret (names only).')
 param channelSecrets array
 param webhookTokenSecret string
+param bitriseApiTokenSecret string = ''
 @description('`NAME=value` pairs, values URL-encoded (main.bicep\'s `settings`).')
 param settings string
 param maximumInstanceCount int
@@ -41,9 +42,14 @@ var channelSettings = toObject(
   channel => channel.setting,
   channel => '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${channel.secret})'
 )
-var tokenSettings = empty(webhookTokenSecret)
-  ? {}
-  : { WEBHOOK_TOKEN: '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${webhookTokenSecret})' }
+var tokenSettings = union(
+  empty(webhookTokenSecret)
+    ? {}
+    : { WEBHOOK_TOKEN: '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${webhookTokenSecret})' },
+  empty(bitriseApiTokenSecret)
+    ? {}
+    : { BITRISE_API_TOKEN: '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${bitriseApiTokenSecret})' }
+)
 
 // Last in the union, so that `settings` cannot replace them.
 var baseSettings = {

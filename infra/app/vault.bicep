@@ -12,6 +12,9 @@ param channels string
 @secure()
 param webhookToken string
 
+@secure()
+param bitriseApiToken string = ''
+
 // Channel names are letters, digits, `-` and `_`; a setting name wants `_`, a secret name `-`.
 var pairs = filter(split(replace(replace(replace(channels, '\r', ' '), '\n', ' '), '\t', ' '), ' '), pair => contains(pair, '='))
 var channelList = map(pairs, pair => {
@@ -57,6 +60,15 @@ resource tokenSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty
   }
 }
 
+resource bitriseSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(bitriseApiToken)) {
+  parent: vault
+  name: 'bitrise-api-token' // api.bicep's BITRISE_API_TOKEN reads it
+  properties: {
+    value: bitriseApiToken
+    contentType: 'BITRISE_API_TOKEN'
+  }
+}
+
 output name string = vault.name
 // Setting and secret names only, never a value.
 output channelSecrets array = map(channelList, channel => {
@@ -64,3 +76,4 @@ output channelSecrets array = map(channelList, channel => {
   secret: channel.secret
 })
 output webhookTokenSecret string = empty(webhookToken) ? '' : 'webhook-token'
+output bitriseApiTokenSecret string = empty(bitriseApiToken) ? '' : 'bitrise-api-token'

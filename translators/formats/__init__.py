@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from translators.errors import FieldError
 from translators.model import Notification
+from translators.people import Mentions
 from translators.text import Doc, Inline
 
 #: Colour (hex, no '#') and emoji per outcome; templates get them as ``colors`` and ``emoji``.
@@ -93,6 +94,10 @@ class ChatFormat:
     def time(self, moment: datetime) -> str:
         """A moment as markup; formats whose clients can show the reader's own time zone override."""
         return utc_text(moment)
+
+    def mentions(self, mentions: Mentions) -> str:
+        """Markup that mentions these people; a format that cannot mention names them."""
+        return ", ".join(self.escape(m.name) for m in mentions)
 
     def template_helpers(self) -> dict[str, Callable[..., str]]:
         """Template globals of this format; each returns JSON text that the template emits as is."""

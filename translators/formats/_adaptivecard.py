@@ -443,6 +443,26 @@ ColumnFallback = Annotated[
 # ---------------------------------------------------------------------------------------------
 
 
+class Mentioned(_Open):
+    id: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=100)
+
+
+class MentionEntity(_Open):
+    """A user mention (https://learn.microsoft.com/microsoftteams/platform/task-modules-and-cards/cards/cards-format)."""
+
+    type: Literal["mention"]
+    text: str = Field(pattern=r"^<at>[^<>]{1,100}</at>$")
+    mentioned: Mentioned
+
+
+class MsTeams(_Open):
+    """The ``msteams`` host extension: exactly what Teams documents for cards, mentions and width."""
+
+    entities: list[MentionEntity] | None = None
+    width: Literal["Full", "full"] | None = None
+
+
 class Card(_Open):
     """An Adaptive Card as ``Action.ShowCard`` nests it: type and version may be left out."""
 
@@ -452,7 +472,7 @@ class Card(_Open):
     body: list[Element] | None = None
     actions: list[Action] | None = None
     selectAction: SelectAction | None = None
-    msteams: dict[str, Any] | None = None
+    msteams: MsTeams | None = None
     fallbackText: str | None = None
     speak: str | None = None
     lang: str | None = None

@@ -65,7 +65,7 @@ class MessageCard(ChatFormat):
         e = self.escape
         title = f"{n.emoji or OUTCOME_EMOJI.get(n.outcome, '')} {n.title}".strip()
         section: dict[str, Any] = {
-            "activityTitle": e(n.app or n.source_label),
+            "activityTitle": e(n.app_display or n.source_label),
             "activitySubtitle": e(n.source_label) + (f" · {self.time(n.when)}" if n.when else ""),
             "text": e(n.summary),
             "markdown": True,

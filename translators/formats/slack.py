@@ -30,6 +30,7 @@ from translators.formats._blockkit import (
     SectionBlock,
 )
 from translators.model import Notification, safe_url
+from translators.people import Mention, Mentions
 from translators.text import Code, Doc, Inline, ListBlock, Paragraph, Quote, Span
 
 # A cut must not leave half an entity (``&am``) or half a ``<url|label>`` behind.
@@ -95,6 +96,10 @@ class Slack(ChatFormat):
 
     def template_helpers(self) -> dict[str, Callable[..., str]]:
         return {"rich": rich}
+
+    def mentions(self, mentions: Mentions) -> str:
+        """mrkdwn mentions: ``<@U…>``, ``<!subteam^S…>``, ``<!here>``; a name where there is no id."""
+        return " ".join(_mrkdwn_mention(m) for m in mentions)
 
     def time(self, moment: datetime) -> str:
         """``<!date^...>``: each reader sees it in their own time zone; the fallback is UTC."""
@@ -172,7 +177,7 @@ class Slack(ChatFormat):
             lines.append(self.link(n.url, "Open"))
         footer = e(n.source_label) + (f" · {self.time(n.when)}" if n.when else "")
         return {
-            "text": e(f"{title} · {n.app}" if n.app else title),
+            "text": e(f"{title} · {n.app_display}" if n.app_display else title),
             "attachments": [
                 {
                     "color": "#" + OUTCOME_COLORS.get(n.outcome, "8D8D8D"),
@@ -204,6 +209,35 @@ class Slack(ChatFormat):
         return HINTS.get(text.strip())
 
 
+def _mrkdwn_mention(m: Mention) -> str:
+    kind = m.slack_kind
+    if kind == "user":
+        return f"<@{m.slack}>"
+    if kind == "usergroup":
+        return f"<!subteam^{m.slack}>"
+    if kind == "broadcast":
+        return f"<!{m.slack}>"
+    return escape_entities(m.name)
+
+
+def _rich_mentions(mentions: Mentions) -> list[dict[str, Any]]:
+    """Rich text elements that mention: Slack draws each as the person's, group's or @here's name."""
+    out: list[dict[str, Any]] = []
+    for m in mentions:
+        if out:
+            out.append({"type": "text", "text": " "})
+        kind = m.slack_kind
+        if kind == "user":
+            out.append({"type": "user", "user_id": m.slack})
+        elif kind == "usergroup":
+            out.append({"type": "usergroup", "usergroup_id": m.slack})
+        elif kind == "broadcast":
+            out.append({"type": "broadcast", "range": m.slack})
+        else:
+            out.append({"type": "text", "text": m.name})
+    return out
+
+
 def _mrkdwn_span(span: Span) -> str:
     if span.code:
         # No escape exists for a backtick inside code; a look-alike keeps the text readable.
@@ -218,8 +252,14 @@ def rich(
 
     ``value`` is payload text (a string, or a fact's runs, whose identifiers come out in code
     style); rich text is shown exactly as it is, so nothing in it needs escaping. ``url`` makes a
-    link when ``safe_url`` accepts it.
+    link when ``safe_url`` accepts it. ``n.mentions`` becomes user, group and @here elements: the
+    only way a mention gets into a message, and it comes from configuration.
     """
+    if isinstance(value, Mentions):
+        return (
+            ",".join(dumps(e).decode("utf-8") for e in _rich_mentions(value))
+            or dumps({"type": "text", "text": " "}).decode()
+        )
     line = value if isinstance(value, Inline) else Inline.of("" if value is None else str(value))
     target = safe_url(url)
     if target is not None:

@@ -14,11 +14,21 @@ TextBlock and FactSet text is Markdown (a subset): payload text is escaped for i
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from translators.formats import OUTCOME_CARD_COLORS, OUTCOME_EMOJI, ChatFormat, OutputInvalid, _markdown
+from translators.errors import FieldError
+from translators.formats import (
+    OUTCOME_CARD_COLORS,
+    OUTCOME_EMOJI,
+    ChatFormat,
+    OutputInvalid,
+    _markdown,
+    dumps,
+)
 from translators.model import Notification
+from translators.people import Mentions
 from translators.text import Doc, Inline
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -28,6 +38,47 @@ CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 #: ``<``, ``>`` and ``&`` get a backslash like every other Markdown character: a ``<at>`` tag in a
 #: payload then never matches a mention, and an entity is shown as typed.
 _escape_line = _markdown.escaper(lambda text: re.sub(r"([<>&])", r"\\\1", text))
+
+
+def _at(name: str) -> str:
+    return f"<at>{name}</at>"
+
+
+def mention_entities(mentions: Mentions) -> str:
+    """The card's ``msteams.entities`` for ``n.mentions``: JSON text, for ``"entities": {{ ... }}``.
+
+    Teams turns ``<at>Name</at>`` in a TextBlock into a mention only when an entity with exactly
+    that text names the user; the text and the entity are made here from configuration alone.
+    """
+    entities = [
+        {"type": "mention", "text": _at(m.name), "mentioned": {"id": m.teams, "name": m.name}}
+        for m in dict.fromkeys(mentions)
+        if m.teams
+    ]
+    return dumps(entities).decode("utf-8")
+
+
+def _unmatched_mentions(body: dict[str, Any], encoded: bytes | None) -> list[FieldError]:
+    """A mention entity whose ``<at>`` text is nowhere in the card: Teams would refuse or ignore it."""
+    attachments = body.get("attachments") or [{}]
+    card = attachments[0].get("content") if isinstance(attachments[0], dict) else None
+    msteams = card.get("msteams") if isinstance(card, dict) else None
+    entities = msteams.get("entities") if isinstance(msteams, dict) else None
+    if not entities:
+        return []
+    text = (encoded or dumps(body)).decode("utf-8")
+    return [
+        FieldError(
+            f"attachments.0.content.msteams.entities.{i}.text", "no text of the card holds this mention"
+        )
+        for i, entity in enumerate(entities)
+        if isinstance(entity, dict) and text.count(json_text(str(entity.get("text", "")))) < 2
+    ]
+
+
+def json_text(value: str) -> str:
+    """``value`` as it appears inside a JSON string."""
+    return dumps(value).decode("utf-8")[1:-1]
 
 
 def envelope(card: dict[str, Any]) -> dict[str, Any]:
@@ -63,10 +114,21 @@ class Teams(ChatFormat):
         stamp = aware.strftime("%Y-%m-%dT%H:%M:%SZ")
         return f"{{{{DATE({stamp}, SHORT)}}}} at {{{{TIME({stamp})}}}}"
 
+    def mentions(self, mentions: Mentions) -> str:
+        """``<at>Name</at>`` for each person with a Teams account; the card's ``msteams`` entities
+        (``mention_entities``) make them mentions. Slack's groups and @here have no Teams twin: they
+        are shown by name."""
+        return " ".join(_at(m.name) if m.teams else self.escape(m.name) for m in mentions)
+
+    def template_helpers(self) -> dict[str, Callable[..., str]]:
+        return {"mention_entities": mention_entities}
+
     def validate(self, body: dict[str, Any], encoded: bytes | None = None) -> None:
         from translators.formats import _adaptivecard
 
         errors = _adaptivecard.validate(body)
+        if not errors:
+            errors = _unmatched_mentions(body, encoded)
         if errors:
             raise OutputInvalid(self.name, errors)
         super().validate(body, encoded)
@@ -94,9 +156,14 @@ class Teams(ChatFormat):
                             "wrap": True,
                         },
                         *(
-                            {"type": "TextBlock", "text": e(n.app), "spacing": "None", "wrap": True}
+                            {
+                                "type": "TextBlock",
+                                "text": e(n.app_display or ""),
+                                "spacing": "None",
+                                "wrap": True,
+                            }
                             for _ in [0]
-                            if n.app
+                            if n.app_display
                         ),
                     ],
                 },

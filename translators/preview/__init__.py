@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from translators import formats, pipeline, render, samples, sources
+from translators import settings as settings_module
 from translators.errors import Ignored, TranslatorError
 from translators.model import Notification
 from translators.preview import messagecard_html, slack_html
@@ -49,6 +50,10 @@ VENDOR: dict[str, Path] = {
 FORMAT_LABELS = {"slack": "Slack", "teams": "Teams (Workflows)", "teams-messagecard": "Teams (MessageCard)"}
 BLOCK_KIT_BUILDER = "https://app.slack.com/block-kit-builder/#"
 PASTED = "pasted"
+
+
+#: Marks a sample drawn with the example settings of translators/samples/mapped.json.
+MAPPED_SUFFIX = " (mapped: example APP_NAMES, MENTIONS and API details)"
 
 
 def teams_renderer_installed() -> bool:
@@ -116,6 +121,20 @@ def samples_drawn(dirs: Sequence[Path]) -> list[tuple[str, str, list[Drawn]]]:
         )
         if isinstance(result, Notification):
             rows.append((sample.id, result.event, draw_notification(result, sample.id, page_renderers)))
+    # The same samples as a configured team sees them: app names, mentions, the API's details.
+    example = settings_module.load(samples.mapped_env([r.fmt.name for r in page_renderers]))
+    for sample in samples.mapped_samples():
+        mapped = samples.notification(sample, example)
+        if isinstance(mapped, Notification):
+            key = f"{sample.id}{MAPPED_SUFFIX}"
+            drawn = [
+                # Each format as a channel of that format mentions: its own fixed mentions.
+                draw_notification(
+                    pipeline.for_channel(example.channel(r.fmt.name), mapped, example), key, [r]
+                )[0]
+                for r in page_renderers
+            ]
+            rows.append((key, mapped.event, drawn))
     return rows
 
 
@@ -157,7 +176,22 @@ class Pasted:
 # HTML
 
 
-def _figure(d: Drawn, caption: str | None = None, extra: Mapping[str, str] | None = None) -> str:
+def slack_names(*settings: Settings) -> dict[str, str]:
+    """Slack ids -> the names MENTIONS and NOTIFY give them, for the Slack stand-in's mentions."""
+    names: dict[str, str] = {}
+    for loaded in settings:
+        names |= {p.slack: p.name for p in loaded.people.values() if p.slack}
+        for channel in loaded.channels.values():
+            names |= {m.slack: m.name for m in channel.notify if m.slack and m.slack_kind != "broadcast"}
+    return names
+
+
+def _figure(
+    d: Drawn,
+    caption: str | None = None,
+    extra: Mapping[str, str] | None = None,
+    names: Mapping[str, str] | None = None,
+) -> str:
     attrs = {"data-sample": d.sample, "data-format": d.format, **(extra or {})}
     label = esc(caption or FORMAT_LABELS.get(d.format, d.format))
     tools: list[str] = []
@@ -176,7 +210,7 @@ def _figure(d: Drawn, caption: str | None = None, extra: Mapping[str, str] | Non
         inner = f'<pre class="template-error">{esc(d.error)}</pre>'
     elif d.format == "slack":
         attrs["data-drawn"] = "ok"
-        inner = slack_html.draw(d.body)
+        inner = slack_html.draw(d.body, names)
     elif d.format == "teams-messagecard":
         attrs["data-drawn"] = "ok"
         inner = messagecard_html.draw(d.body)
@@ -260,11 +294,12 @@ def page(settings: Settings, choice: str = "builtin", pasted: Pasted | None = No
             out += [_figure(d) for d in draw_notification(n, PASTED, renderers(chosen.dirs))]
             out.append("</div>")
         out.append("</section>")
+    names = slack_names(settings, settings_module.load(samples.mapped_env(list(formats.FORMAT_NAMES))))
     for sample_id, event, drawn in samples_drawn(chosen.dirs):
         out.append(
             f'<section class="row"><h2>{esc(sample_id)} <small>{esc(event)}</small></h2><div class="cells">'
         )
-        out += [_figure(d) for d in drawn]
+        out += [_figure(d, names=names) for d in drawn]
         out.append("</div></section>")
     out.append("</body></html>")
     return status, "".join(out)

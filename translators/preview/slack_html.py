@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,8 +24,24 @@ _STRIKE = re.compile(r"(?<![\w~])~(?=\S)([^~\n]+?)(?<=\S)~(?![\w~])")
 _CODE = re.compile(r"`([^`\n]+)`")
 
 
-def draw(body: Any) -> str:
-    """The whole message: its text (if any), its blocks, its attachments with their colour bars."""
+#: Names of Slack users and groups, as Slack would show them (the stand-in cannot ask Slack).
+_NAMES: ContextVar[Mapping[str, str] | None] = ContextVar("slack_names", default=None)
+
+
+def draw(body: Any, names: Mapping[str, str] | None = None) -> str:
+    """The whole message: its text (if any), its blocks, its attachments with their colour bars.
+
+    ``names`` maps Slack ids to the names Slack would draw a mention with (from MENTIONS); an id
+    with no name is drawn as the id.
+    """
+    token = _NAMES.set(names)
+    try:
+        return _draw(body)
+    finally:
+        _NAMES.reset(token)
+
+
+def _draw(body: Any) -> str:
     if not isinstance(body, dict):
         return '<div class="slack-msg">(not a Slack message)</div>'
     parts: list[str] = []
@@ -210,9 +228,9 @@ def _rich_inline(element: Any) -> str:
         except (KeyError, TypeError, ValueError, OverflowError, OSError):
             out = esc(str(element.get("fallback", "")))
     elif kind == "user":
-        out = f'<span class="slack-mention">@{esc(str(element.get("user_id", "")))}</span>'
+        out = f'<span class="slack-mention">@{esc(_name(element.get("user_id")))}</span>'
     elif kind == "usergroup":
-        out = f'<span class="slack-mention">@{esc(str(element.get("usergroup_id", "")))}</span>'
+        out = f'<span class="slack-mention">@{esc(_name(element.get("usergroup_id")))}</span>'
     elif kind == "broadcast":
         out = f'<span class="slack-mention slack-broadcast">@{esc(str(element.get("range", "")))}</span>'
     elif kind == "emoji":
@@ -227,6 +245,10 @@ def _rich_inline(element: Any) -> str:
         if style.get(key):
             out = f"<{tag}>{out}</{tag}>"
     return out
+
+
+def _name(slack_id: Any) -> str:
+    return (_NAMES.get() or {}).get(str(slack_id), str(slack_id or ""))
 
 
 def _emoji(code: str) -> str:

@@ -12,13 +12,17 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import ValidationError
 
 from translators.errors import FieldError, Ignored, PayloadInvalid, pydantic_errors
 from translators.model import Notification
+
+if TYPE_CHECKING:
+    from translators.settings import AppSettings
 
 
 class Source(Protocol):
@@ -38,6 +42,37 @@ class Source(Protocol):
     def translate(self, payload: Mapping[str, Any], headers: Mapping[str, str]) -> Notification | Ignored:
         """Validate and normalise; raise PayloadInvalid for a payload this platform would not send."""
         ...
+
+
+@dataclass(frozen=True)
+class Enrichment:
+    """What a source's ``enrich`` hook made of a notification, and how it went."""
+
+    notification: Notification
+    #: "complete", or "unavailable: <why>" (the answer carries it as ``enrichment``).
+    note: str
+
+
+class Enriches(Protocol):
+    """A source that can complete its notifications from elsewhere (Bitrise: its API).
+
+    Optional: the pipeline calls ``enrich`` after the rules decided to send, on sources that have
+    it. It must answer within a couple of seconds and never raise: on any problem it returns the
+    notification as it was, with a note saying why.
+    """
+
+    def enrich(self, n: Notification, app: AppSettings) -> Enrichment | None:
+        """None when the settings ask for no enrichment (no token, say)."""
+        ...
+
+    def replay(self, n: Notification, answers: Mapping[str, Any]) -> Notification:
+        """``n`` completed from recorded answers (``samples/<source>/api/``), as ``enrich`` would:
+        for golden files and the preview, without a network."""
+        ...
+
+
+def enricher(source: Source) -> Enriches | None:
+    return source if callable(getattr(source, "enrich", None)) else None  # type: ignore[return-value]
 
 
 @cache

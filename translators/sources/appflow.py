@@ -56,6 +56,10 @@ class Person(BaseModel):
     name: str | None = None
     username: str | None = None
 
+    def keys(self) -> tuple[str, ...]:
+        """How MENTIONS may name this person: the username first, then the full name."""
+        return tuple(k.strip() for k in (self.username, self.name) if k and k.strip())
+
     @property
     def display(self) -> str | None:
         if self.name and self.username and self.name != self.username:
@@ -234,6 +238,7 @@ class Appflow:
                 "summary": f"{app}: {kind}{number} {verb} (Appflow automation {a.name})",
                 "app": app,
                 "app_id": app_id,
+                "app_key": app_id,
                 "platform": platform,
                 "build_number": build_number,
                 "build_id": b.id,
@@ -246,6 +251,7 @@ class Appflow:
                 "commit": commit.sha if commit else None,
                 "commit_message": commit.note if commit else None,
                 "author": commit.user.display if commit and commit.user else None,
+                "people": commit.user.keys() if commit and commit.user else (),
                 "url": builds_url,
                 "links": links,
                 "started_at": b.started,

@@ -153,6 +153,7 @@ class Applivery:
             "source_label": self.label,
             "app": p.application.name,
             "app_id": p.application.id,
+            "app_key": p.application.id,
             "facts": [("Workspace", p.organization.name)],
         }
 

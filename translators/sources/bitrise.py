@@ -7,14 +7,17 @@ https://api-docs.bitrise.io/ (build_status values). Bitrise delivers once and ne
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from translators.errors import FieldError, Ignored, PayloadInvalid
 from translators.model import Link, Notification
-from translators.sources import validate_model
+from translators.sources import Enrichment, validate_model
+
+if TYPE_CHECKING:
+    from translators.settings import AppSettings
 
 EVENT_HEADER = "bitrise-event-type"
 BITRISE_URL = "https://app.bitrise.io"
@@ -93,6 +96,20 @@ class Bitrise:
         event, outcome, verb = FINISHED_STATUSES[build.build_status]
         return self._notification(build, event, outcome, verb)
 
+    def enrich(self, n: Notification, app: AppSettings) -> Enrichment | None:
+        """With ``BITRISE_API_TOKEN``, the build's details from Bitrise's API (sources/_bitrise_api.py)."""
+        if app.bitrise_api_token is None:
+            return None
+        from translators.sources import _bitrise_api  # requests and the thread pool only when used
+
+        done = _bitrise_api.enrich(n, app.bitrise_api_token.get_secret_value(), app.bitrise_api_url)
+        return Enrichment(done.notification, done.note)
+
+    def replay(self, n: Notification, answers: Mapping[str, Any]) -> Notification:
+        from translators.sources import _bitrise_api
+
+        return _bitrise_api.recorded(n, dict(answers))
+
     def _notification(self, b: BuildPayload, event: str, outcome: str, verb: str) -> Notification:
         git = b.git
         app = b.app_title or b.app_slug
@@ -109,6 +126,7 @@ class Bitrise:
                 "summary": f"{app}: Bitrise build #{b.build_number}{workflow} {verb}",
                 "app": app,
                 "app_id": b.app_slug,
+                "app_key": b.app_slug,
                 "build_number": str(b.build_number),
                 "build_id": b.build_slug,
                 # Slug + status (+ our event, which says triggered or finished): a redelivery of the
@@ -121,7 +139,8 @@ class Bitrise:
                 "workflow": b.build_triggered_workflow or None,
                 "commit": git.commit_hash or None,
                 "commit_message": git.commit_message or None,
-                "triggered_by": b.triggered_by,
+                "triggered_by": trigger(b.triggered_by)[0],
+                "people": trigger(b.triggered_by)[1],
                 "url": build_url,
                 "links": [
                     Link(label="Open build", url=build_url),
@@ -130,6 +149,21 @@ class Bitrise:
                 "facts": [("Git provider", git.provider)] if git.provider else [],
             }
         )
+
+
+def trigger(value: str | None) -> tuple[str | None, tuple[str, ...]]:
+    """Bitrise's ``triggered_by`` as shown, and the keys MENTIONS may know it by.
+
+    ``manual-dana`` (a person started it) shows as ``dana``; ``webhook``, ``schedule`` and the
+    like are shown as they are and name nobody.
+    """
+    if not value or not value.strip():
+        return None, ()
+    value = value.strip()
+    if value.lower().startswith("manual-") and len(value) > len("manual-"):
+        user = value[len("manual-") :]
+        return user, (user, value)
+    return value, (value,)
 
 
 SOURCE = Bitrise()

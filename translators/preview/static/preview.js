@@ -67,9 +67,23 @@
       return;
     }
     // Teams reads TextBlock text as Markdown; the Designer uses markdown-it the same way.
+    // Teams also turns "<at>Name</at>" into a mention where the card's msteams.entities has that
+    // exact text (payload text, escaped as "\<at\>", never matches): drawn here as Teams does.
     const md = window.markdownit();
+    let mentions = [];
     AC.AdaptiveCard.onProcessMarkdown = function (text, result) {
-      result.outputHtml = md.render(text);
+      let marked = text;
+      mentions.forEach(function (m, i) {
+        marked = marked.split(m.text).join("\uE000" + i + "\uE001");
+      });
+      let html = md.render(marked);
+      mentions.forEach(function (m, i) {
+        const span = document.createElement("span");
+        span.className = "mention";
+        span.textContent = m.name;
+        html = html.split("\uE000" + i + "\uE001").join(span.outerHTML);
+      });
+      result.outputHtml = html;
       result.didProcess = true;
     };
     const response = await fetch("/preview/vendor/microsoft-teams-light.json");
@@ -79,6 +93,9 @@
       try {
         const body = bodyOf(figure);
         const content = body.attachments[0].content;
+        mentions = ((content.msteams || {}).entities || [])
+          .filter(function (e) { return e && e.type === "mention" && e.text && e.mentioned; })
+          .map(function (e) { return { text: e.text, name: e.mentioned.name || e.text }; });
         const card = new AC.AdaptiveCard();
         card.hostConfig = hostConfig;
         // Parsed as a Workflows webhook card is: a 1.5 feature is a warning here.

@@ -1,0 +1,367 @@
+"""Bitrise build details from its API, for what the webhook body leaves out.
+
+Bitrise's outgoing webhook carries slugs, the build number, the status and git refs. Its API
+(https://api-docs.bitrise.io/, token in the ``Authorization`` header) has the rest:
+
+- ``GET /v0.1/apps/{app}``: the app's ``title`` (kept for an hour per app);
+- ``GET /v0.1/apps/{app}/builds/{build}``: ``commit_hash``, ``commit_message``, ``triggered_by``,
+  ``triggered_workflow``, ``triggered_at``, ``started_on_worker_at``, ``finished_at``,
+  ``status_text``, ``abort_reason``, ``pull_request_target_branch``;
+- ``GET .../builds/{build}/artifacts`` and ``.../artifacts/{artifact}``: installable artifacts and
+  their ``public_install_page_url``, for a successful build.
+
+Enrichment is a nicety, never a condition: every call shares one budget (``BUDGET_SECONDS``), and
+on any problem (refused token, unknown build, slow or malformed answers, a rate limit) the
+message goes with what the webhook had, and the answer says ``enrichment: "unavailable: ..."``.
+A 429's ``Retry-After`` is honoured: no call is made until it has passed. The token is sent in a
+header and is in no message, log line or exception text; reasons name status codes and failure
+classes only.
+
+``apply`` is pure: it completes a notification from answers already fetched, so the tests, the
+golden files and the preview use it on recorded answers without any network.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from translators import logs
+from translators.model import Link, Notification, Timestamp, duration_between, safe_url
+
+#: All the calls of one event share this budget: a message waits for its details at most this long.
+BUDGET_SECONDS = 2.0
+#: One call's connect timeout (the read is bounded by what is left of the budget).
+CONNECT_SECONDS = 0.5
+#: App titles rarely change; one lookup an hour per app.
+APP_TITLE_SECONDS = 3600.0
+#: Artifacts linked on a successful build (each is one more call).
+MAX_ARTIFACTS = 3
+#: Artifact types with an install page worth a button.
+INSTALLABLE = frozenset({"android-apk", "ios-ipa"})
+#: An API answer larger than this is not what we asked for.
+MAX_ANSWER_BYTES = 1024 * 1024
+#: Longest pause a Retry-After can ask for.
+MAX_PAUSE_SECONDS = 3600.0
+
+log = logs.logger("translators.sources.bitrise")
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class AppAnswer(_Loose):
+    title: str | None = None
+
+
+class BuildAnswer(_Loose):
+    commit_hash: str | None = None
+    commit_message: str | None = None
+    triggered_by: str | None = None
+    triggered_workflow: str | None = None
+    triggered_at: Timestamp | None = None
+    started_on_worker_at: Timestamp | None = None
+    finished_at: Timestamp | None = None
+    status_text: str | None = None
+    abort_reason: str | None = None
+    pull_request_target_branch: str | None = None
+
+
+class ArtifactItem(_Loose):
+    slug: str
+    title: str | None = None
+    artifact_type: str | None = None
+    is_public_page_enabled: bool = False
+
+
+class ArtifactAnswer(_Loose):
+    title: str | None = None
+    public_install_page_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Details:
+    """What the API said about one build; any part may be missing."""
+
+    app_title: str | None = None
+    build: BuildAnswer | None = None
+    artifacts: tuple[ArtifactAnswer, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fetched:
+    details: Details
+    #: None when every call answered; else why not, in words fit for an answer.
+    problem: str | None = None
+
+
+class Unavailable(Exception):
+    """One call failed; the message is a fixed text naming a status or a failure class."""
+
+
+def apply(n: Notification, details: Details) -> Notification:
+    """``n`` completed with what the API said; what the webhook already had is kept."""
+    from translators.sources.bitrise import trigger
+
+    update: dict[str, Any] = {}
+    b = details.build
+    if b is not None:
+        if b.commit_hash and not n.commit:
+            update["commit"] = b.commit_hash
+        if b.commit_message and not n.commit_message:
+            lines = b.commit_message.strip().splitlines()
+            update["commit_message"] = lines[0].strip() if lines else None
+        shown, keys = trigger(b.triggered_by)
+        if shown and not n.triggered_by:
+            update["triggered_by"] = shown
+            update["people"] = tuple(dict.fromkeys((*n.people, *keys)))
+        if b.triggered_workflow and not n.workflow:
+            update["workflow"] = b.triggered_workflow
+        if b.pull_request_target_branch and not n.target_branch:
+            update["target_branch"] = b.pull_request_target_branch
+        started = b.started_on_worker_at or b.triggered_at
+        if started and not n.started_at:
+            update["started_at"] = started
+        if b.finished_at and not n.finished_at:
+            update["finished_at"] = b.finished_at
+        if n.duration_seconds is None:
+            update["duration_seconds"] = duration_between(started, b.finished_at)
+        update["status_text"] = b.status_text or n.status_text
+        if b.abort_reason and n.event == "build.canceled":
+            update["abort_reason"] = b.abort_reason
+    if details.artifacts and n.event == "build.succeeded":
+        installs = [
+            Link(label=f"Install {a.title}" if a.title else "Install", url=a.public_install_page_url)
+            for a in details.artifacts
+            if safe_url(a.public_install_page_url)
+        ]
+        # After "Open build": the build page stays the main button.
+        update["links"] = (*n.links[:1], *installs, *n.links[1:])
+    enriched = n.model_copy(update=update) if update else n
+    if details.app_title and details.app_title.strip() and not n.app_name:
+        enriched = enriched.named(details.app_title.strip())
+    return enriched
+
+
+class Client:
+    """The calls for one build, under one budget. Thread-safe; one per process."""
+
+    def __init__(self) -> None:
+        self._session = requests.Session()
+        self._session.trust_env = False  # no proxy or netrc from the environment for a token-bearing call
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="bitrise-api")
+        self._lock = threading.Lock()
+        self._titles: dict[tuple[str, str], tuple[str | None, float]] = {}
+        self._paused_until: dict[str, float] = {}
+
+    def fetch(self, base: str, token: str, app: str, build: str, *, finished_ok: bool) -> Fetched:
+        deadline = time.monotonic() + BUDGET_SECONDS
+        paused = self._pause_left(base)
+        if paused:
+            return Fetched(Details(), f"rate limited by the Bitrise API; calls resume in {paused:.0f} s")
+        root = f"{base.rstrip('/')}/v0.1/apps/{quote(app, safe='')}"
+        builds = f"{root}/builds/{quote(build, safe='')}"
+        call = self._caller(base, token, deadline)
+        title = self._cached_title(base, app)
+        jobs: dict[str, Future[Any]] = {"build": self._pool.submit(call, builds)}
+        if title is None:
+            jobs["app"] = self._pool.submit(call, root)
+        if finished_ok:
+            jobs["artifacts"] = self._pool.submit(call, f"{builds}/artifacts")
+        answers, problems = self._collect(jobs, deadline)
+
+        app_title = title[0] if title is not None else None
+        if "app" in answers:
+            app_title = _model(AppAnswer, answers["app"]).title
+            self._remember_title(base, app, app_title)
+        build_answer = _model(BuildAnswer, answers["build"]) if "build" in answers else None
+        artifacts: tuple[ArtifactAnswer, ...] = ()
+        if "artifacts" in answers:
+            listed = [_model(ArtifactItem, item) for item in _list(answers["artifacts"])]
+            wanted = [a for a in listed if a.is_public_page_enabled and a.artifact_type in INSTALLABLE]
+            detail_jobs = {
+                f"artifact {i}": self._pool.submit(call, f"{builds}/artifacts/{quote(a.slug, safe='')}")
+                for i, a in enumerate(wanted[:MAX_ARTIFACTS])
+            }
+            more, more_problems = self._collect(detail_jobs, deadline)
+            problems += more_problems
+            artifacts = tuple(_model(ArtifactAnswer, more[k]) for k in detail_jobs if k in more)
+        problem = problems[0] if problems else None
+        return Fetched(Details(app_title, build_answer, artifacts), problem)
+
+    def _collect(self, jobs: dict[str, Future[Any]], deadline: float) -> tuple[dict[str, Any], list[str]]:
+        """The answers that came within the budget; a call still running is left to finish alone."""
+        if not jobs:
+            return {}, []
+        wait(jobs.values(), timeout=max(deadline - time.monotonic(), 0))
+        answers: dict[str, Any] = {}
+        problems: list[str] = []
+        for name, job in jobs.items():
+            if not job.done():
+                problems.append(f"the Bitrise API did not answer within {BUDGET_SECONDS:g} s")
+                continue
+            try:
+                answers[name] = job.result()
+            except Unavailable as exc:
+                problems.append(str(exc))
+        return answers, problems
+
+    def _caller(self, base: str, token: str, deadline: float) -> Callable[[str], Any]:
+        def call(url: str) -> Any:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Unavailable(f"the Bitrise API did not answer within {BUDGET_SECONDS:g} s")
+            try:
+                response = self._session.get(
+                    url,
+                    headers={"Authorization": token, "Accept": "application/json"},
+                    timeout=(min(CONNECT_SECONDS, left), left),
+                    stream=True,
+                    allow_redirects=False,  # the token goes to the API's host only
+                )
+            except requests.Timeout:
+                raise Unavailable(f"the Bitrise API did not answer within {BUDGET_SECONDS:g} s") from None
+            except requests.RequestException as exc:
+                raise Unavailable(f"the Bitrise API is not reachable ({type(exc).__name__})") from None
+            with response:
+                if response.status_code == 429:
+                    pause = self._pause(base, response.headers.get("Retry-After"))
+                    raise Unavailable(f"rate limited by the Bitrise API (429); calls resume in {pause:.0f} s")
+                if response.status_code in (401, 403):
+                    raise Unavailable(f"the Bitrise API refused the token ({response.status_code})")
+                if response.status_code == 404:
+                    raise Unavailable("the Bitrise API does not know this app or build (404)")
+                if response.status_code != 200:
+                    raise Unavailable(f"the Bitrise API answered {response.status_code}")
+                body = _read(response, deadline)
+            try:
+                data = json.loads(body)
+            except (ValueError, UnicodeDecodeError):
+                raise Unavailable("the Bitrise API's answer is not JSON") from None
+            if not isinstance(data, dict) or "data" not in data:
+                raise Unavailable("the Bitrise API's answer is not the expected JSON")
+            return data["data"]
+
+        return call
+
+    def _pause(self, base: str, retry_after: str | None) -> float:
+        try:
+            seconds = float(retry_after) if retry_after else 60.0
+        except ValueError:
+            seconds = 60.0
+        seconds = min(max(seconds, 1.0), MAX_PAUSE_SECONDS)
+        with self._lock:
+            self._paused_until[base] = max(self._paused_until.get(base, 0.0), time.monotonic() + seconds)
+        return seconds
+
+    def _pause_left(self, base: str) -> float:
+        with self._lock:
+            return max(self._paused_until.get(base, 0.0) - time.monotonic(), 0.0)
+
+    def _cached_title(self, base: str, app: str) -> tuple[str | None] | None:
+        with self._lock:
+            found = self._titles.get((base, app))
+        if found is None or found[1] < time.monotonic():
+            return None
+        return (found[0],)
+
+    def _remember_title(self, base: str, app: str, title: str | None) -> None:
+        with self._lock:
+            self._titles[(base, app)] = (title, time.monotonic() + APP_TITLE_SECONDS)
+
+    def forget(self) -> None:
+        """Drop cached titles and pauses (tests)."""
+        with self._lock:
+            self._titles.clear()
+            self._paused_until.clear()
+
+
+def _read(response: requests.Response, deadline: float) -> bytes:
+    """The body, within the budget and a size limit: a server that drips bytes cannot hold us."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in response.iter_content(16384):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise Unavailable("the Bitrise API's answer is too large")
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise Unavailable(f"the Bitrise API did not answer within {BUDGET_SECONDS:g} s")
+    except requests.RequestException as exc:
+        raise Unavailable(f"the Bitrise API's answer broke off ({type(exc).__name__})") from None
+    return b"".join(chunks)
+
+
+def _model[M: BaseModel](model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError:
+        raise Unavailable("the Bitrise API's answer is not the expected JSON") from None
+
+
+def _list(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        raise Unavailable("the Bitrise API's answer is not the expected JSON")
+    return data
+
+
+_client: Client | None = None
+_client_lock = threading.Lock()
+
+
+def client() -> Client:
+    global _client
+    with _client_lock:
+        if _client is None:
+            _client = Client()
+        return _client
+
+
+@dataclass(frozen=True)
+class Outcome:
+    notification: Notification
+    #: "complete", or "unavailable: <why>".
+    note: str
+    details: Details = field(default_factory=Details)
+
+
+def enrich(n: Notification, token: str, base: str) -> Outcome:
+    """``n`` completed from the API within the budget; on any problem, ``n`` as it was, said so."""
+    if not n.app_id or not n.build_id:
+        return Outcome(n, "unavailable: the webhook named no app or build")
+    try:
+        fetched = client().fetch(base, token, n.app_id, n.build_id, finished_ok=n.event == "build.succeeded")
+    except Unavailable as exc:  # an answer that parsed but did not fit the models
+        return Outcome(n, f"unavailable: {exc}")
+    enriched = apply(n, fetched.details)
+    if fetched.problem:
+        log.warning("Bitrise API details incomplete for build %s: %s", n.build_id, fetched.problem)
+        return Outcome(enriched, f"unavailable: {fetched.problem}", fetched.details)
+    return Outcome(enriched, "complete", fetched.details)
+
+
+def recorded(n: Notification, answers: dict[str, Any]) -> Notification:
+    """``n`` completed from recorded API answers (``{"app": ..., "build": ..., "artifacts": [...]}``),
+    as ``enrich`` would: for golden files and the preview, without a network."""
+    return apply(
+        n,
+        Details(
+            AppAnswer.model_validate(answers.get("app", {})).title,
+            BuildAnswer.model_validate(answers["build"]) if "build" in answers else None,
+            tuple(ArtifactAnswer.model_validate(a) for a in answers.get("artifacts", [])),
+        ),
+    )
+
+
+__all__ = ["BUDGET_SECONDS", "Details", "Outcome", "apply", "client", "enrich", "recorded"]
