@@ -182,7 +182,7 @@ def test_success_sends_the_body_and_headers_exactly(server: FakeWebhook) -> None
     result = deliver(server.url(), body, is_success=slack_ok)
 
     assert result == DeliveryResult(
-        outcome="delivered", status=200, attempts=1, error=None, elapsed_ms=result.elapsed_ms
+        outcome="delivered", status=200, attempts=1, error=None, elapsed_ms=result.elapsed_ms, answer="ok"
     )
     [seen] = server.seen
     assert seen.body == body
@@ -495,4 +495,5 @@ def test_result_as_dict() -> None:
         "retry_after": 3,
         "final": False,
         "incomplete": False,
+        "answer": None,
     }

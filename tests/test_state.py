@@ -275,3 +275,48 @@ def test_table_storage_is_imported_only_when_used() -> None:
         [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_builds_message_is_claimed_once_posted_advanced_and_replaced(store: StateStore) -> None:
+    from translators.state import MESSAGE_POST_STALE_AFTER
+
+    at = state.now()
+    assert store.message("bitrise:b1", "builds") is None
+    token = store.claim_message("bitrise:b1", "builds", 0, at)
+    assert token is not None
+    assert store.claim_message("bitrise:b1", "builds", 1, at) is None, "one post per build and channel"
+    posting = store.message("bitrise:b1", "builds")
+    assert posting is not None and posting.ts is None
+    store.message_posted("bitrise:b1", "builds", token, "100.1", 0, at)
+    assert store.message("bitrise:b1", "builds") == state.Message("100.1", 0, posting.claimed_at)
+    assert store.claim_message("bitrise:b1", "builds", 1, at + MESSAGE_POST_STALE_AFTER * 2) is None
+    assert store.advance_message("bitrise:b1", "builds", 1, at)
+    assert not store.advance_message("bitrise:b1", "builds", 0, at), "a late 'started' never wins"
+    assert store.advance_message("bitrise:b1", "builds", 1, at), "the same stage again may update"
+    store.replace_message("bitrise:b1", "builds", "999.9", "100.2", at)  # not the message on record
+    assert store.message("bitrise:b1", "builds").ts == "100.1"  # type: ignore[union-attr]
+    store.replace_message("bitrise:b1", "builds", "100.1", "100.2", at)
+    assert store.message("bitrise:b1", "builds").ts == "100.2"  # type: ignore[union-attr]
+    assert store.message("bitrise:b1", "other") is None
+
+
+def test_a_failed_post_lets_go_and_an_abandoned_one_is_taken_over(store: StateStore) -> None:
+    from translators.state import MESSAGE_POST_STALE_AFTER
+
+    at = state.now()
+    token = store.claim_message("bitrise:b2", "builds", 0, at)
+    assert token is not None
+    store.release_message("bitrise:b2", "builds", "not-ours")
+    assert store.message("bitrise:b2", "builds") is not None
+    store.release_message("bitrise:b2", "builds", token)
+    assert store.message("bitrise:b2", "builds") is None
+    dead = store.claim_message("bitrise:b2", "builds", 0, at)
+    assert dead is not None and store.claim_message("bitrise:b2", "builds", 0, at) is None
+    later = at + MESSAGE_POST_STALE_AFTER + timedelta(seconds=1)
+    taken = store.claim_message("bitrise:b2", "builds", 1, later)
+    assert taken is not None and taken != dead
+    store.message_posted("bitrise:b2", "builds", dead, "1.1", 0, later)  # the dead instance wakes up
+    assert store.message("bitrise:b2", "builds").ts is None  # type: ignore[union-attr]
+    store.message_posted("bitrise:b2", "builds", taken, "2.2", 1, later)
+    assert store.message("bitrise:b2", "builds").ts == "2.2"  # type: ignore[union-attr]
+    assert not store.advance_message("bitrise:b2", "builds", 0, later)

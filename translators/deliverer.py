@@ -39,6 +39,7 @@ from translators.model import Notification
 from translators.pacing import PACER, Pacer
 from translators.results import ChannelResult, Status
 from translators.settings import Channel
+from translators.slackapp import Thread
 from translators.state import StoreUnavailable, now
 
 if TYPE_CHECKING:
@@ -84,6 +85,8 @@ class Prepared:
     minimal_body: dict[str, Any] | None = None
     event: str | None = None
     title: str | None = None
+    #: Slack app channels: which build's message this posts or updates (translators/slackapp.py).
+    thread: Thread | None = None
 
     def minimal(self) -> dict[str, Any] | None:
         if self.minimal_body is not None:
@@ -222,6 +225,7 @@ class Deliverer:
             next_attempt_at=due,
             attempts=1 if failed is not None else 0,
             last_error=failed.error if failed is not None else None,
+            thread=p.thread.dump() if p.thread is not None else None,
         )
         try:
             self.outbox.add(entry)
@@ -288,6 +292,8 @@ class Deliverer:
                 self.memory.release(event_id, name, token)
 
     def _send(self, p: Prepared) -> ChannelResult:
+        if p.channel.slack_app:
+            return self._send_app(p)
         with _admitted(p.channel.name) as admitted:
             if not admitted:
                 return p.result("failed", reason="busy", error=BUSY)
@@ -299,9 +305,50 @@ class Deliverer:
                     return self._fallback(p, sent, minimal)
             return self._result(p, sent)
 
+    def _send_app(self, p: Prepared) -> ChannelResult:
+        """A Slack app channel: post the build's message or update it (translators/slackapp.py)."""
+        from translators import slackapp
+
+        with _admitted(p.channel.name) as admitted:
+            if not admitted:
+                return p.result("failed", reason="busy", error=BUSY)
+            context = {"request_id": self.request_id, "channel": p.channel.name, "format": p.fmt.name}
+            done = slackapp.send(p.channel, p.body, p.thread, self.memory, self.policy, context)
+            sent = done.sent
+            fallback: str | None = None
+            if sent is not None and not sent.ok and p.template != MINIMAL_TEMPLATE:
+                minimal = p.minimal()
+                if minimal is not None and slackapp.is_rejected(sent.status or 0, sent.error or ""):
+                    log.warning(
+                        "channel %s refused the body of template %s (%s); sending the minimal message",
+                        p.channel.name,
+                        p.template,
+                        sent.error,
+                    )
+                    fallback = f"rejected: {sent.error}"
+                    done = slackapp.send(p.channel, minimal, p.thread, self.memory, self.policy, context)
+        extra: dict[str, Any] = {"slack_message": done.action}
+        if done.reply_error:
+            extra["reply_error"] = done.reply_error
+        if done.sent is None:
+            if done.action == "waiting":  # http_status None: the outbox tries it again shortly
+                return p.result("failed", reason="message_in_progress", error=done.message, extra=extra)
+            skip = p.thread.skip if p.thread is not None and p.thread.skip else None
+            if done.action == "not_posted" and skip is not None:
+                return p.result("skipped", reason=skip[0], message=skip[1], extra=extra)
+            return p.result("skipped", reason=done.action, message=done.message, extra=extra)
+        result = self._result(p, done.sent, hint=slackapp.hint)
+        changes: dict[str, Any] = {"extra": extra}
+        if fallback is not None:
+            changes |= {"template": MINIMAL_TEMPLATE, "fallback": fallback}
+        if done.message and result.message is None:
+            changes["message"] = done.message
+        return replace(result, **changes)
+
     def _post(self, p: Prepared, body: dict[str, Any]) -> DeliveryResult:
         from translators import delivery  # requests is imported only when something is sent
 
+        assert p.channel.url is not None, "a webhook channel has a URL"
         context = {"request_id": self.request_id, "channel": p.channel.name, "format": p.fmt.name}
         return delivery.deliver(
             p.channel.url.get_secret_value(),
@@ -329,7 +376,9 @@ class Deliverer:
         )
 
     @staticmethod
-    def _result(p: Prepared, sent: DeliveryResult) -> ChannelResult:
+    def _result(
+        p: Prepared, sent: DeliveryResult, hint: Callable[[int | None, str], str | None] | None = None
+    ) -> ChannelResult:
         fields: dict[str, Any] = {
             "http_status": sent.status,
             "attempts": sent.attempts,
@@ -338,7 +387,7 @@ class Deliverer:
             "ms": sent.elapsed_ms,
         }
         if sent.outcome == "failed":
-            fields["hint"] = p.fmt.hint(sent.status, sent.error or "")
+            fields["hint"] = (hint or p.fmt.hint)(sent.status, sent.error or "")
         if sent.incomplete:
             fields["message"] = (
                 "the destination took it (2xx) but the rest of its answer did not come in time"

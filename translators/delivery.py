@@ -126,6 +126,9 @@ class DeliveryResult:
     final: bool = False
     #: A 2xx status line arrived but the rest of the answer did not, in time.
     incomplete: bool = False
+    #: The destination's answer when it accepted the message (Slack's Web API returns the message's
+    #: ``ts`` in it); None otherwise.
+    answer: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -447,13 +450,15 @@ def deliver(
     policy: DeliveryPolicy = DeliveryPolicy(),
     secrets: Iterable[str] = (),
     context: Mapping[str, object] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> DeliveryResult:
     """POST ``body`` to ``url`` and report the outcome; network problems never raise.
 
     ``is_success(status, text)`` decides whether the destination accepted the message (Slack says
     ``200 ok``; some destinations answer 200 with an error text). ``secrets`` are further strings
     to keep out of the returned error, in addition to the URL and its parts. ``context`` fields
-    (request id, channel) go into the one structured log line each attempt writes.
+    (request id, channel) go into the one structured log line each attempt writes. ``headers`` are
+    sent too (a bot token's ``Authorization``: give the token in ``secrets``).
     """
     hidden = (url, *secrets)
     budget = _CallBudget(policy, context)
@@ -471,7 +476,7 @@ def deliver(
         raise_on_status=False,  # hand back the last error response, whose body says what is wrong
         respect_retry_after_header=True,
     )
-    headers = {"Content-Type": "application/json; charset=utf-8"}
+    sent_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
     call = _Call(retry, hidden)
     token = _current_call.set(call)
     watchdog = _Watchdog(call, budget)
@@ -479,7 +484,7 @@ def deliver(
         response = _shared_session().post(
             url,
             data=body,
-            headers=headers,
+            headers=sent_headers,
             # requests passes a urllib3 Timeout through as is (HTTPAdapter.send); its stubs omit that.
             timeout=_DeadlineTimeout(budget),  # type: ignore[arg-type]
             # A webhook does not redirect; following one would resend the message elsewhere.
@@ -527,6 +532,7 @@ def deliver(
         retry_after=retry_after,
         final=not ok and 400 <= status < 500 and status not in (408, 429),
         incomplete=incomplete,
+        answer=text if ok and not incomplete else None,
     )
 
 

@@ -37,6 +37,7 @@ from translators.outbox import LEASE, Entry, OutboxStore, after, backoff, iso, l
 from translators.pacing import PACER, Pacer
 from translators.results import ChannelResult
 from translators.settings import Settings
+from translators.slackapp import Thread
 from translators.state import StoreUnavailable, now
 
 log = logs.logger("translators.drainer")
@@ -148,7 +149,13 @@ class Drainer:
                 self._bury(outbox, entry, token, reason, report)
                 return
             prepared = Prepared(
-                channel, fmt, entry.template, entry.body, minimal_body=entry.minimal, event=entry.event
+                channel,
+                fmt,
+                entry.template,
+                entry.body,
+                minimal_body=entry.minimal,
+                event=entry.event,
+                thread=Thread.load(entry.thread),
             )
             result = deliverer.send(entry.event_id or f"outbox:{entry.id}", prepared, require_claim=True)
             self._settle(outbox, entry, token, result, app, report)

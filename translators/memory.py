@@ -143,6 +143,37 @@ class Memory:
             _unconfirmed.pop((event_id, channel), None)
         self._do("forgetting a delivery", lambda s: s.forget(event_id, channel))
 
+    # -- messages of Slack app channels (translators/slackapp.py) ---------------------------
+
+    def message(self, key: str, channel: str) -> tuple[bool, state.Message | None]:
+        """(known, the build's message): known is False when memory could not be asked."""
+        return self._do("reading a message id", lambda s: s.message(key, channel))
+
+    def claim_message(self, key: str, channel: str, stage: int) -> tuple[bool, str | None]:
+        return self._do("claiming a message", lambda s: s.claim_message(key, channel, stage, state.now()))
+
+    def message_posted(self, key: str, channel: str, token: str, ts: str, stage: int) -> None:
+        self._do(
+            "remembering a message id",
+            lambda s: s.message_posted(key, channel, token, ts, stage, state.now()),
+        )
+
+    def release_message(self, key: str, channel: str, token: str) -> None:
+        self._do("releasing a message claim", lambda s: s.release_message(key, channel, token))
+
+    def advance_message(self, key: str, channel: str, stage: int) -> bool | None:
+        """Whether the message may be updated to ``stage``; None when memory could not be asked."""
+        known, moved = self._do(
+            "advancing a message", lambda s: s.advance_message(key, channel, stage, state.now())
+        )
+        return moved if known else None
+
+    def replace_message(self, key: str, channel: str, old_ts: str, new_ts: str) -> None:
+        self._do(
+            "remembering a new message id",
+            lambda s: s.replace_message(key, channel, old_ts, new_ts, state.now()),
+        )
+
     def mark_unknown(self, event_id: str, channel: str, token: str) -> None:
         self._do(
             "remembering an unknown outcome", lambda s: s.mark_unknown(event_id, channel, token, state.now())

@@ -30,6 +30,9 @@ EVENTS: tuple[str, ...] = (
 #: Longest URL we pass on: Slack rejects button URLs over 3000 characters.
 MAX_URL_LENGTH = 3000
 
+#: Events that say a build is under way; the event that settles it may replace their message.
+PROGRESS_EVENTS: frozenset[str] = frozenset({"build.started", "build.uploaded"})
+
 #: Payload times are kept within these, so that no arithmetic, conversion or storage can overflow.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(9999, 1, 1, tzinfo=UTC)
@@ -177,6 +180,11 @@ class Notification(BaseModel):
         description="stable identity of this event from the payload (e.g. 'bitrise:<slug>:build/finished:2'):"
         " a retry of the same event has the same id, so no channel gets it twice",
     )
+    message_key: str | None = Field(
+        default=None,
+        description="what the event is about, when later events are about it too (a build:"
+        " 'bitrise:<build slug>'): a Slack app channel keeps one message per key and updates it",
+    )
     previous_outcome: Literal["success", "failure"] | None = Field(
         default=None,
         description="the last finished build of the same source, app, branch and workflow before this one;"
@@ -192,6 +200,11 @@ class Notification(BaseModel):
     @classmethod
     def _safe_links(cls, value: tuple[Link, ...]) -> tuple[Link, ...]:
         return tuple(link for link in value if safe_url(link.url))
+
+    @property
+    def stage(self) -> int:
+        """0 while the build is under way (started, uploaded), 1 once an event settled it."""
+        return 0 if self.event in PROGRESS_EVENTS else 1
 
     @property
     def app_display(self) -> str | None:

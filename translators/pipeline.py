@@ -19,9 +19,10 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from translators import formats, guard, logs, people, render, rules, sources, state
+from translators import formats, guard, logs, people, render, rules, slackapp, sources, state
 from translators.deliverer import MINIMAL_TEMPLATE, Deliverer, Prepared
 from translators.errors import BadBody, Ignored, NotFound, TranslatorError
 from translators.formats import OutputInvalid, dumps
@@ -222,15 +223,21 @@ def for_channel(channel: Channel, n: Notification, settings: Settings) -> Notifi
     return n.model_copy(update={"mentions": mentions}) if mentions else n
 
 
-def prepare(channel: Channel, n: Notification, settings: Settings) -> Prepared:
-    """Render with the channel's templates; on any template problem use the minimal built-in body."""
+def prepare(
+    channel: Channel, n: Notification, settings: Settings, update_only: rules.Skip | None = None
+) -> Prepared:
+    """Render with the channel's templates; on any template problem use the minimal built-in body.
+
+    ``update_only``: the rules skipped this event, and it only updates the build's message in a Slack
+    app channel (translators/rules.py says why).
+    """
     n = for_channel(channel, n, settings)
     fmt = formats.get(channel.format)
     assert fmt is not None, channel.format  # settings only admit known formats
     renderer = render.renderer_for(fmt, channel.templates, settings.templates_dir)
     try:
         name, body = render_checked(renderer, n)
-        return Prepared(channel, fmt, name, body, n)
+        return Prepared(channel, fmt, name, body, n, thread=_thread(channel, n, body, update_only))
     except TemplateFailure as exc:
         problem = str(exc)
     log.warning(
@@ -238,7 +245,24 @@ def prepare(channel: Channel, n: Notification, settings: Settings) -> Prepared:
     )
     body = fmt.minimal(n)
     fmt.validate(body)
-    return Prepared(channel, fmt, MINIMAL_TEMPLATE, body, n, template_error=problem)
+    thread = _thread(channel, n, body, update_only)
+    return Prepared(channel, fmt, MINIMAL_TEMPLATE, body, n, template_error=problem, thread=thread)
+
+
+def _thread(
+    channel: Channel, n: Notification, body: dict[str, Any], update_only: rules.Skip | None
+) -> slackapp.Thread | None:
+    """For a Slack app channel: the build whose message this is, and the broadcast reply if any."""
+    if not channel.slack_app:
+        return None
+    broadcast = any(fnmatchcase(n.event, pattern) for pattern in channel.broadcast)
+    return slackapp.Thread(
+        key=n.message_key,
+        stage=n.stage,
+        reply=slackapp.reply_text(body) if broadcast else None,
+        update_only=update_only is not None,
+        skip=(update_only.reason, update_only.message) if update_only is not None else None,
+    )
 
 
 def handle(req: Request, settings: Settings, *, force: bool = False) -> Answer:
@@ -346,7 +370,7 @@ def _notify(
         # Recorded before anything is sent, whatever the channels decide: history does not depend
         # on who was listening.
         memory.record(n, outcome, n.finished_at or _now())
-    decision = rules.decide(n, channels, previous, known)
+    decision = rules.decide(n, channels, previous, known, _posted(n, channels, memory))
     enrichment: str | None = None
     if decision.send:  # only what will be sent is completed and rendered
         if enricher is not None:
@@ -354,14 +378,14 @@ def _notify(
             if done is not None:
                 n, enrichment = done.notification, done.note
         n = named(n, settings)
-    prepared = [prepare(c, n, settings) for c in decision.send]
+    prepared = [prepare(c, n, settings, decision.update_only.get(c.name)) for c in decision.send]
     results: list[ChannelResult] = [
         ChannelResult(channel=c.name, format=c.format, status="skipped", reason=s.reason, message=s.message)
         for c, s in decision.skipped
     ]
     results += broken
     if dry:
-        results += [p.result("dry_run", body=p.body) for p in prepared]
+        results += [_dry(p, memory) for p in prepared]
     else:
         from translators.delivery import DeliveryPolicy
 
@@ -392,6 +416,30 @@ def _notify(
         body["enrichment"] = enrichment
     body["channels"] = [r.as_dict() for r in ordered]
     return Answer(status, body)
+
+
+def _posted(n: Notification, channels: Sequence[Channel], memory: Memory) -> frozenset[str]:
+    """The Slack app channels where this build already has a message (memory asked only for those)."""
+    if not n.message_key:
+        return frozenset()
+    found = set()
+    for channel in channels:
+        if channel.slack_app:
+            _, message = memory.message(n.message_key, channel.name)
+            if message is not None and message.ts is not None:
+                found.add(channel.name)
+    return frozenset(found)
+
+
+def _dry(p: Prepared, memory: Memory) -> ChannelResult:
+    """A dry run's result: the body, and for a Slack app channel whether it would post or update."""
+    if not p.channel.slack_app:
+        return p.result("dry_run", body=p.body)
+    from translators import slackapp
+
+    return p.result(
+        "dry_run", body=p.body, extra={"slack_message": slackapp.plan(p.channel, p.thread, memory)}
+    )
 
 
 def _outbox(settings: Settings) -> OutboxStore | None:

@@ -13,14 +13,20 @@ With no earlier build on record (a new branch, a fresh deploy), ``after-success`
 failure: people choose it to hear of breakages, and the first failure of a branch is one. An
 ``after-failure`` success is not sent: there was no failure to recover from.
 
+A Slack app channel keeps one message per build and updates it (translators/slackapp.py). When
+the rules skip an event for such a channel but the build already has a message there, the message
+is still updated, so that it never goes on saying "started" for a build that finished: its
+*notification* is what the rules decide about, and an update notifies nobody (no broadcast reply
+is posted for it).
+
 ``decide`` takes what memory said as arguments and reads nothing itself; whether a delivery was
 already made is the deliverer's question, asked when it claims the delivery.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from translators.model import Notification
@@ -44,6 +50,8 @@ class Decision:
 
     send: tuple[Channel, ...]
     skipped: tuple[tuple[Channel, Skip], ...]
+    #: Channels in ``send`` only to update the build's message the rules would have skipped, and why.
+    update_only: dict[str, Skip] = field(default_factory=dict)
 
 
 def skip_reason(channel: Channel, n: Notification, previous: Outcome | None, known: bool) -> Skip | None:
@@ -77,14 +85,27 @@ def skip_reason(channel: Channel, n: Notification, previous: Outcome | None, kno
     return Skip("build_mode", f"{setting}={mode} and the previous build {said} too")
 
 
-def decide(n: Notification, channels: Sequence[Channel], previous: Outcome | None, known: bool) -> Decision:
-    """Apply each channel's rules to ``n``, given what memory knows of the previous build."""
+def decide(
+    n: Notification,
+    channels: Sequence[Channel],
+    previous: Outcome | None,
+    known: bool,
+    posted: Collection[str] = (),
+) -> Decision:
+    """Apply each channel's rules to ``n``, given what memory knows of the previous build.
+
+    ``posted``: the channels where this build already has a message (Slack app channels).
+    """
     send: list[Channel] = []
     skipped: list[tuple[Channel, Skip]] = []
+    update_only: dict[str, Skip] = {}
     for channel in channels:
         skip = skip_reason(channel, n, previous, known)
         if skip is None:
             send.append(channel)
+        elif channel.name in posted:
+            send.append(channel)
+            update_only[channel.name] = skip
         else:
             skipped.append((channel, skip))
-    return Decision(tuple(send), tuple(skipped))
+    return Decision(tuple(send), tuple(skipped), update_only)

@@ -41,7 +41,24 @@ FAILURE_MODES: tuple[FailureMode, ...] = ("always", "after-success", "never")
 
 #: ``CHANNEL_<NAME>_<SETTING>``: what each setting of a channel means (the docs are made from this).
 CHANNEL_SETTINGS: dict[str, tuple[str, str]] = {
-    "URL": ("required, secret", "the chat webhook URL of channel `<name>`; never shown in answers or logs"),
+    "URL": (
+        "required (or SLACK_CHANNEL), secret",
+        "the chat webhook URL of channel `<name>`; never shown in answers or logs",
+    ),
+    "SLACK_CHANNEL": (
+        "a Slack channel id (`C…`, `G…`)",
+        "instead of a URL: post with a Slack app's bot token to this channel, one message per build"
+        " updated in place as the build goes (docs/slack-app.md)",
+    ),
+    "SLACK_TOKEN": (
+        "a bot token (secret)",
+        "this Slack app channel's bot token (`xoxb-…`); default `SLACK_BOT_TOKEN`",
+    ),
+    "BROADCAST": (
+        "comma-separated patterns, or `none`",
+        "Slack app channels: events whose update of the build's message also posts a reply in its"
+        " thread, shown in the channel, so that people are notified (default `build.failed`)",
+    ),
     "FORMAT": (
         " | ".join(FORMAT_NAMES),
         "optional when the URL's host settles it: `hooks.slack.com` -> slack, `*.webhook.office.com` -> "
@@ -70,6 +87,8 @@ CHANNEL_SETTINGS: dict[str, tuple[str, str]] = {
     ),
 }
 _CHANNEL_SETTING = re.compile(rf"^CHANNEL_([A-Z0-9_]+?)_({'|'.join(CHANNEL_SETTINGS)})$", re.IGNORECASE)
+_SLACK_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,20}$")
+DEFAULT_BROADCAST = ("build.failed",)
 #: fnmatch patterns over event names: letters, digits, . _ - and the wildcards * ? [ ] !
 _EVENT_PATTERN = re.compile(r"^[a-z0-9._\-*?\[\]!]+$")
 #: What the sample settings and the docs use in place of a real value; a URL holding one is refused.
@@ -102,7 +121,8 @@ class Channel(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    url: SecretStr
+    #: The webhook URL; None for a Slack app channel, which posts through the Web API instead.
+    url: SecretStr | None = None
     format: str
     templates: str | None = None
     #: Event-name patterns this channel takes (``build.failed``, ``crash.*``); empty: every event.
@@ -113,6 +133,19 @@ class Channel(BaseModel):
     rate: float = 1.0
     mention: MentionMode = "failures"
     notify: tuple[Mention, ...] = ()
+    #: A Slack app channel: its channel id, bot token and Web API base URL.
+    slack_channel: str | None = None
+    slack_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api"
+    #: Event patterns whose update also posts a broadcast thread reply (Slack app channels).
+    broadcast: tuple[str, ...] = DEFAULT_BROADCAST
+
+    @property
+    def slack_app(self) -> bool:
+        return self.slack_channel is not None
+
+    def secret_values(self) -> list[str]:
+        return [s.get_secret_value() for s in (self.url, self.slack_token) if s is not None]
 
     def public(self) -> dict[str, object]:
         """What may be shown to anyone: never the URL."""
@@ -121,6 +154,8 @@ class Channel(BaseModel):
             "format": self.format,
             "custom_templates": bool(self.templates),
         }
+        if self.slack_app:
+            out["delivery"] = "slack app"  # the channel id stays out of an anonymous health check
         if self.events:
             out["events"] = list(self.events)
         if (self.build_success, self.build_failure) != ("always", "always"):
@@ -195,6 +230,20 @@ class AppSettings(BaseModel):
         "the Bitrise API's base URL (a proxy's, or a test server's)",
         "an http(s) URL",
         default="https://api.bitrise.io",
+        pattern=_URL,
+    )
+    slack_bot_token: SecretStr | None = _setting(
+        "SLACK_BOT_TOKEN",
+        "the Slack app's bot token (`xoxb-…`) for every channel with `CHANNEL_<NAME>_SLACK_CHANNEL` and"
+        " no token of its own; scope `chat:write`",
+        "a token (secret)",
+        default=None,
+    )
+    slack_api_url: str = _setting(
+        "SLACK_API_URL",
+        "the Slack Web API's base URL (a test server's)",
+        "an http(s) URL",
+        default="https://slack.com/api",
         pattern=_URL,
     )
     delivery_deadline_seconds: float = _setting(
@@ -376,8 +425,9 @@ class Settings(BaseModel):
             raise ConfigurationError("; ".join(self.errors.values()), settings=sorted(self.errors))
 
     def secrets(self) -> list[str]:
-        found = [c.url.get_secret_value() for c in self.channels.values()]
+        found = [value for c in self.channels.values() for value in c.secret_values()]
         for secret in (
+            self.app.slack_bot_token,
             self.app.bitrise_api_token,
             self.app.webhook_token,
             self.app.state_storage_connection,
@@ -441,7 +491,7 @@ def _load(items: tuple[tuple[str, str], ...]) -> Settings:
             people = parse_directory(app.mentions, _read_text)
         except ValueError as exc:
             errors["MENTIONS"] = f"MENTIONS {exc}"
-    channels, channel_errors = _channels(items, people)
+    channels, channel_errors = _channels(items, people, app)
     return Settings(
         app=app,
         channels=channels,
@@ -541,7 +591,7 @@ def _explain(name: str, problem: str) -> str:
 
 
 def _channels(
-    items: Iterable[tuple[str, str]], people: Mapping[str, Person]
+    items: Iterable[tuple[str, str]], people: Mapping[str, Person], app: AppSettings
 ) -> tuple[dict[str, Channel], dict[str, str]]:
     raw: dict[str, dict[str, str]] = {}
     for key, value in items:
@@ -552,18 +602,23 @@ def _channels(
     errors: dict[str, str] = {}
     for name, values in sorted(raw.items()):
         try:
-            channels[name] = _channel(name, values, people)
+            channels[name] = _channel(name, values, people, app)
         except ValueError as exc:
             errors[name] = f"channel '{name}': {exc}"
     return channels, errors
 
 
-def _channel(name: str, values: Mapping[str, str], people: Mapping[str, Person]) -> Channel:
+def _channel(name: str, values: Mapping[str, str], people: Mapping[str, Person], app: AppSettings) -> Channel:
     """One channel from its settings; ValueError naming the setting when one is wrong."""
     env_name = channel_env(name)
+    if values.get("SLACK_CHANNEL"):
+        return _slack_app_channel(name, values, people, app)
+    for key in ("SLACK_TOKEN", "BROADCAST"):
+        if values.get(key):
+            raise ValueError(f"{env_name}_{key} is for Slack app channels: set {env_name}_SLACK_CHANNEL too")
     url = values.get("URL", "")
     if not url:
-        raise ValueError(f"{env_name}_URL is not set")
+        raise ValueError(f"{env_name}_URL is not set (or {env_name}_SLACK_CHANNEL for a Slack app channel)")
     if unresolved_reference(url):
         raise ValueError(f"{env_name}_URL {UNRESOLVED}")
     try:
@@ -588,15 +643,69 @@ def _channel(name: str, values: Mapping[str, str], people: Mapping[str, Person])
         )
     if fmt not in FORMAT_NAMES:
         raise ValueError(f"{env_name}_FORMAT must be one of {', '.join(FORMAT_NAMES)}")
-    events = tuple(dict.fromkeys(p.strip().lower() for p in values.get("EVENTS", "").split(",") if p.strip()))
-    for pattern in events:
+    return Channel(name=name, url=SecretStr(url), format=fmt, **_common(values, people, env_name, fmt))
+
+
+def _slack_app_channel(
+    name: str, values: Mapping[str, str], people: Mapping[str, Person], app: AppSettings
+) -> Channel:
+    env_name = channel_env(name)
+    channel_id = values["SLACK_CHANNEL"].strip()
+    if values.get("URL"):
+        raise ValueError(
+            f"set {env_name}_URL (a webhook) or {env_name}_SLACK_CHANNEL (a Slack app), not both"
+        )
+    if not _SLACK_CHANNEL_ID.match(channel_id):
+        raise ValueError(
+            f"{env_name}_SLACK_CHANNEL must be a channel id like C0123ABCDEF (in Slack: the channel's name"
+            " -> About -> Channel ID), not its name"
+        )
+    if values.get("FORMAT", "slack").lower() != "slack":
+        raise ValueError(f"{env_name}_FORMAT must be slack for a Slack app channel")
+    token = values.get("SLACK_TOKEN") or (
+        app.slack_bot_token.get_secret_value() if app.slack_bot_token else ""
+    )
+    if not token:
+        raise ValueError(
+            f"{env_name}_SLACK_CHANNEL needs a bot token: set SLACK_BOT_TOKEN or {env_name}_SLACK_TOKEN"
+        )
+    if unresolved_reference(token):
+        raise ValueError(f"the bot token of {env_name} {UNRESOLVED}")
+    given = values.get("BROADCAST", "")
+    if given.strip().lower() == "none":
+        broadcast: tuple[str, ...] = ()
+    else:
+        broadcast = _patterns(given, f"{env_name}_BROADCAST") if given.strip() else DEFAULT_BROADCAST
+    return Channel(
+        name=name,
+        format="slack",
+        slack_channel=channel_id,
+        slack_token=SecretStr(token),
+        slack_api_url=app.slack_api_url.rstrip("/"),
+        broadcast=broadcast,
+        **_common(values, people, env_name, "slack"),
+    )
+
+
+def _patterns(value: str, setting: str) -> tuple[str, ...]:
+    """Event-name patterns (``build.failed,crash.*``); ValueError naming a pattern that matches nothing."""
+    patterns = tuple(dict.fromkeys(p.strip().lower() for p in value.split(",") if p.strip()))
+    for pattern in patterns:
         if not _EVENT_PATTERN.match(pattern):
-            raise ValueError(f"{env_name}_EVENTS has an invalid pattern {pattern!r}")
+            raise ValueError(f"{setting} has an invalid pattern {pattern!r}")
         if not any(fnmatchcase(event, pattern) for event in EVENTS):
             # A typo would silently mute the channel; every event name is known, so say so now.
             raise ValueError(
-                f"{env_name}_EVENTS pattern {pattern!r} matches no event; events are {', '.join(EVENTS)}"
+                f"{setting} pattern {pattern!r} matches no event; events are {', '.join(EVENTS)}"
             )
+    return patterns
+
+
+def _common(
+    values: Mapping[str, str], people: Mapping[str, Person], env_name: str, fmt: str
+) -> dict[str, Any]:
+    """The settings every kind of channel has: templates, rules, pace, mentions."""
+    events = _patterns(values.get("EVENTS", ""), f"{env_name}_EVENTS")
     rate = DEFAULT_RATES.get(fmt, 1.0)
     if values.get("RATE"):
         try:
@@ -605,18 +714,15 @@ def _channel(name: str, values: Mapping[str, str], people: Mapping[str, Person])
             rate = 0.0
         if not (0 < rate < 1000):  # also NaN
             raise ValueError(f"{env_name}_RATE must be a number of messages a second, > 0")
-    return Channel(
-        name=name,
-        url=SecretStr(url),
-        format=fmt,
-        templates=values.get("TEMPLATES") or None,
-        events=events,
-        build_success=_mode(values, "BUILD_SUCCESS", SUCCESS_MODES, env_name),
-        build_failure=_mode(values, "BUILD_FAILURE", FAILURE_MODES, env_name),
-        rate=rate,
-        mention=_mode(values, "MENTION", MENTION_MODES, env_name),
-        notify=_notify(values.get("NOTIFY", ""), people, env_name),
-    )
+    return {
+        "templates": values.get("TEMPLATES") or None,
+        "events": events,
+        "build_success": _mode(values, "BUILD_SUCCESS", SUCCESS_MODES, env_name),
+        "build_failure": _mode(values, "BUILD_FAILURE", FAILURE_MODES, env_name),
+        "rate": rate,
+        "mention": _mode(values, "MENTION", MENTION_MODES, env_name),
+        "notify": _notify(values.get("NOTIFY", ""), people, env_name),
+    }
 
 
 def _notify(value: str, people: Mapping[str, Person], env_name: str) -> tuple[Mention, ...]:

@@ -59,6 +59,8 @@ class Entry:
     status: Status = "queued"
     dead_reason: str | None = None
     lease_until: datetime | None = None
+    #: For a Slack app channel: which build's message this is, and how (translators/slackapp.py).
+    thread: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def public(self, at: datetime | None = None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from translators.state.sqlite import SqliteStore, stamp
 
 _COLUMNS = (
     "id, channel, status, format, template, body, minimal, event_id, event, title, created_at,"
-    " next_attempt_at, attempts, last_error, dead_reason, lease_until"
+    " next_attempt_at, attempts, last_error, dead_reason, lease_until, thread"
 )
 
 
@@ -47,6 +47,7 @@ def _entry(row: Sequence[Any]) -> Entry:
         last_error=row[13],
         dead_reason=row[14],
         lease_until=_time(row[15]),
+        thread=json.loads(row[16]) if row[16] else None,
     )
 
 
@@ -68,7 +69,7 @@ class SqliteOutbox:
 
     def add(self, entry: Entry) -> None:
         self._run(
-            f"INSERT INTO outbox ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+            f"INSERT INTO outbox ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
             (
                 entry.id,
                 entry.channel,
@@ -85,6 +86,7 @@ class SqliteOutbox:
                 entry.attempts,
                 entry.last_error,
                 entry.dead_reason,
+                dumps(entry.thread) if entry.thread is not None else None,
             ),
         )
 

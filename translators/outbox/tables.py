@@ -67,6 +67,8 @@ def _entity(entry: Entry) -> dict[str, Any]:
     }
     if entry.minimal is not None:
         entity |= _chunks("minimal", dumps(entry.minimal))
+    if entry.thread is not None:
+        entity["thread"] = dumps(entry.thread)
     for name in _FIELDS:
         value = getattr(entry, name)
         if value is not None:
@@ -95,6 +97,7 @@ def _entry(entity: TableEntity) -> Entry:
         last_error=entity.get("last_error"),
         dead_reason=entity.get("dead_reason"),
         lease_until=utc(lease) if isinstance(lease, datetime) else None,
+        thread=json.loads(entity["thread"]) if entity.get("thread") else None,
         extra={"etag": entity.metadata.get("etag"), "lease_token": entity.get("lease_token")},
     )
 

@@ -223,6 +223,10 @@ class AppCenter:
                     f"appcenter:build:{_owner_app(b.build_link, b.notification_settings_link) or b.app_name}"
                     f":{b.build_id}:{_status_key(b.build_status)}"
                 ),
+                "message_key": (
+                    f"appcenter:build:{_owner_app(b.build_link, b.notification_settings_link) or b.app_name}"
+                    f":{b.build_id}"
+                ),
                 "branch": b.branch or None,
                 "commit": b.source_version or None,
                 "triggered_by": b.build_reason,

@@ -244,6 +244,7 @@ class Appflow:
                 "build_id": b.id,
                 # Appflow retries a webhook up to five times: the same build and state is one event.
                 "event_id": f"appflow:{b.id}:{b.state}",
+                "message_key": f"appflow:{b.id}",
                 "branch": branch,
                 "tag": tag,
                 "workflow": a.name,

@@ -182,6 +182,8 @@ class Applivery:
                 "version": version,
                 "build_id": p.build.id,
                 "event_id": f"applivery:{p.action.strip()}:{p.organization.id}:{p.build.id}",
+                # build_created then build_processed: one build, one message in a Slack app channel.
+                "message_key": f"applivery:build:{p.organization.id}:{p.build.id}",
                 "url": p.build.url,
                 "links": [Link(label="Open build", url=p.build.url), self._app_link(p)],
             }

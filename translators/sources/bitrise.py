@@ -132,6 +132,7 @@ class Bitrise:
                 # Slug + status (+ our event, which says triggered or finished): a redelivery of the
                 # same webhook has the same id.
                 "event_id": f"bitrise:{b.build_slug}:{b.build_status}:{event}",
+                "message_key": f"bitrise:{b.build_slug}",
                 "branch": git.src_branch or None,
                 "target_branch": git.dst_branch or None,
                 "pull_request": pr,

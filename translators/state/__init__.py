@@ -47,6 +47,8 @@ Outcome = Literal["success", "failure"]
 CLAIM_STALE_AFTER = timedelta(minutes=5)
 #: A delivery whose outcome is unknown is not sent again before this (see the module's docs).
 UNKNOWN_RESEND_AFTER = timedelta(minutes=10)
+#: A message being posted whose post never finished (its instance died) may be posted again after this.
+MESSAGE_POST_STALE_AFTER = timedelta(minutes=2)
 #: Old rows are pruned, so that memory does not grow forever.
 KEEP_CLAIMS = timedelta(days=30)
 KEEP_OUTCOMES = timedelta(days=365)
@@ -75,6 +77,19 @@ class Claim:
     @property
     def held(self) -> bool:
         return self.token is not None
+
+
+@dataclass(frozen=True)
+class Message:
+    """The chat message of one build in one channel (Slack app channels): its ``ts`` once posted.
+
+    ``stage`` is the furthest event it shows (0 under way, 1 settled): a late "started" never
+    turns a finished build's message back. ``ts`` is None while some instance is posting it.
+    """
+
+    ts: str | None
+    stage: int
+    claimed_at: datetime
 
 
 class StateStore(Protocol):
@@ -119,6 +134,32 @@ class StateStore(Protocol):
 
     def forget(self, event_id: str, channel: str) -> None:
         """Drop what memory knows of this delivery, whoever holds it (``send --force``)."""
+        ...
+
+    def message(self, key: str, channel: str) -> Message | None:
+        """The message of ``key`` (a build) in ``channel``, if one was posted or is being posted."""
+        ...
+
+    def claim_message(self, key: str, channel: str, stage: int, now: datetime) -> str | None:
+        """Atomically take the right to post the message of ``key``: a token, or None when another
+        request has posted it or is posting it (a post left unfinished for
+        ``MESSAGE_POST_STALE_AFTER`` is taken over)."""
+        ...
+
+    def message_posted(self, key: str, channel: str, token: str, ts: str, stage: int, now: datetime) -> None:
+        """The post we claimed is made: remember its ``ts``."""
+        ...
+
+    def release_message(self, key: str, channel: str, token: str) -> None:
+        """The post we claimed failed: drop the claim (only ours, only if unposted)."""
+        ...
+
+    def advance_message(self, key: str, channel: str, stage: int, now: datetime) -> bool:
+        """Move the posted message to ``stage`` unless it shows a later one; whether it may be updated."""
+        ...
+
+    def replace_message(self, key: str, channel: str, old_ts: str, new_ts: str, now: datetime) -> None:
+        """The message ``old_ts`` was gone and ``new_ts`` was posted in its place."""
         ...
 
     def clear(self) -> int:

@@ -20,15 +20,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from translators.state import (
     CLAIM_STALE_AFTER,
     KEEP_CLAIMS,
     KEEP_OUTCOMES,
+    MESSAGE_POST_STALE_AFTER,
     UNKNOWN_RESEND_AFTER,
     Claim,
+    Message,
     Outcome,
     StoreUnavailable,
     as_outcome,
@@ -77,15 +79,30 @@ CREATE TABLE IF NOT EXISTS outbox (
     last_error TEXT,
     dead_reason TEXT,
     lease_token TEXT,
-    lease_until TEXT
+    lease_until TEXT,
+    thread TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_by_channel ON outbox (channel, status, id);
+CREATE TABLE IF NOT EXISTS messages (
+    key TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    ts TEXT,
+    stage INTEGER NOT NULL,
+    token TEXT,
+    claimed_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (key, channel)
+);
 """
 
 
 def stamp(value: datetime) -> str:
     """Fixed-width UTC text, so that SQL compares timestamps as strings correctly."""
     return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_stamp(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 class SqliteStore:
@@ -165,9 +182,13 @@ class SqliteStore:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(claims)")}
             if "unknown_at" not in columns:  # a file made before unknown outcomes were remembered
                 conn.execute("ALTER TABLE claims ADD COLUMN unknown_at TEXT")
+            outbox_columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
+            if "thread" not in outbox_columns:  # a file made before Slack app channels
+                conn.execute("ALTER TABLE outbox ADD COLUMN thread TEXT")
             moment = now()
             conn.execute("DELETE FROM claims WHERE claimed_at < ?", (stamp(moment - KEEP_CLAIMS),))
             conn.execute("DELETE FROM outcomes WHERE recorded_at < ?", (stamp(moment - KEEP_OUTCOMES),))
+            conn.execute("DELETE FROM messages WHERE updated_at < ?", (stamp(moment - KEEP_CLAIMS),))
         finally:
             conn.close()
 
@@ -278,7 +299,67 @@ class SqliteStore:
         with self._db() as db:
             claims = db.execute("DELETE FROM claims").rowcount
             outcomes = db.execute("DELETE FROM outcomes").rowcount
-        return int(claims) + int(outcomes)
+            messages = db.execute("DELETE FROM messages").rowcount
+        return int(claims) + int(outcomes) + int(messages)
+
+    # -- messages (Slack app channels) -------------------------------------------------------
+
+    def message(self, key: str, channel: str) -> Message | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT ts, stage, claimed_at FROM messages WHERE key = ? AND channel = ?", (key, channel)
+            ).fetchone()
+        if row is None:
+            return None
+        return Message(row[0], int(row[1]), _parse_stamp(row[2]))
+
+    def claim_message(self, key: str, channel: str, stage: int, now: datetime) -> str | None:
+        token = uuid.uuid4().hex
+        with self._db() as db:
+            won = db.execute(
+                """
+                INSERT INTO messages (key, channel, ts, stage, token, claimed_at, updated_at)
+                VALUES (?, ?, NULL, ?, ?, ?, ?)
+                ON CONFLICT (key, channel) DO UPDATE SET
+                    token = excluded.token, stage = excluded.stage,
+                    claimed_at = excluded.claimed_at, updated_at = excluded.updated_at
+                WHERE messages.ts IS NULL AND messages.claimed_at < ?
+                RETURNING token
+                """,
+                (key, channel, stage, token, stamp(now), stamp(now), stamp(now - MESSAGE_POST_STALE_AFTER)),
+            ).fetchall()
+        return token if won and won[0][0] == token else None
+
+    def message_posted(self, key: str, channel: str, token: str, ts: str, stage: int, now: datetime) -> None:
+        with self._db() as db:
+            db.execute(
+                "UPDATE messages SET ts = ?, stage = max(stage, ?), token = NULL, updated_at = ?"
+                " WHERE key = ? AND channel = ? AND token = ?",
+                (ts, stage, stamp(now), key, channel, token),
+            )
+
+    def release_message(self, key: str, channel: str, token: str) -> None:
+        with self._db() as db:
+            db.execute(
+                "DELETE FROM messages WHERE key = ? AND channel = ? AND token = ? AND ts IS NULL",
+                (key, channel, token),
+            )
+
+    def advance_message(self, key: str, channel: str, stage: int, now: datetime) -> bool:
+        with self._db() as db:
+            moved = db.execute(
+                "UPDATE messages SET stage = ?, updated_at = ?"
+                " WHERE key = ? AND channel = ? AND ts IS NOT NULL AND stage <= ? RETURNING 1",
+                (stage, stamp(now), key, channel, stage),
+            ).fetchall()
+        return bool(moved)
+
+    def replace_message(self, key: str, channel: str, old_ts: str, new_ts: str, now: datetime) -> None:
+        with self._db() as db:
+            db.execute(
+                "UPDATE messages SET ts = ?, updated_at = ? WHERE key = ? AND channel = ? AND ts = ?",
+                (new_ts, stamp(now), key, channel, old_ts),
+            )
 
     def close(self) -> None:
         """Close the idle connections; a later operation opens a new one."""

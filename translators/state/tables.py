@@ -37,8 +37,10 @@ from translators.state import (
     CLAIM_STALE_AFTER,
     KEEP_CLAIMS,
     KEEP_OUTCOMES,
+    MESSAGE_POST_STALE_AFTER,
     UNKNOWN_RESEND_AFTER,
     Claim,
+    Message,
     Outcome,
     StoreUnavailable,
     as_outcome,
@@ -144,6 +146,7 @@ class TableStore:
                 "PartitionKey ge 'outcome-' and PartitionKey lt 'outcome.' and recorded_at lt @cut",
                 KEEP_OUTCOMES,
             ),
+            ("PartitionKey ge 'message-' and PartitionKey lt 'message.' and updated_at lt @cut", KEEP_CLAIMS),
         )
         try:
             for query, keep in filters:
@@ -335,6 +338,118 @@ class TableStore:
                 )
             except ResourceModifiedError:
                 return  # changed since we read it, so it is no longer our claim to drop
+
+    # -- messages (Slack app channels) -------------------------------------------------------
+
+    @staticmethod
+    def _message_keys(key: str, channel: str) -> tuple[str, str]:
+        row = channel if _SAFE_KEY.match(channel) else digest(channel)
+        return f"message-{digest(key)}", row
+
+    def _message_entity(self, table: TableClient, key: str, channel: str) -> TableEntity | None:
+        pk, rk = self._message_keys(key, channel)
+        try:
+            return table.get_entity(pk, rk)
+        except ResourceNotFoundError:
+            return None
+
+    def message(self, key: str, channel: str) -> Message | None:
+        with self._guard() as table:
+            entity = self._message_entity(table, key, channel)
+        if entity is None:
+            return None
+        return Message(entity.get("ts") or None, int(entity.get("stage") or 0), utc(entity["claimed_at"]))
+
+    def claim_message(self, key: str, channel: str, stage: int, now: datetime) -> str | None:
+        pk, rk = self._message_keys(key, channel)
+        token = uuid.uuid4().hex
+        entity = {
+            "PartitionKey": pk,
+            "RowKey": rk,
+            "key": key,
+            "channel": channel,
+            "stage": stage,
+            "token": token,
+            "claimed_at": utc(now),
+            "updated_at": utc(now),
+        }
+        with self._guard() as table:
+            for _ in range(CONFLICT_ATTEMPTS):
+                try:
+                    table.create_entity(entity)
+                    return token
+                except ResourceExistsError:
+                    pass
+                current = self._message_entity(table, key, channel)
+                if current is None:
+                    continue
+                claimed = current.get("claimed_at")
+                fresh = isinstance(claimed, datetime) and utc(claimed) >= utc(now) - MESSAGE_POST_STALE_AFTER
+                if current.get("ts") or fresh:
+                    return None
+                try:  # a post left unfinished: take it over, unless someone else just did
+                    table.update_entity(
+                        entity,
+                        mode=UpdateMode.REPLACE,
+                        etag=current.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    return token
+                except (ResourceModifiedError, ResourceNotFoundError):
+                    continue
+        return None
+
+    def _merge_if(self, key: str, channel: str, ok: Any, changes: dict[str, Any]) -> bool:
+        """Merge ``changes`` into the message entity if ``ok(entity)``, with its ETag; whether it did."""
+        pk, rk = self._message_keys(key, channel)
+        with self._guard() as table:
+            for _ in range(CONFLICT_ATTEMPTS):
+                current = self._message_entity(table, key, channel)
+                if current is None or not ok(current):
+                    return False
+                try:
+                    table.update_entity(
+                        {"PartitionKey": pk, "RowKey": rk, **changes},
+                        mode=UpdateMode.MERGE,
+                        etag=current.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                    return True
+                except ResourceModifiedError:
+                    continue
+        raise StoreUnavailable("the message record kept changing under concurrent writes")
+
+    def message_posted(self, key: str, channel: str, token: str, ts: str, stage: int, now: datetime) -> None:
+        self._merge_if(
+            key,
+            channel,
+            lambda e: e.get("token") == token,
+            {"ts": ts, "stage": stage, "token": "", "updated_at": utc(now)},
+        )
+
+    def release_message(self, key: str, channel: str, token: str) -> None:
+        pk, rk = self._message_keys(key, channel)
+        with self._guard() as table:
+            current = self._message_entity(table, key, channel)
+            if current is None or current.get("token") != token or current.get("ts"):
+                return
+            try:
+                table.delete_entity(
+                    pk, rk, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                return
+
+    def advance_message(self, key: str, channel: str, stage: int, now: datetime) -> bool:
+        return self._merge_if(
+            key,
+            channel,
+            lambda e: bool(e.get("ts")) and int(e.get("stage") or 0) <= stage,
+            {"stage": stage, "updated_at": utc(now)},
+        )
+
+    def replace_message(self, key: str, channel: str, old_ts: str, new_ts: str, now: datetime) -> None:
+        self._merge_if(key, channel, lambda e: e.get("ts") == old_ts, {"ts": new_ts, "updated_at": utc(now)})
 
     def close(self) -> None:
         with self._lock:
