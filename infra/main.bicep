@@ -31,6 +31,10 @@ param webhookToken string = ''
 @description('A Bitrise API token (BITRISE_API_TOKEN): Bitrise messages are completed from its API. Empty: the webhook alone.')
 param bitriseApiToken string = ''
 
+@secure()
+@description('A Slack app\'s bot token (SLACK_BOT_TOKEN) for channels with CHANNEL_<NAME>_SLACK_CHANNEL. Empty: none.')
+param slackBotToken string = ''
+
 @description('More app settings, `NAME=value` pairs separated by spaces or new lines, values URL-encoded (%20 for a space), e.g. `CHANNEL_BUILDS_EVENTS=build.*`. Not for secrets.')
 param settings string = ''
 
@@ -139,6 +143,7 @@ module vault 'app/vault.bicep' = {
     channels: channels
     webhookToken: webhookToken
     bitriseApiToken: bitriseApiToken
+    slackBotToken: slackBotToken
   }
 }
 
@@ -171,6 +176,7 @@ module api 'app/api.bicep' = {
     channelSecrets: vault.outputs.channelSecrets
     webhookTokenSecret: vault.outputs.webhookTokenSecret
     bitriseApiTokenSecret: vault.outputs.bitriseApiTokenSecret
+    slackBotTokenSecret: vault.outputs.slackBotTokenSecret
     settings: settings
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB

@@ -151,5 +151,8 @@ def test_the_screenshot_tool_writes_pictures(served: Served, browser: Any, tmp_p
 
     written = screenshots.capture(browser, served.base, tmp_path, screenshots.PICKS[:2])
     assert [p.name for p in written] == ["slack-bitrise-build-failed.png", "teams-bitrise-build-failed.png"]
+    written.append(screenshots.capture_before_after(browser, tmp_path))
     for path in written:
         assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 2_000
+    html = screenshots.before_after_html()
+    assert html.count("Build #41 started") == 1 and "replied to a thread" in html and "@Dana" in html

@@ -73,7 +73,8 @@ def test_azd_fills_every_parameter_main_bicep_requires() -> None:
     assert given["channels"]["value"] == "${CHANNELS}"
     assert given["webhookToken"]["value"] == "${WEBHOOK_TOKEN}"
     assert given["bitriseApiToken"]["value"] == "${BITRISE_API_TOKEN}"
-    assert {"channels", "webhookToken", "bitriseApiToken"} <= MAIN.secure_params()
+    assert given["slackBotToken"]["value"] == "${SLACK_BOT_TOKEN}"
+    assert {"channels", "webhookToken", "bitriseApiToken", "slackBotToken"} <= MAIN.secure_params()
 
 
 def test_no_output_carries_a_secret() -> None:
@@ -132,6 +133,8 @@ def infra_settings() -> dict[str, str]:
     values["WEBHOOK_TOKEN"] = "resolved-from-key-vault"
     assert re.search(r"BITRISE_API_TOKEN:\s*'@Microsoft\.KeyVault\(", API.raw)
     values["BITRISE_API_TOKEN"] = "resolved-from-key-vault"
+    assert re.search(r"SLACK_BOT_TOKEN:\s*'@Microsoft\.KeyVault\(", API.raw)
+    values["SLACK_BOT_TOKEN"] = "xoxb-resolved-from-key-vault"
     assert (
         re.search(r"channel\.setting", API.raw)
         and "'CHANNEL_${" in (INFRA / "app" / "vault.bicep").read_text()

@@ -52,6 +52,73 @@ def capture(browser: Any, base: str, out: Path, picks: Sequence[tuple[str, str]]
         context.close()
 
 
+#: The picture of a Slack app channel against an incoming webhook, for the README.
+BEFORE_AFTER = "slack-app-before-after.png"
+
+
+def before_after_html() -> str:
+    """Bitrise build #41 started, then failed: two webhook messages, or one Slack app message
+    updated to its outcome with the broadcast reply that notifies (the preview's Slack drawing)."""
+    import json
+
+    from translators import pipeline, preview, samples, settings, slackapp, sources
+    from translators.model import Notification
+    from translators.preview import slack_html
+
+    example = settings.load(samples.mapped_env(["slack"]))
+    channel = example.channel("slack")
+    failed_sample = samples.get("bitrise/build-failed")
+    failed = samples.notification(failed_sample, example)
+    source = sources.get("bitrise")
+    assert source is not None
+    started = source.translate(
+        {**json.loads(failed_sample.body()), "build_status": 0}, {"bitrise-event-type": "build/triggered"}
+    )
+    assert isinstance(started, Notification) and isinstance(failed, Notification)
+    started_body = pipeline.prepare(channel, pipeline.named(started, example), example).body
+    failed_body = pipeline.prepare(channel, failed, example).body
+    names = preview.slack_names(example)
+    reply = slackapp.reply_text(failed_body) or ""
+    css = (ROOT / "translators" / "preview" / "static" / "preview.css").read_text()
+
+    def message(body: dict[str, object], time: str, note: str = "") -> str:
+        meta = f'<div class="ba-meta"><b>Builds bot</b> {time} {note}</div>'
+        return f'<div class="ba-msg">{meta}{slack_html.draw(body, names)}</div>'
+
+    style = (
+        "body{background:#fff} #before-after{display:grid;grid-template-columns:1fr 1fr;gap:28px;"
+        "padding:20px;width:1100px} .ba-col h2{font-size:15px;margin:0 0 10px} .ba-msg{margin:0 0 14px}"
+        " .ba-meta{font-size:13px;color:#616061;margin-bottom:2px} .ba-meta i{color:#616061}"
+        " .ba-thread{font-size:13px;color:#1264a3;margin:-6px 0 14px 16px}"
+        " .ba-reply{border-top:1px solid #eee;padding-top:10px}"
+    )
+    return "".join(
+        [
+            f"<!doctype html><html><head><meta charset='utf-8'><style>{css}{style}</style></head><body>",
+            "<div id='before-after'><div class='ba-col'><h2>Incoming webhook: a message per event</h2>",
+            message(started_body, "9:12 AM"),
+            message(failed_body, "9:19 AM"),
+            "</div><div class='ba-col'><h2>Slack app channel: one message per build, updated</h2>",
+            message(failed_body, "9:12 AM", "<i>(edited)</i>"),
+            "<div class='ba-thread'>1 reply</div><div class='ba-reply'>",
+            message({"text": reply}, "9:19 AM", "<i>replied to a thread: Build #41 failed</i>"),
+            "</div></div></div></body></html>",
+        ]
+    )
+
+
+def capture_before_after(browser: Any, out: Path) -> Path:
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        page.set_content(before_after_html())
+        path = out / BEFORE_AFTER
+        page.query_selector("#before-after").screenshot(path=str(path))
+        return path
+    finally:
+        context.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.screenshots", description=__doc__)
     parser.add_argument("out", nargs="?", default=str(ROOT / "docs" / "images"), help="folder for the PNGs")
@@ -78,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             try:
-                for path in capture(browser, f"http://127.0.0.1:{httpd.server_port}", Path(args.out)):
+                written = capture(browser, f"http://127.0.0.1:{httpd.server_port}", Path(args.out))
+                written.append(capture_before_after(browser, Path(args.out)))
+                for path in written:
                     print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
             finally:
                 browser.close()

@@ -16,6 +16,7 @@ param vaultName string
 param channelSecrets array
 param webhookTokenSecret string
 param bitriseApiTokenSecret string = ''
+param slackBotTokenSecret string = ''
 @description('`NAME=value` pairs, values URL-encoded (main.bicep\'s `settings`).')
 param settings string
 param maximumInstanceCount int
@@ -48,7 +49,10 @@ var tokenSettings = union(
     : { WEBHOOK_TOKEN: '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${webhookTokenSecret})' },
   empty(bitriseApiTokenSecret)
     ? {}
-    : { BITRISE_API_TOKEN: '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${bitriseApiTokenSecret})' }
+    : { BITRISE_API_TOKEN: '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${bitriseApiTokenSecret})' },
+  empty(slackBotTokenSecret)
+    ? {}
+    : { SLACK_BOT_TOKEN: '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${slackBotTokenSecret})' }
 )
 
 // Last in the union, so that `settings` cannot replace them.

@@ -15,6 +15,9 @@ param webhookToken string
 @secure()
 param bitriseApiToken string = ''
 
+@secure()
+param slackBotToken string = ''
+
 // Channel names are letters, digits, `-` and `_`; a setting name wants `_`, a secret name `-`.
 var pairs = filter(split(replace(replace(replace(channels, '\r', ' '), '\n', ' '), '\t', ' '), ' '), pair => contains(pair, '='))
 var channelList = map(pairs, pair => {
@@ -69,6 +72,15 @@ resource bitriseSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!emp
   }
 }
 
+resource slackSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(slackBotToken)) {
+  parent: vault
+  name: 'slack-bot-token' // api.bicep's SLACK_BOT_TOKEN reads it
+  properties: {
+    value: slackBotToken
+    contentType: 'SLACK_BOT_TOKEN'
+  }
+}
+
 output name string = vault.name
 // Setting and secret names only, never a value.
 output channelSecrets array = map(channelList, channel => {
@@ -77,3 +89,4 @@ output channelSecrets array = map(channelList, channel => {
 })
 output webhookTokenSecret string = empty(webhookToken) ? '' : 'webhook-token'
 output bitriseApiTokenSecret string = empty(bitriseApiToken) ? '' : 'bitrise-api-token'
+output slackBotTokenSecret string = empty(slackBotToken) ? '' : 'slack-bot-token'

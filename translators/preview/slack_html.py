@@ -152,7 +152,7 @@ def mrkdwn(text: str) -> str:
 def _control(inner: str) -> str:
     target, _, label = inner.partition("|")
     if target.startswith("@"):
-        return f'<span class="slack-mention">@{esc(label or target[1:])}</span>'
+        return f'<span class="slack-mention">@{esc(label or _name(target[1:]))}</span>'
     if target.startswith("#"):
         return f'<span class="slack-mention">#{esc(label or target[1:])}</span>'
     if target.startswith("!date^"):
@@ -164,7 +164,8 @@ def _control(inner: str) -> str:
             return esc(fallback)
         return _time(moment, fallback)
     if target.startswith("!subteam^"):
-        return f'<span class="slack-mention">{esc(label or "@group")}</span>'
+        group = target.split("^", 1)[1]
+        return f'<span class="slack-mention">@{esc((label or _name(group)).removeprefix("@"))}</span>'
     if target.startswith("!"):
         return f'<span class="slack-mention slack-broadcast">@{esc(target[1:])}</span>'
     href = safe_href(html.unescape(target))
