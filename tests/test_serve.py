@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import signal
 import threading
 import time
@@ -285,7 +286,8 @@ def test_stopping_answers_the_call_in_progress_then_exits(
             "CHANNEL_SLOW_URL": chat.url(slow),
             "CHANNEL_SLOW_FORMAT": "slack",
             "STATE_STORE": f"sqlite://{tmp_path / 'state.db'}",
-        }
+        },
+        ("--workers", "1"),  # one process: the keep-alive client below is on the busy one
     )
     idle = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)  # a keep-alive client
     idle.request("GET", "/api/health")
@@ -500,3 +502,78 @@ def test_a_stopping_server_refuses_calls_but_takes_deliveries() -> None:
     assert "Content-Length" not in refused.headers and seen == [1]
     assert client.post("/inbox/slack", json={"text": "late"}).status_code == 200
     assert app.inbox.received == 1 and app.in_flight == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# serve --workers: several processes on one port
+
+
+def worker_pids(served: Served) -> set[int]:
+    return {int(pid) for pid in re.findall(r"\[(\d+)\] translators\.serve: POST /api/", served.log())}
+
+
+def test_workers_share_the_port_memory_and_inbox(serve: Callable[..., Served]) -> None:
+    served = serve(args=("--workers", "2"))
+    assert "workers: 2 processes" in served.banner()
+    before = last_id(served)
+    for i in range(24):  # a connection each: the kernel spreads them over the workers
+        body = distinct(FAILED, f"w{i}")
+        assert served.post("/api/bitrise/slack", body, FAILED.headers).json()["status"] == "delivered"
+    assert len(worker_pids(served)) == 2, "both workers answered"
+    for _ in range(6):  # whichever worker answers, the inbox is the same
+        arrived = newer(served, before)
+        assert len(arrived) == 24 and len({json.dumps(m["body"]) for m in arrived}) == 24
+    # Memory is shared: the same event sent to both workers at once is delivered once.
+    twice = distinct(FAILED, "twice")
+    answers: list[Any] = []
+    threads = [
+        threading.Thread(
+            target=lambda: answers.append(served.post("/api/bitrise/slack", twice, FAILED.headers))
+        )
+        for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    statuses = sorted(a.json()["channels"][0]["status"] for a in answers)
+    assert statuses.count("delivered") == 1, statuses
+    assert sum("twice" in json.dumps(m["body"]) for m in newer(served, before)) == 1
+
+
+def test_workers_stop_together_answering_what_is_in_progress(
+    serve: Callable[..., Served], chat: ChatServer, tmp_path: Path
+) -> None:
+    slow = f"/hook/slow/{uuid.uuid4().hex}"
+    chat.default(slow, Reply(200, "ok", delay=1.5))
+    served = serve({"CHANNEL_SLOW_URL": chat.url(slow), "CHANNEL_SLOW_FORMAT": "slack"}, ("--workers", "2"))
+    children = _children(served.proc.pid)
+    assert len(children) == 2
+    answers: list[Any] = []
+    call = threading.Thread(
+        target=lambda: answers.append(served.post("/api/bitrise/slow", FAILED.body(), FAILED.headers))
+    )
+    call.start()
+    deadline = time.monotonic() + 10
+    while not chat.at(slow):
+        assert time.monotonic() < deadline, "the delivery never started"
+        time.sleep(0.02)
+    served.proc.send_signal(signal.SIGINT)  # what Ctrl+C sends
+    call.join(15)
+    [answer] = answers
+    assert answer.status == 200 and answer.json()["status"] == "delivered"
+    assert served.proc.wait(15) == 0 and served.banner().rstrip().endswith("stopped")
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children), "no worker left behind"
+    assert "Traceback" not in served.log()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found

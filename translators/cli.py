@@ -559,6 +559,22 @@ def _out_listing(body: dict[str, Any]) -> None:
         _out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:6])) + "  " + row[6])
 
 
+#: ``serve``'s workers by default: one per CPU, up to this (the process's threads do the waiting).
+MAX_DEFAULT_WORKERS = 4
+#: The settings a worker is told by the ``serve`` process that started it.
+WORKERS_ENV = "TRANSLATORS_SERVE_WORKERS"
+INBOX_ENV = "TRANSLATORS_SERVE_INBOX"
+
+
+def default_workers() -> int:
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        usable = os.cpu_count() or 1
+    reuse_port = hasattr(__import__("socket"), "SO_REUSEPORT")
+    return max(1, min(usable, MAX_DEFAULT_WORKERS)) if reuse_port else 1
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import errno
     import logging
@@ -571,8 +587,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        # With workers, each line says which process wrote it.
+        format="%(asctime)s %(levelname)s "
+        + ("[%(process)d] " if args.worker or args.workers > 1 else "")
+        + "%(name)s: %(message)s",
     )
+    if args.worker:
+        return _serve_worker(args)
+    if args.workers < 1:
+        raise UsageError("--workers must be 1 or more")
+    import socket
+
+    if args.workers > 1 and not hasattr(socket, "SO_REUSEPORT"):
+        raise UsageError("--workers needs SO_REUSEPORT, which this system lacks; use --workers 1")
     try:
         path = localsettings.find(args.settings)
         values = localsettings.read_values(path) if path else {}
@@ -590,7 +617,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         # A stop waits for the calls in progress to finish their deliveries (and confirm them).
         grace = settings.load(merged).app.delivery_deadline_seconds + server.STOP_SECONDS
-        httpd, app, skipped = server.create_server(args.host, args.port, registered, stop_seconds=grace)
+        # With workers, this process's socket only holds the port (and picks it for port 0); the
+        # workers listen on it too, and it never listens itself.
+        httpd, app, skipped = server.create_server(
+            args.host,
+            args.port,
+            registered,
+            stop_seconds=grace,
+            reuse_port=args.workers > 1,
+            listen=args.workers == 1,
+        )
     except server.RouteError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
@@ -638,7 +674,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         base, server.route_prefix(), channels, inbox=not configured, token=loaded.app.webhook_token
     )
     lines.append(f"Preview every message: {base}/preview")
+    if args.workers > 1:
+        lines.append(f"workers: {args.workers} processes on port {httpd.server_port} (--workers 1 for one)")
     _out("\n".join(lines))
+    if args.workers > 1:
+        return _serve_workers(args, httpd, grace, scratch)
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -657,6 +697,102 @@ def cmd_serve(args: argparse.Namespace) -> int:
             _close_state_stores()
             scratch.cleanup()
     _out("stopped")
+    return 0
+
+
+def _serve_workers(args: argparse.Namespace, holder: Any, grace: float, scratch: Any) -> int:
+    """Start ``args.workers`` worker processes on the port ``holder`` holds; stop them together.
+
+    Each worker is ``serve --worker``: it listens on the same port with ``SO_REUSEPORT`` (the kernel
+    spreads new connections over the workers), with the settings this process published. Memory and
+    the outbox are the one SQLite file (WAL; the claims already keep deliveries single), the inbox a
+    table of its own. This process runs the outbox's drainer and stops the workers on Ctrl+C or
+    SIGTERM: each gets one SIGTERM, answers what it has in progress, and exits.
+    """
+    import logging
+    import signal
+    import subprocess
+    import tempfile
+    import threading
+    import time
+
+    from translators import drainer, settings
+
+    own = scratch or tempfile.TemporaryDirectory(prefix="translators-serve-")
+    env = settings.environ() | {
+        WORKERS_ENV: str(args.workers),
+        INBOX_ENV: str(Path(own.name, "inbox.db")),
+    }
+    argv = [sys.executable, "-m", "translators", "serve", "--worker"]
+    argv += ["--host", args.host, "--port", str(holder.server_port), "--log-level", args.log_level]
+
+    def start() -> subprocess.Popen[bytes]:
+        # A session of its own: a Ctrl+C reaches this process only, which then stops each worker once.
+        return subprocess.Popen(argv, env=env, start_new_session=True)
+
+    workers = [start() for _ in range(args.workers)]
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    draining, stop_draining = drainer.start(settings.from_environ)
+    try:
+        while not stopping.wait(0.5):
+            for i, worker in enumerate(workers):
+                if worker.poll() is not None:  # it died: the others serve meanwhile, and it comes back
+                    logging.getLogger("translators.serve").warning(
+                        "worker %s exited with %s; starting another", worker.pid, worker.returncode
+                    )
+                    workers[i] = start()
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace + 5
+        for worker in workers:
+            try:
+                worker.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        stop_draining.set()
+        draining.join(timeout=grace)
+        holder.server_close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        _close_state_stores()
+        own.cleanup()
+    _out("stopped")
+    return 0
+
+
+def _serve_worker(args: argparse.Namespace) -> int:
+    """One worker of ``serve --workers``: the settings are in the environment, the port shared."""
+    from translators import server, settings
+    from translators.pacing import PACER
+
+    told = settings.environ()
+    workers = int(told.get(WORKERS_ENV) or 1)
+    PACER.share = 1 / workers  # the workers pace each channel together at its rate
+    inbox_path = told.get(INBOX_ENV)
+    inbox = server.SharedInbox(Path(inbox_path)) if inbox_path else None
+
+    grace = settings.from_environ().app.delivery_deadline_seconds + server.STOP_SECONDS
+    httpd, _, _ = server.create_server(
+        args.host,
+        args.port,
+        server.load_function_app().get_functions(),
+        inbox=inbox,
+        stop_seconds=grace,
+        reuse_port=True,
+    )
+    try:
+        httpd.serve_forever()  # returns on SIGTERM once the calls in progress are answered
+    finally:
+        httpd.server_close()
+        _close_state_stores()
     return 0
 
 
@@ -756,6 +892,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="(default: info)"
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="processes sharing the port (SO_REUSEPORT: the kernel spreads connections), each with its"
+        f" own threads; they share memory, the outbox and the inbox (default: the CPUs, at most"
+        f" {MAX_DEFAULT_WORKERS}; here {default_workers()})",
+    )
+    # Internal: one of the workers a `serve --workers N` process started (settings come from it).
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(handler=cmd_serve)
 
     render = commands.add_parser(

@@ -6,8 +6,10 @@ throttles beyond about four requests a second. Each channel gets ``rate`` messag
 that finds no token is not sent now: it goes to the outbox, due when the next token is, and the
 drainer sends it then, in order.
 
-Buckets live in one process. Several instances each pace on their own: a destination may then
-see more than the rate and answer 429, which the outbox retries after ``Retry-After``.
+Buckets live in one process. ``serve --workers N`` gives each worker ``1/N`` of every rate
+(``share``), so that together they keep it. Several instances of a Function App each pace on their
+own: a destination may then see more than the rate and answer 429, which the outbox retries after
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ class Pacer:
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
         self._lock = threading.Lock()
+        #: This process's part of every rate: 1/N in each of N workers sharing the channels.
+        self.share = 1.0
 
     def take(self, channel: str, rate: float) -> float:
         """Take a token now (0.0), or say in how many seconds one will be there (taking nothing)."""
+        rate = rate * self.share
         capacity = burst(rate)
         moment = time.monotonic()
         with self._lock:

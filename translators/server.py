@@ -35,7 +35,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -224,6 +224,8 @@ class Delivered:
     format: str
     body: Any
     size: int
+    #: The worker process that received it (``serve --workers``).
+    worker: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -233,6 +235,7 @@ class Delivered:
             "format": self.format,
             "text": _headline(self.format, self.body),
             "bytes": self.size,
+            "worker": self.worker,
             "body": self.body,
         }
 
@@ -248,7 +251,7 @@ class Inbox:
     def add(self, channel: str, fmt: str, body: Any, size: int) -> Delivered:
         with self._lock:
             self._count += 1
-            item = Delivered(self._count, datetime.now(UTC), channel, fmt, body, size)
+            item = Delivered(self._count, datetime.now(UTC), channel, fmt, body, size, os.getpid())
             self._items.append(item)
         return item
 
@@ -270,6 +273,78 @@ class Inbox:
     def received(self) -> int:
         """How many messages arrived since start, including those no longer kept."""
         return self._count
+
+
+class SharedInbox:
+    """The inbox in an SQLite file, for ``serve --workers``: every worker process adds to it and
+    lists it, whichever one a request reaches. WAL lets them write while others read."""
+
+    def __init__(self, path: Path, size: int = INBOX_SIZE) -> None:
+        import sqlite3
+
+        self.path = path
+        self.size = size
+        self._local = threading.local()
+        self._sqlite = sqlite3
+        with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, received_at TEXT"
+                " NOT NULL, channel TEXT NOT NULL, format TEXT NOT NULL, body TEXT NOT NULL, size INTEGER"
+                " NOT NULL, worker INTEGER NOT NULL)"
+            )
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[Any]:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:  # one connection per thread, reused: the inbox is hot under load
+            conn = self._sqlite.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA synchronous=OFF")  # a scratch file for one run
+            self._local.conn = conn
+        yield conn
+
+    def add(self, channel: str, fmt: str, body: Any, size: int) -> Delivered:
+        with self._db() as db:
+            # The time is taken by the insert itself, under SQLite's write lock: ids and times of
+            # messages from different workers then agree on the order.
+            row_id, received = db.execute(
+                "INSERT INTO inbox (received_at, channel, format, body, size, worker)"
+                " VALUES (strftime('%Y-%m-%dT%H:%M:%f', 'now') || '+00:00', ?, ?, ?, ?, ?)"
+                " RETURNING id, received_at",
+                (channel, fmt, json.dumps(body, ensure_ascii=False), size, os.getpid()),
+            ).fetchone()
+            moment = datetime.fromisoformat(received)
+            if row_id % 50 == 0:  # now and then, not on every add: keep the newest ``size``
+                db.execute("DELETE FROM inbox WHERE id <= ?", (row_id - self.size,))
+        return Delivered(row_id, moment, channel, fmt, body, size, os.getpid())
+
+    def newest_first(self) -> list[Delivered]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT id, received_at, channel, format, body, size, worker FROM inbox"
+                " ORDER BY id DESC LIMIT ?",
+                (self.size,),
+            ).fetchall()
+        return [
+            Delivered(r[0], datetime.fromisoformat(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6])
+            for r in rows
+        ]
+
+    def clear(self) -> int:
+        with self._db() as db:
+            kept = min(db.execute("SELECT count(*) FROM inbox").fetchone()[0], self.size)
+            db.execute("DELETE FROM inbox")
+        return int(kept)
+
+    @property
+    def capacity(self) -> int:
+        return self.size
+
+    @property
+    def received(self) -> int:
+        with self._db() as db:
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'inbox'").fetchone()
+        return int(row[0]) if row else 0
 
 
 def _headline(fmt: str, body: Any) -> str | None:
@@ -347,7 +422,7 @@ def _loggable_path(environ: dict[str, Any]) -> str:
 class LocalFunctionApp:
     """WSGI app: the function app's HTTP functions on their routes, plus the inbox."""
 
-    def __init__(self, functions: Sequence[HttpFunction], prefix: str, inbox: Inbox) -> None:
+    def __init__(self, functions: Sequence[HttpFunction], prefix: str, inbox: Inbox | SharedInbox) -> None:
         self.functions = {f.name: f for f in functions}
         self.inbox = inbox
         #: Set when the server stops: function calls are refused (503), the inbox still answers.
@@ -663,6 +738,8 @@ class LocalServer:
         threads: int = FUNCTION_THREADS,
         quick_threads: int = QUICK_THREADS,
         stop_seconds: float = STOP_SECONDS,
+        reuse_port: bool = False,
+        listen: bool = True,
     ) -> None:
         self.app = app
         self.stop_seconds = stop_seconds
@@ -676,6 +753,9 @@ class LocalServer:
             app,
             map=self._map,
             _dispatcher=self.dispatcher,  # waitress's hook for its own dispatcher; see _SplitDispatcher
+            # waitress binds the socket it is given: one with SO_REUSEPORT set shares the port.
+            _sock=reuse_port_socket(host, port) if reuse_port else None,
+            _start=listen,
             host=host,
             port=port,
             channel_timeout=IDLE_SECONDS,
@@ -768,17 +848,33 @@ def create_server(
     host: str,
     port: int,
     registered: Iterable[Any],
-    inbox: Inbox | None = None,
+    inbox: Inbox | SharedInbox | None = None,
     stop_seconds: float = STOP_SECONDS,
+    reuse_port: bool = False,
+    listen: bool = True,
 ) -> tuple[LocalServer, LocalFunctionApp, list[str]]:
     """Bind a server for the registered functions; also the app and the skipped notes.
 
     The socket is bound here, so ``server.server_port`` is known (``port=0`` picks a free one)
-    before channels that point back at the inbox are configured.
+    before channels that point back at the inbox are configured. ``reuse_port``: the socket shares
+    its port with the other workers of ``serve --workers`` (``SO_REUSEPORT``: the kernel spreads
+    new connections over them). ``listen=False`` only holds the port: the kernel gives connections
+    to listening sockets alone, so ``serve --workers`` keeps the port this way while its workers serve.
     """
     functions, skipped = http_functions(registered)
     app = LocalFunctionApp(functions, route_prefix(), inbox or Inbox())
-    return LocalServer(app, host, port, stop_seconds=stop_seconds), app, skipped
+    server = LocalServer(app, host, port, stop_seconds=stop_seconds, reuse_port=reuse_port, listen=listen)
+    return server, app, skipped
+
+
+def reuse_port_socket(host: str, port: int) -> Any:
+    """An unbound TCP socket that may share ``port`` with other processes (``SO_REUSEPORT``)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    return sock
 
 
 def load_function_app() -> Any:
