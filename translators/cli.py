@@ -561,9 +561,6 @@ def _out_listing(body: dict[str, Any]) -> None:
 
 #: ``serve``'s workers by default: one per CPU, up to this (the process's threads do the waiting).
 MAX_DEFAULT_WORKERS = 4
-#: The settings a worker is told by the ``serve`` process that started it.
-WORKERS_ENV = "TRANSLATORS_SERVE_WORKERS"
-INBOX_ENV = "TRANSLATORS_SERVE_INBOX"
 
 
 def default_workers() -> int:
@@ -571,8 +568,8 @@ def default_workers() -> int:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
         usable = os.cpu_count() or 1
-    reuse_port = hasattr(__import__("socket"), "SO_REUSEPORT")
-    return max(1, min(usable, MAX_DEFAULT_WORKERS)) if reuse_port else 1
+    forks = hasattr(__import__("socket"), "SO_REUSEPORT") and hasattr(os, "fork")
+    return max(1, min(usable, MAX_DEFAULT_WORKERS)) if forks else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -589,17 +586,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         stream=sys.stderr,
         # With workers, each line says which process wrote it.
         format="%(asctime)s %(levelname)s "
-        + ("[%(process)d] " if args.worker or args.workers > 1 else "")
+        + ("[%(process)d] " if args.workers > 1 else "")
         + "%(name)s: %(message)s",
     )
-    if args.worker:
-        return _serve_worker(args)
     if args.workers < 1:
         raise UsageError("--workers must be 1 or more")
     import socket
 
-    if args.workers > 1 and not hasattr(socket, "SO_REUSEPORT"):
-        raise UsageError("--workers needs SO_REUSEPORT, which this system lacks; use --workers 1")
+    if args.workers > 1 and not (hasattr(socket, "SO_REUSEPORT") and hasattr(os, "fork")):
+        raise UsageError("--workers needs fork and SO_REUSEPORT, which this system lacks; use --workers 1")
     try:
         path = localsettings.find(args.settings)
         values = localsettings.read_values(path) if path else {}
@@ -678,7 +673,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lines.append(f"workers: {args.workers} processes on port {httpd.server_port} (--workers 1 for one)")
     _out("\n".join(lines))
     if args.workers > 1:
-        return _serve_workers(args, httpd, grace, scratch)
+        return _serve_workers(args, httpd, registered, grace, scratch)
 
     def stop(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -700,65 +695,67 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve_workers(args: argparse.Namespace, holder: Any, grace: float, scratch: Any) -> int:
-    """Start ``args.workers`` worker processes on the port ``holder`` holds; stop them together.
+def _serve_workers(args: argparse.Namespace, holder: Any, registered: Any, grace: float, scratch: Any) -> int:
+    """Fork ``args.workers`` worker processes serving the port ``holder`` holds; stop them together.
 
-    Each worker is ``serve --worker``: it listens on the same port with ``SO_REUSEPORT`` (the kernel
-    spreads new connections over the workers), with the settings this process published. Memory and
-    the outbox are the one SQLite file (WAL; the claims already keep deliveries single), the inbox a
-    table of its own. This process runs the outbox's drainer and stops the workers on Ctrl+C or
-    SIGTERM: each gets one SIGTERM, answers what it has in progress, and exits.
+    Forked after every import, a worker is up at once. Each listens on the same port with
+    ``SO_REUSEPORT`` (the kernel spreads new connections over the workers). Memory and the outbox
+    are the one SQLite file (WAL; the claims already keep deliveries single), the inbox a table of
+    its own; the first worker also drains the outbox. This process only supervises, with no thread
+    of its own (so that forking a replacement for a worker that died is safe): on Ctrl+C or SIGTERM
+    each worker gets one SIGTERM, answers what it has in progress, and exits.
     """
     import logging
     import signal
-    import subprocess
     import tempfile
-    import threading
     import time
 
-    from translators import drainer, settings
-
     own = scratch or tempfile.TemporaryDirectory(prefix="translators-serve-")
-    env = settings.environ() | {
-        WORKERS_ENV: str(args.workers),
-        INBOX_ENV: str(Path(own.name, "inbox.db")),
-    }
-    argv = [sys.executable, "-m", "translators", "serve", "--worker"]
-    argv += ["--host", args.host, "--port", str(holder.server_port), "--log-level", args.log_level]
+    inbox = Path(own.name, "inbox.db")
+    log = logging.getLogger("translators.serve")
 
-    def start() -> subprocess.Popen[bytes]:
-        # A session of its own: a Ctrl+C reaches this process only, which then stops each worker once.
-        return subprocess.Popen(argv, env=env, start_new_session=True)
+    def start(index: int) -> int:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 1
+            try:
+                os.setpgid(0, 0)  # a Ctrl+C in the terminal reaches the supervisor alone
+                code = _run_worker(args, holder.server_port, registered, inbox, grace, drain=index == 0)
+            finally:
+                os._exit(code)
+        return pid
 
-    workers = [start() for _ in range(args.workers)]
-    stopping = threading.Event()
+    workers = {start(i): i for i in range(args.workers)}
+    stopping = [False]
 
     def stop(signum: int, frame: Any) -> None:
-        stopping.set()
+        stopping[0] = True
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    draining, stop_draining = drainer.start(settings.from_environ)
     try:
-        while not stopping.wait(0.5):
-            for i, worker in enumerate(workers):
-                if worker.poll() is not None:  # it died: the others serve meanwhile, and it comes back
-                    logging.getLogger("translators.serve").warning(
-                        "worker %s exited with %s; starting another", worker.pid, worker.returncode
-                    )
-                    workers[i] = start()
+        while not stopping[0]:
+            time.sleep(0.2)
+            for pid, index in list(workers.items()):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done and not stopping[0]:  # it died: the others serve meanwhile, and it comes back
+                    log.warning("worker %s exited (status %s); starting another", pid, status)
+                    del workers[pid]
+                    workers[start(index)] = index
     finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
+        for pid in workers:
+            with _quietly():
+                os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace + 5
-        for worker in workers:
-            try:
-                worker.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-        stop_draining.set()
-        draining.join(timeout=grace)
+        for pid in workers:
+            while time.monotonic() < deadline:
+                with _quietly():
+                    if os.waitpid(pid, os.WNOHANG)[0]:
+                        break
+                time.sleep(0.05)
+            else:
+                with _quietly():
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
         holder.server_close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -768,29 +765,35 @@ def _serve_workers(args: argparse.Namespace, holder: Any, grace: float, scratch:
     return 0
 
 
-def _serve_worker(args: argparse.Namespace) -> int:
-    """One worker of ``serve --workers``: the settings are in the environment, the port shared."""
-    from translators import server, settings
+def _quietly() -> Any:
+    import contextlib
+
+    return contextlib.suppress(ProcessLookupError, ChildProcessError)
+
+
+def _run_worker(
+    args: argparse.Namespace, port: int, registered: Any, inbox: Path, grace: float, *, drain: bool
+) -> int:
+    """One worker of ``serve --workers``: its own server on the shared port, the shared inbox."""
+    from translators import drainer, server, settings
     from translators.pacing import PACER
 
-    told = settings.environ()
-    workers = int(told.get(WORKERS_ENV) or 1)
-    PACER.share = 1 / workers  # the workers pace each channel together at its rate
-    inbox_path = told.get(INBOX_ENV)
-    inbox = server.SharedInbox(Path(inbox_path)) if inbox_path else None
-
-    grace = settings.from_environ().app.delivery_deadline_seconds + server.STOP_SECONDS
+    PACER.share = 1 / args.workers  # the workers pace each channel together at its rate
     httpd, _, _ = server.create_server(
         args.host,
-        args.port,
-        server.load_function_app().get_functions(),
-        inbox=inbox,
+        port,
+        registered,
+        inbox=server.SharedInbox(inbox),
         stop_seconds=grace,
         reuse_port=True,
     )
+    draining, stop_draining = drainer.start(settings.from_environ) if drain else (None, None)
     try:
         httpd.serve_forever()  # returns on SIGTERM once the calls in progress are answered
     finally:
+        if stop_draining is not None and draining is not None:
+            stop_draining.set()
+            draining.join(timeout=grace)
         httpd.server_close()
         _close_state_stores()
     return 0
@@ -900,8 +903,6 @@ def build_parser() -> argparse.ArgumentParser:
         f" own threads; they share memory, the outbox and the inbox (default: the CPUs, at most"
         f" {MAX_DEFAULT_WORKERS}; here {default_workers()})",
     )
-    # Internal: one of the workers a `serve --workers N` process started (settings come from it).
-    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(handler=cmd_serve)
 
     render = commands.add_parser(

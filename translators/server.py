@@ -745,7 +745,8 @@ class LocalServer:
         self.stop_seconds = stop_seconds
         #: Set by ``server_close``: a ``serve_forever`` running in another thread then returns.
         self.closed = threading.Event()
-        self.dispatcher = _SplitDispatcher(threads, quick_threads)
+        # A server that only holds its port (serve --workers) runs no threads: its process forks.
+        self.dispatcher = _SplitDispatcher(threads if listen else 0, quick_threads if listen else 0)
         #: Connections with a request partly received, and when its first part was seen.
         self._partial: dict[int, float] = {}
         self._map: dict[int, Any] = {}  # waitress's socket map: the listener, trigger, connections
