@@ -179,3 +179,57 @@ def _import_profile(sample_id: str, top: int, env: dict[str, str]) -> list[tuple
             groups[package] = (total + ms, count + 1)
     ranked = sorted(groups.items(), key=lambda item: item[1][0], reverse=True)[:top]
     return [(package, ms, count) for package, (ms, count) in ranked]
+
+
+#: ``serve``'s target from spawn to its first answer.
+MAX_SERVE_SPAWN_MS = 300.0
+
+
+def serve_spawn(runs: int = 7, workers: int = 1, sample_id: str = "bitrise/build-failed") -> list[float]:
+    """Milliseconds from spawning ``python -m translators serve`` (its embedded defaults: the inbox
+    channels) to its first answer of a POST delivered to the inbox, ``runs`` times."""
+    import http.client
+    import socket
+
+    from translators import samples
+
+    sample = samples.get(sample_id)
+    times: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-spawn-") as tmp:
+        settings = Path(tmp) / "local.settings.json"
+        settings.write_text('{"IsEncrypted": false, "Values": {}}')
+        env = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)}
+        for i in range(runs + 1):  # the first run warms the bytecode caches and is not counted
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+            argv = [sys.executable, "-m", "translators", "serve", "--port", str(port)]
+            argv += ["--settings", str(settings), "--workers", str(workers), "--log-level", "warning"]
+            started = time.perf_counter()
+            proc = subprocess.Popen(
+                argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            try:
+                while True:
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"serve exited with {proc.returncode}")
+                    if time.perf_counter() - started > 30:
+                        raise RuntimeError("serve did not answer within 30 s")
+                    try:
+                        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                        body = sample.body()
+                        conn.request("POST", f"/api/{sample.source}/slack", body=body, headers=sample.headers)
+                        status = conn.getresponse().status
+                        conn.close()
+                    except OSError:
+                        time.sleep(0.002)
+                        continue
+                    if status != 200:
+                        raise RuntimeError(f"serve answered {status}")
+                    break
+                if i:
+                    times.append((time.perf_counter() - started) * 1000)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=15)
+    return times

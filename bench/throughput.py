@@ -38,7 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).resolve().parent / "post.lua"
 APP_SETTING_PREFIXES = ("CHANNEL_", "TEMPLATES_DIR", "WEBHOOK_TOKEN", "MAX_BODY_BYTES", "STATE_", "DELIVERY_")
 FAN_OUT = "slack+teams+teams-messagecard"
-MIN_RPS = 500.0
+#: The target for ``serve --workers 2`` on two cores: 1.3x the best of prom2teams under uWSGI
+#: measured on this machine (692 requests/s, issue 17).
+MIN_RPS = 900.0
+TARGET_WORKERS = 2
 SELF = "own /inbox"
 OTHER = "another serve"
 #: The channel of the server that delivers to another serve (configured, so no inbox channels).
@@ -70,6 +73,8 @@ class Result:
     destination_cpu_s: float = -1.0
     #: TCP connections the machine accepted during the run (all of loopback), None where unknown.
     new_connections: int | None = None
+    #: ``serve --workers``: processes serving the port.
+    workers: int = 1
 
     @property
     def server_cores(self) -> float:
@@ -255,7 +260,7 @@ def _affinity(cpus: set[int] | None) -> Any:
 
 @contextlib.contextmanager
 def serving(
-    log_level: str, cpus: set[int] | None, app_settings: Mapping[str, str] | None = None
+    log_level: str, cpus: set[int] | None, app_settings: Mapping[str, str] | None = None, workers: int = 1
 ) -> Iterator[tuple[int, int]]:
     """``python -m translators serve`` on a free port: (port, pid).
 
@@ -265,6 +270,9 @@ def serving(
     """
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)}
+    # No pacing: the inbox is not a chat tool with a rate limit, and pacing would queue the load in
+    # the outbox instead of delivering it (the answers checked would say "queued").
+    env.update({f"CHANNEL_{name}_RATE": "100000" for name in ("SLACK", "TEAMS", "TEAMS_MESSAGECARD")})
     env.update(app_settings or {})
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         env["STATE_STORE"] = f"sqlite:///{Path(tmp) / 'state.db'}"
@@ -274,7 +282,7 @@ def serving(
         settings.write_text('{"IsEncrypted": false, "Values": {}}')
         log_path = Path(tmp) / "serve.log"
         argv = [sys.executable, "-m", "translators", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        argv += ["--settings", str(settings), "--log-level", log_level]
+        argv += ["--settings", str(settings), "--log-level", log_level, "--workers", str(workers)]
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
                 argv,
@@ -345,13 +353,27 @@ def check_answers(
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and all its threads (Linux /proc), -1 elsewhere."""
+    """User + system CPU seconds of a process, its threads and its worker processes (Linux /proc),
+    -1 elsewhere."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return -1.0
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: fields 14 and 15 of stat
+    own = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: fields 14 and 15 of stat
+    return own + sum(max(cpu_seconds(child), 0.0) for child in children(pid))
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def inbox_received(port: int) -> int | None:
@@ -398,6 +420,7 @@ def run(
     log_level: str = "info",
     install: bool = True,
     tool: str = "auto",
+    workers: tuple[int, ...] = (1, TARGET_WORKERS),
 ) -> tuple[list[Result], str]:
     """Each of ``scenarios`` (channels) delivers to the server's own inbox; each of ``remote`` (a
     format) is one channel delivering to another serve's inbox."""
@@ -412,7 +435,7 @@ def run(
     tool_name = "wrk" if wrk else "python http.client threads (fallback: slower than wrk, may be the limit)"
 
     def measure(
-        port: int, pid: int, channels: str, formats: str, dest_port: int, dest_pid: int | None
+        port: int, pid: int, channels: str, formats: str, dest_port: int, dest_pid: int | None, count: int = 1
     ) -> Result:
         """One scenario: POST to ``channels``, which deliver in ``formats`` to the inbox at ``dest_port``."""
         path = f"/api/{sample.source}/{channels}"
@@ -473,18 +496,21 @@ def run(
             new_connections=(
                 opens_after - opens_before if opens_after is not None and opens_before is not None else None
             ),
+            workers=count,
         )
 
     results: list[Result] = []
-    with serving(log_level, server_cpus) as (port, pid):
-        for channels in scenarios:
-            results.append(measure(port, pid, channels, channels, port, None))
+    for count in workers:
+        with serving(log_level, server_cpus, workers=count) as (port, pid):
+            for channels in scenarios:
+                results.append(measure(port, pid, channels, channels, port, None, count))
     for fmt in remote:
         # The other serve is pinned like the server: both sides of each delivery share its CPUs.
         with serving(log_level, server_cpus) as (dest_port, dest_pid):
             settings = {
                 f"CHANNEL_{REMOTE_CHANNEL.upper()}_URL": f"http://127.0.0.1:{dest_port}/inbox/{fmt}",
                 f"CHANNEL_{REMOTE_CHANNEL.upper()}_FORMAT": fmt,
+                f"CHANNEL_{REMOTE_CHANNEL.upper()}_RATE": "100000",
             }
             with serving(log_level, server_cpus, settings) as (port, pid):
                 results.append(measure(port, pid, REMOTE_CHANNEL, fmt, dest_port, dest_pid))

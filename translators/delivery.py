@@ -561,7 +561,11 @@ def _not_sent(exc: BaseException) -> bool:
 
 
 def _log_last_attempt(budget: _CallBudget, outcome: str, status: int | None, error: str | None) -> None:
-    level = logging.INFO if outcome == "delivered" else logging.WARNING
+    # A delivery made at the first attempt is in the request's own line: this one is for debugging.
+    if outcome == "delivered":
+        level = logging.DEBUG if budget.attempts == 1 else logging.INFO
+    else:
+        level = logging.WARNING
     logs.event(
         log,
         "delivery.attempt",

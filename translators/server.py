@@ -24,7 +24,6 @@ waitress and werkzeug are development dependencies: Azure never imports this mod
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import inspect
 import json
@@ -419,6 +418,10 @@ def _loggable_path(environ: dict[str, Any]) -> str:
     return quote(path, safe="/%+:@!$&'()*,;=-._~")
 
 
+#: The environ key naming the function a request was routed to.
+CALLED = "translators.function"
+
+
 class LocalFunctionApp:
     """WSGI app: the function app's HTTP functions on their routes, plus the inbox."""
 
@@ -472,13 +475,20 @@ class LocalFunctionApp:
         except Exception:  # a bug here must still answer JSON; the traceback goes to the (redacted) log
             log.exception("unexpected error serving %s %s", request.method, _loggable_path(environ))
             response = _json(500, {"error": "internal_error", "message": "unexpected error; see the log"})
-        log.info(
-            "%s %s %d %d ms",
-            request.method,
-            _loggable_path(environ),
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
+        # One line per request at INFO: a function call logs its own (the pipeline's ``request``
+        # line, with the outcome of every channel), so the server's access line is DEBUG for it.
+        # So is a delivery to the inbox: the request that made it says how it went.
+        routine = CALLED in environ or (request.method == "POST" and request.path.startswith("/inbox/"))
+        level = logging.DEBUG if routine and response.status_code < 500 else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "%s %s %d %d ms",
+                request.method,
+                _loggable_path(environ),
+                response.status_code,
+                (time.perf_counter() - started) * 1000,
+            )
         body = response(environ, start_response)
         if not counted:
             return body
@@ -519,6 +529,7 @@ class LocalFunctionApp:
         if kind == "fn":
             if self.stopping:
                 return _stopping()
+            request.environ[CALLED] = name
             return self.call_function(self.functions[name], request, values)
         if kind == "preview":
             return self.preview(request, name, values.get("name"))
@@ -563,6 +574,8 @@ class LocalFunctionApp:
         )
         result = f.call(**{f.param: req})
         if inspect.isawaitable(result):
+            import asyncio  # only for an async function: none of ours is
+
             result = asyncio.run(_awaited(result))
         return _to_response(f.name, result)
 

@@ -712,7 +712,7 @@ def _common(
             rate = float(values["RATE"])
         except ValueError:
             rate = 0.0
-        if not (0 < rate < 1000):  # also NaN
+        if not (0 < rate <= 100_000):  # also NaN
             raise ValueError(f"{env_name}_RATE must be a number of messages a second, > 0")
     return {
         "templates": values.get("TEMPLATES") or None,
