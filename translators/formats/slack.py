@@ -6,8 +6,9 @@ https://docs.slack.dev/reference/block-kit/blocks. Limits mirror ``slack_sdk.mod
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -17,7 +18,7 @@ from translators.formats import (
     ChatFormat,
     OutputInvalid,
     _blockkit,
-    dumps,
+    clip,
     escape_entities,
     utc_text,
 )
@@ -31,8 +32,9 @@ from translators.formats._blockkit import (
 )
 from translators.model import Notification, safe_url
 from translators.people import Mention, Mentions
-from translators.text import Code, Doc, Inline, ListBlock, Paragraph, Quote, Span
+from translators.text import Code, Doc, Inline, ListBlock, Paragraph, Quote, Span, clip_inline
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # A cut must not leave half an entity (``&am``) or half a ``<url|label>`` behind.
 _OPEN_ENTITY = re.compile(r"&[a-z]{0,4}$")
 #: How Slack shows a time in the reader's own time zone ("Nov 30th, 2026 at 10:00 AM").
@@ -95,7 +97,7 @@ class Slack(ChatFormat):
         return _rich_blocks(doc.blocks, 0)
 
     def template_helpers(self) -> dict[str, Callable[..., str]]:
-        return {"rich": rich}
+        return {"rich": rich, "rich_facts": rich_facts}
 
     def mentions(self, mentions: Mentions) -> str:
         """mrkdwn mentions: ``<@U…>``, ``<!subteam^S…>``, ``<!here>``; a name where there is no id."""
@@ -256,20 +258,40 @@ def rich(
     only way a mention gets into a message, and it comes from configuration.
     """
     if isinstance(value, Mentions):
-        return (
-            ",".join(dumps(e).decode("utf-8") for e in _rich_mentions(value))
-            or dumps({"type": "text", "text": " "}).decode()
-        )
+        return _elements(_rich_mentions(value))
     line = value if isinstance(value, Inline) else Inline.of("" if value is None else str(value))
     target = safe_url(url)
     if target is not None:
         line = Inline(Span(s.text, s.bold, s.italic, s.strike, s.code, target) for s in line)
     if code:
         line = Inline(Span(s.text, s.bold, s.italic, s.strike, True, s.url) for s in line)
-    elements = _rich_spans(line, bold=bold, italic=italic)
-    return (
-        ",".join(dumps(e).decode("utf-8") for e in elements) or dumps({"type": "text", "text": " "}).decode()
-    )
+    return _elements(_rich_spans(line, bold=bold, italic=italic))
+
+
+def rich_facts(facts: Sequence[tuple[str, Inline]], limit: int = 300) -> str:
+    """Facts as rich text elements, one line each (label in bold, two spaces, the value): what
+    ``rich(label, bold=true), rich(value | clip(limit))`` per fact gives, in one call."""
+    elements: list[dict[str, Any]] = []
+    for i, (label, value) in enumerate(facts):
+        if i:
+            elements.append({"type": "text", "text": "\n"})
+        elements += _rich_spans(Inline.of(f"{label}  "), bold=True) or [{"type": "text", "text": " "}]
+        clipped = (
+            clip_inline(value, int(limit))
+            if isinstance(value, Inline)
+            else Inline.of(clip(str(value), int(limit)))
+        )
+        elements += _rich_spans(clipped) or [{"type": "text", "text": " "}]
+    return _elements(elements)
+
+
+#: An element where there would be none: a rich text section may not be empty.
+_EMPTY_ELEMENT = '{"type":"text","text":" "}'
+
+
+def _elements(elements: list[dict[str, Any]]) -> str:
+    """The elements as JSON, comma-separated: one encoding of the list, its brackets dropped."""
+    return _ENCODER.encode(elements)[1:-1] if elements else _EMPTY_ELEMENT
 
 
 def _rich_spans(line: Inline, *, bold: bool = False, italic: bool = False) -> list[dict[str, Any]]:
