@@ -581,3 +581,20 @@ def _children(pid: int) -> list[int]:
         if int(fields[1]) == pid:
             found.append(int(stat.parent.name))
     return found
+
+
+def test_workers_stop_at_once_whenever_the_signal_comes(tmp_path: Path) -> None:
+    """Stopped right after its first answer, as a benchmark or a script does, several times over."""
+    for run in range(5):
+        served = start_serve(tmp_path / f"s{run}", None, ("--workers", "2"))
+        try:
+            assert (
+                served.post("/api/bitrise/slack", distinct(FAILED, f"stop{run}"), FAILED.headers).status
+                == 200
+            )
+            started = time.monotonic()
+            served.proc.send_signal(signal.SIGTERM)
+            assert served.proc.wait(10) == 0
+            assert time.monotonic() - started < 5, "a worker that had exited was waited for"
+        finally:
+            served.stop()

@@ -708,6 +708,7 @@ def _serve_workers(args: argparse.Namespace, holder: Any, registered: Any, grace
     import logging
     import signal
     import tempfile
+    import threading
     import time
 
     own = scratch or tempfile.TemporaryDirectory(prefix="translators-serve-")
@@ -726,19 +727,20 @@ def _serve_workers(args: argparse.Namespace, holder: Any, registered: Any, grace
         return pid
 
     workers = {start(i): i for i in range(args.workers)}
-    stopping = [False]
+    stopping = threading.Event()  # only set (by the signal handler) and read: no thread waits on it
 
     def stop(signum: int, frame: Any) -> None:
-        stopping[0] = True
+        stopping.set()
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        while not stopping[0]:
+        while not stopping.is_set():
             time.sleep(0.2)
             for pid, index in list(workers.items()):
-                done, status = os.waitpid(pid, os.WNOHANG)
-                if done and not stopping[0]:  # it died: the others serve meanwhile, and it comes back
-                    log.warning("worker %s exited (status %s); starting another", pid, status)
+                if stopping.is_set():
+                    break
+                if _exited(pid):  # it died: the others serve meanwhile, and it comes back
+                    log.warning("worker %s exited; starting another", pid)
                     del workers[pid]
                     workers[start(index)] = index
     finally:
@@ -747,15 +749,13 @@ def _serve_workers(args: argparse.Namespace, holder: Any, registered: Any, grace
                 os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + grace + 5
         for pid in workers:
-            while time.monotonic() < deadline:
-                with _quietly():
-                    if os.waitpid(pid, os.WNOHANG)[0]:
-                        break
-                time.sleep(0.05)
-            else:
-                with _quietly():
-                    os.kill(pid, signal.SIGKILL)
-                    os.waitpid(pid, 0)
+            while not _exited(pid):
+                if time.monotonic() > deadline:
+                    with _quietly():
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
+                    break
+                time.sleep(0.02)
         holder.server_close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -763,6 +763,14 @@ def _serve_workers(args: argparse.Namespace, holder: Any, registered: Any, grace
         own.cleanup()
     _out("stopped")
     return 0
+
+
+def _exited(pid: int) -> bool:
+    """Whether the worker ``pid`` has exited (reaping it), also when it was reaped already."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] != 0
+    except ChildProcessError:
+        return True
 
 
 def _quietly() -> Any:
