@@ -146,7 +146,7 @@ def test_serve_prints_broken_channels_and_placeholders_with_the_reason(tmp_path:
     served = start_serve(
         tmp_path,
         {
-            "CHANNEL_SLACK_URL": "https://hooks.slack.com/services/REPLACE_ME",
+            "CHANNEL_SLACK_URL": "https://hooks.slack.com/services/replace-me",
             "CHANNEL_OK_URL": "https://hooks.slack.com/services/T1/B2/real",
             "DELIVERY_DEADLINE_SECONDS": "abc",
         },

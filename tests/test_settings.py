@@ -69,7 +69,7 @@ def test_channels_from_env() -> None:
             {"CHANNEL_X_URL": "https://hooks.slack.com:SECRETPATH/x"},
             "CHANNEL_X_URL is not a URL that can be parsed",
         ),
-        ({"CHANNEL_X_URL": "https://hooks.slack.com/services/REPLACE_ME/SECRETPATH"}, "placeholder"),
+        ({"CHANNEL_X_URL": "https://hooks.slack.com/services/replace-me/SECRETPATH"}, "placeholder"),
         (
             {"CHANNEL_X_URL": "https://hooks.example.com/SECRETPATH", "CHANNEL_X_FORMAT": "slack"},
             "placeholder",
@@ -153,7 +153,7 @@ def test_local_settings_sample_is_a_valid_configuration_with_placeholders_to_rep
     assert loaded.errors == {}
     assert set(loaded.channel_errors) == {"slack", "teams", "legacy"}
     assert all("placeholder" in message for message in loaded.channel_errors.values())
-    replaced = {k: v.replace("REPLACE_ME", "T0000/B0000/abc") for k, v in values.items()}
+    replaced = {k: v.replace("replace-me", "T0000/B0000/abc") for k, v in values.items()}
     assert {name: c.format for name, c in settings.load(replaced).channels.items()} == {
         "slack": "slack",
         "teams": "teams",
