@@ -10,25 +10,20 @@ A table string property holds at most 64 KiB, so a body is stored in chunks (``b
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    AzureError,
-    ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
 )
 from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from translators.outbox import Entry, Stats, Status, dumps
-from translators.state import StoreUnavailable, digest, safe_reason, utc
-from translators.state.connection import Target, table_client
-from translators.state.tables import _SAFE_KEY, CLIENT_OPTIONS, TABLE_NAME
+from translators.state import digest, utc
+from translators.state.tables import _SAFE_KEY, TableAccess
 
 #: Characters of a JSON text per table property: a property holds 64 KiB (32K UTF-16 units), and a
 #: character outside the BMP (an emoji) takes two units.
@@ -102,50 +97,9 @@ def _entry(entity: TableEntity) -> Entry:
     )
 
 
-class TableOutbox:
+class TableOutbox(TableAccess):
     kind = "tables"
-
-    def __init__(self, target: Target, table: str) -> None:
-        if not TABLE_NAME.match(table):
-            raise StoreUnavailable("OUTBOX_TABLE must be 3-63 letters and digits, starting with a letter")
-        self.table = table
-        self._target = target  # may hold a connection string: never in repr, messages or logs
-        self._client: TableClient | None = None
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"TableOutbox(table={self.table!r})"
-
-    @contextmanager
-    def _guard(self) -> Iterator[TableClient]:
-        try:
-            yield self._table()
-        except StoreUnavailable:
-            raise
-        except (AzureError, ValueError, OSError) as exc:
-            raise StoreUnavailable(safe_reason(exc)) from None
-
-    def _table(self) -> TableClient:
-        # As translators/state/tables.py: no lock is held while storage is asked anything.
-        if self._client is not None:
-            return self._client
-        client = table_client(self._target, self.table, **CLIENT_OPTIONS)
-        try:
-            client.create_table()
-        except ResourceExistsError:
-            pass
-        except BaseException:
-            client.close()
-            raise
-        with self._lock:
-            won = self._client is None
-            if won:
-                self._client = client
-            kept = self._client
-        assert kept is not None
-        if not won:
-            client.close()
-        return kept
+    setting = "OUTBOX_TABLE"
 
     def add(self, entry: Entry) -> None:
         with self._guard() as table:
@@ -281,9 +235,3 @@ class TableOutbox:
         queued = [e for e in everything if e.status == "queued"]
         oldest = min((e.created_at for e in queued), default=None)
         return Stats(len(queued), len(everything) - len(queued), oldest)
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None

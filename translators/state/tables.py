@@ -76,20 +76,26 @@ logging.getLogger("azure.core.pipeline.policies.http_logging_policy").setLevel(l
 log = logs.logger("translators.state.tables")
 
 
-class TableStore:
-    kind = "tables"
+class TableAccess:
+    """One table of Table Storage, opened (and created) on first use; memory and the outbox share it.
+
+    Every storage failure becomes a ``StoreUnavailable`` naming the failure's class only: the target
+    may hold a connection string, which stays out of reprs, messages and logs.
+    """
+
+    #: The setting that names the table, for the error about a wrong name.
+    setting = "STATE_TABLE"
 
     def __init__(self, target: Target, table: str) -> None:
         if not TABLE_NAME.match(table):
-            raise StoreUnavailable("STATE_TABLE must be 3-63 letters and digits, starting with a letter")
+            raise StoreUnavailable(f"{self.setting} must be 3-63 letters and digits, starting with a letter")
         self.table = table
-        self._target = target  # may hold a connection string: never in repr, messages or logs
+        self._target = target
         self._client: TableClient | None = None
         self._lock = threading.Lock()
-        self._pruned_at: datetime | None = None
 
     def __repr__(self) -> str:
-        return f"TableStore(table={self.table!r})"
+        return f"{type(self).__name__}(table={self.table!r})"
 
     @contextmanager
     def _guard(self) -> Iterator[TableClient]:
@@ -126,8 +132,28 @@ class TableStore:
         assert kept is not None
         if not won:
             client.close()
-        self._prune(kept)
+        self._opened(kept)
         return kept
+
+    def _opened(self, table: TableClient) -> None:
+        """Called once the client is ready, on first use (memory prunes old rows then)."""
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+
+class TableStore(TableAccess):
+    kind = "tables"
+
+    def __init__(self, target: Target, table: str) -> None:
+        super().__init__(target, table)
+        self._pruned_at: datetime | None = None
+
+    def _opened(self, table: TableClient) -> None:
+        self._prune(table)
 
     def _prune(self, table: TableClient) -> None:
         """Delete claims and outcomes past their keep, once a day per process (as SQLite does on open).
@@ -450,9 +476,3 @@ class TableStore:
 
     def replace_message(self, key: str, channel: str, old_ts: str, new_ts: str, now: datetime) -> None:
         self._merge_if(key, channel, lambda e: e.get("ts") == old_ts, {"ts": new_ts, "updated_at": utc(now)})
-
-    def close(self) -> None:
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
