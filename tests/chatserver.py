@@ -35,6 +35,19 @@ class Received:
         return json.loads(self.body)
 
 
+def answer(handler: BaseHTTPRequestHandler, status: int, payload: bytes, headers: dict[str, str]) -> None:
+    """Send one HTTP/1.1 answer with its length; a client that went away is no error of the test's."""
+    try:
+        handler.send_response(status)
+        for key, value in headers.items():
+            handler.send_header(key, value)
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
 class ChatServer:
     """Scripted per path: ``script(path, *replies)`` queues replies; after that the default answers."""
 
@@ -68,16 +81,7 @@ class ChatServer:
                         reply = server._defaults.get(self.path, Reply(200, "ok"))
                 if reply.delay:
                     time.sleep(reply.delay)
-                payload = reply.body.encode()
-                try:
-                    self.send_response(reply.status)
-                    for key, value in reply.headers.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                answer(self, reply.status, reply.body.encode(), reply.headers)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.chatserver import answer
 from translators.samples import all_samples
 
 TOKEN = "bitrise-test-token-7f3a9c2e51d84b06"
@@ -57,16 +58,7 @@ class FakeBitrise:
                         status = failure.status
                         payload = failure.body if failure.body is not None else b'{"message": "no"}'
                     headers = failure.headers
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    for key, value in headers.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                answer(self, status, payload, {"Content-Type": "application/json", **headers})
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.chatserver import answer
+
 TOKEN = "xoxb-1234567890-test-bot-token-d0e1f2"
 
 
@@ -59,20 +61,11 @@ class FakeSlack:
                 raw = self.rfile.read(length)
                 method = self.path.rsplit("/", 1)[-1]
                 body = json.loads(raw or b"{}")
-                status, answer, headers = server._answer(method, self.headers.get("Authorization"), body)
+                status, reply, headers = server._answer(method, self.headers.get("Authorization"), body)
                 if server.delay:
                     time.sleep(server.delay)
-                payload = json.dumps(answer).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json; charset=utf-8")
-                    for key, value in headers.items():
-                        self.send_header(key, value)
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                payload = json.dumps(reply).encode()
+                answer(self, status, payload, {"Content-Type": "application/json; charset=utf-8", **headers})
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

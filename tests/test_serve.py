@@ -23,6 +23,7 @@ import azure.functions as func
 import pytest
 from werkzeug.test import Client
 
+from bench.throughput import children as worker_processes
 from tests import bodies
 from tests.chatserver import SUCCESS, ChatServer, Reply
 from tests.localserve import Served, run_cli, start_serve
@@ -551,7 +552,7 @@ def test_workers_stop_together_answering_what_is_in_progress(
     slow = f"/hook/slow/{uuid.uuid4().hex}"
     chat.default(slow, Reply(200, "ok", delay=1.5))
     served = serve({"CHANNEL_SLOW_URL": chat.url(slow), "CHANNEL_SLOW_FORMAT": "slack"}, ("--workers", "2"))
-    children = _children(served.proc.pid)
+    children = worker_processes(served.proc.pid)
     assert len(children) == 2
     answers: list[Any] = []
     call = threading.Thread(
@@ -569,18 +570,6 @@ def test_workers_stop_together_answering_what_is_in_progress(
     assert served.proc.wait(15) == 0 and served.banner().rstrip().endswith("stopped")
     assert not any(Path(f"/proc/{pid}").exists() for pid in children), "no worker left behind"
     assert "Traceback" not in served.log()
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
 
 
 def test_workers_stop_at_once_whenever_the_signal_comes(tmp_path: Path) -> None:
