@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from translators import logs
 from translators.model import Link, Notification, Timestamp, duration_between, safe_url
+from translators.sources import Enrichment
 
 #: All the calls of one event share this budget: a message waits for its details at most this long.
 BUDGET_SECONDS = 2.0
@@ -328,27 +329,19 @@ def client() -> Client:
         return _client
 
 
-@dataclass(frozen=True)
-class Outcome:
-    notification: Notification
-    #: "complete", or "unavailable: <why>".
-    note: str
-    details: Details = field(default_factory=Details)
-
-
-def enrich(n: Notification, token: str, base: str) -> Outcome:
+def enrich(n: Notification, token: str, base: str) -> Enrichment:
     """``n`` completed from the API within the budget; on any problem, ``n`` as it was, said so."""
     if not n.app_id or not n.build_id:
-        return Outcome(n, "unavailable: the webhook named no app or build")
+        return Enrichment(n, "unavailable: the webhook named no app or build")
     try:
         fetched = client().fetch(base, token, n.app_id, n.build_id, finished_ok=n.event == "build.succeeded")
     except Unavailable as exc:  # an answer that parsed but did not fit the models
-        return Outcome(n, f"unavailable: {exc}")
+        return Enrichment(n, f"unavailable: {exc}")
     enriched = apply(n, fetched.details)
     if fetched.problem:
         log.warning("Bitrise API details incomplete for build %s: %s", n.build_id, fetched.problem)
-        return Outcome(enriched, f"unavailable: {fetched.problem}", fetched.details)
-    return Outcome(enriched, "complete", fetched.details)
+        return Enrichment(enriched, f"unavailable: {fetched.problem}")
+    return Enrichment(enriched, "complete")
 
 
 def recorded(n: Notification, answers: dict[str, Any]) -> Notification:
@@ -364,4 +357,4 @@ def recorded(n: Notification, answers: dict[str, Any]) -> Notification:
     )
 
 
-__all__ = ["BUDGET_SECONDS", "Details", "Outcome", "apply", "client", "enrich", "recorded"]
+__all__ = ["BUDGET_SECONDS", "Details", "apply", "client", "enrich", "recorded"]

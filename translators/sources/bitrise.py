@@ -102,8 +102,7 @@ class Bitrise:
             return None
         from translators.sources import _bitrise_api  # requests and the thread pool only when used
 
-        done = _bitrise_api.enrich(n, app.bitrise_api_token.get_secret_value(), app.bitrise_api_url)
-        return Enrichment(done.notification, done.note)
+        return _bitrise_api.enrich(n, app.bitrise_api_token.get_secret_value(), app.bitrise_api_url)
 
     def replay(self, n: Notification, answers: Mapping[str, Any]) -> Notification:
         from translators.sources import _bitrise_api
