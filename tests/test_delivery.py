@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.chatserver import Dripping
-from translators import __version__
+from translators import __version__, delivery
 from translators.delivery import DeliveryPolicy, DeliveryResult, deliver, redact
 
 SECRET_PATH = "/services/T123/B456/secretsecret"
@@ -406,6 +406,37 @@ def test_concurrent_deliveries_keep_their_own_retry_policies(server: FakeWebhook
     for path, policy in policies.items():
         assert results[path].attempts == policy.max_attempts
         assert sum(seen.path == path for seen in server.seen) == policy.max_attempts
+
+
+def test_the_environment_proxy_carries_deliveries_unless_no_proxy_names_the_host(
+    server: FakeWebhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loopback fake plays a forward proxy: a proxied request line carries the absolute URL.
+    server.otherwise = Reply(200, b"ok")
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setattr(delivery, "_environments", {})
+
+    proxied = deliver("http://hooks.invalid/services/x", b"{}", is_success=slack_ok, policy=FAST)
+    direct = deliver(server.url("/direct", ""), b"{}", is_success=slack_ok, policy=FAST)
+
+    assert proxied.ok
+    assert direct.ok
+    assert [seen.path for seen in server.seen] == ["http://hooks.invalid/services/x", "/direct"]
+
+
+def test_one_watchdog_thread_serves_every_call(server: FakeWebhook) -> None:
+    server.otherwise = Reply(200, b"ok")
+    deliver(server.url(), b"{}", is_success=slack_ok)
+    before = threading.active_count()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda _: deliver(server.url(), b"{}", is_success=slack_ok), range(40)))
+
+    assert all(result.ok for result in results)
+    watchdogs = [t for t in threading.enumerate() if t.name == "delivery-watchdog"]
+    assert len(watchdogs) == 1
+    assert threading.active_count() <= before + 4, "no thread per call beyond the pool's own"
 
 
 # ---------------------------------------------------------------------------------------------

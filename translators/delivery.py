@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import heapq
+import itertools
 import logging
+import os
 import socket
 import ssl
 import threading
@@ -293,23 +296,64 @@ class _Watchdog:
 
     A shut socket makes the blocked read fail at once; the call then reports what it knows: a 2xx
     status line already read means delivered, a request sent without an answer means unknown.
+
+    One thread per process watches every call (a thread per call cost more than the rest of a
+    loopback delivery), started on first use and again in a forked worker, which inherits the
+    parent's watch list but not its thread.
     """
 
-    def __init__(self, call: _Call, budget: _CallBudget) -> None:
-        self._call = call
-        self._budget = budget
-        self._timer = threading.Timer(max(budget.remaining(), 0.0), self._fire)
-        self._timer.daemon = True
-        self._timer.start()
+    def __init__(self) -> None:
+        self._lock = threading.Condition(threading.Lock())
+        self._pending: dict[int, tuple[_Call, _CallBudget]] = {}
+        # Deadlines in order; an entry whose ticket is no longer pending was cancelled.
+        self._deadlines: list[tuple[float, int]] = []
+        self._tickets = itertools.count()
+        self._pid = 0
 
-    def _fire(self) -> None:
-        self._budget.aborted = True
-        for sock in list(self._call.sockets):
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+    def watch(self, call: _Call, budget: _CallBudget) -> int:
+        ticket = next(self._tickets)
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._pending.clear()
+                self._deadlines.clear()
+                threading.Thread(target=self._run, name="delivery-watchdog", daemon=True).start()
+            self._pending[ticket] = (call, budget)
+            heapq.heappush(self._deadlines, (budget.deadline, ticket))
+            if self._deadlines[0][1] == ticket:
+                self._lock.notify()  # the nearest deadline now: the thread waits less
+        return ticket
 
-    def cancel(self) -> None:
-        self._timer.cancel()
+    def cancel(self, ticket: int) -> None:
+        with self._lock:
+            self._pending.pop(ticket, None)  # gone already when the deadline fired first
+            if len(self._deadlines) > 2 * len(self._pending) + 64:
+                # Most calls end long before their deadline: drop what they left behind.
+                self._deadlines = [entry for entry in self._deadlines if entry[1] in self._pending]
+                heapq.heapify(self._deadlines)
+
+    def _run(self) -> None:
+        with self._lock:
+            while True:
+                while self._deadlines and self._deadlines[0][1] not in self._pending:
+                    heapq.heappop(self._deadlines)
+                if not self._deadlines:
+                    self._lock.wait()
+                    continue
+                deadline, ticket = self._deadlines[0]
+                wait = deadline - time.monotonic()
+                if wait > 0:
+                    self._lock.wait(wait)
+                    continue
+                heapq.heappop(self._deadlines)
+                call, budget = self._pending.pop(ticket)
+                budget.aborted = True
+                for sock in list(call.sockets):
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+
+_watchdog = _Watchdog()
 
 
 class _WatchedConnection:
@@ -410,6 +454,7 @@ _REDACTED_LOGGERS = (
 
 _session: requests.Session | None = None
 _session_lock = threading.Lock()
+_environments: dict[str, dict[str, Any]] = {}
 
 
 def _new_session() -> requests.Session:
@@ -418,6 +463,10 @@ def _new_session() -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = USER_AGENT
+    # The environment's proxies and CA bundle are read once per URL (_environment) instead of on
+    # every call, where requests scanned the whole environment twice and looked for ~/.netrc. A
+    # netrc login is no business of a webhook anyway.
+    session.trust_env = False
     # Deliveries are independent: a cookie set by one destination must not ride along later.
     session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
     redacting = _RedactingFilter()
@@ -436,6 +485,18 @@ def _shared_session() -> requests.Session:
                 _session = _new_session()
             session = _session
     return session
+
+
+def _environment(url: str) -> dict[str, Any]:
+    """The proxies (``HTTPS_PROXY``, ``NO_PROXY`` …) and CA bundle (``REQUESTS_CA_BUNDLE``) for ``url``."""
+    found = _environments.get(url)
+    if found is None:
+        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        found = {"proxies": requests.utils.get_environ_proxies(url), "verify": verify}
+        if len(_environments) >= 256:  # URLs come from settings, so this is a guard, not a cache policy
+            _environments.clear()
+        _environments[url] = found
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,7 +540,7 @@ def deliver(
     sent_headers = {"Content-Type": "application/json; charset=utf-8", **(headers or {})}
     call = _Call(retry, hidden)
     token = _current_call.set(call)
-    watchdog = _Watchdog(call, budget)
+    ticket = _watchdog.watch(call, budget)
     try:
         response = _shared_session().post(
             url,
@@ -490,6 +551,7 @@ def deliver(
             # A webhook does not redirect; following one would resend the message elsewhere.
             allow_redirects=False,
             stream=True,  # to bound how much of the answer is read
+            **_environment(url),
         )
         try:
             text, complete = _read_text(response, budget)
@@ -509,7 +571,7 @@ def deliver(
             elapsed_ms=budget.elapsed_ms(),
         )
     finally:
-        watchdog.cancel()
+        _watchdog.cancel(ticket)
         _current_call.reset(token)
 
     status = response.status_code
