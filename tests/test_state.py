@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -320,3 +321,48 @@ def test_a_failed_post_lets_go_and_an_abandoned_one_is_taken_over(store: StateSt
     store.message_posted("bitrise:b2", "builds", taken, "2.2", 1, later)
     assert store.message("bitrise:b2", "builds").ts == "2.2"  # type: ignore[union-attr]
     assert not store.advance_message("bitrise:b2", "builds", 0, later)
+
+
+# ---------------------------------------------------------------------------------------------
+# SQLite: one operation at a time, across threads and the processes of serve --workers
+
+
+def _hold_turns(turn: Any, log: Path, who: str, times: int) -> None:
+    for _ in range(times):
+        with turn():
+            with log.open("a") as fh:
+                fh.write(f"{who}+\n")
+            time.sleep(0.005)  # long enough for the others to try to get in
+            with log.open("a") as fh:
+                fh.write(f"{who}-\n")
+
+
+def test_sqlite_operations_take_turns_across_threads_and_forked_processes(tmp_path: Path) -> None:
+    from translators.state.sqlite import Turn
+
+    turn = Turn(tmp_path / "state.db")
+    log = tmp_path / "turns.log"
+    _hold_turns(turn, log, "parent", 1)  # the parent holds its lock file before it forks
+    children = []
+    for n in range(2):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            try:
+                _hold_turns(turn, log, f"child{n}", 10)
+            finally:
+                os._exit(0)
+        children.append(pid)
+    threads = [threading.Thread(target=_hold_turns, args=(turn, log, f"thread{n}", 10)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for pid in children:
+        assert os.waitpid(pid, 0)[1] == 0
+
+    lines = log.read_text().split()
+    assert len(lines) == 2 * (1 + 4 * 10)
+    # Every turn is whole: an enter is always followed by the same holder's exit.
+    pairs = list(zip(lines[::2], lines[1::2], strict=True))
+    assert all(a.endswith("+") and b == a[:-1] + "-" for a, b in pairs), pairs
+    assert {a[:-1] for a, _ in pairs} == {"parent", "child0", "child1", "thread0", "thread1"}

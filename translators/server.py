@@ -281,10 +281,13 @@ class SharedInbox:
     def __init__(self, path: Path, size: int = INBOX_SIZE) -> None:
         import sqlite3
 
+        from translators.state.sqlite import Turn
+
         self.path = path
         self.size = size
         self._local = threading.local()
         self._sqlite = sqlite3
+        self._turn = Turn(path)
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(
@@ -300,7 +303,8 @@ class SharedInbox:
             conn = self._sqlite.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA synchronous=OFF")  # a scratch file for one run
             self._local.conn = conn
-        yield conn
+        with self._turn():
+            yield conn
 
     def add(self, channel: str, fmt: str, body: Any, size: int) -> Delivered:
         with self._db() as db:

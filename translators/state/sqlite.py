@@ -14,6 +14,7 @@ Azure Files share behind ``/home`` on App Service), which is what the Table Stor
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -22,6 +23,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: threads take turns, processes rely on SQLite's busy handler
+    fcntl = None  # type: ignore[assignment]
 
 from translators.state import (
     CLAIM_STALE_AFTER,
@@ -105,6 +111,45 @@ def _parse_stamp(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
+class Turn:
+    """One operation at a time on an SQLite file: among this process's threads (a lock), and among
+    the processes of ``serve --workers`` (``flock`` on a file beside it, where the OS has one).
+
+    Writers that collide in SQLite itself wait in its busy handler, which sleeps 1, 2, 5, 10 … ms
+    between tries: under load that cost more time than the statements, and the CPU of a futex
+    storm. Waiting for a turn here wakes the next writer the moment the last one is done.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._lock = threading.Lock()
+        self._path = path.with_name(path.name + ".lock")
+        self._fd: int | None = None
+        self._pid = 0
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            fd = self._file()
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def _file(self) -> int | None:
+        # A forked worker opens its own: a descriptor inherited across fork shares the parent's lock.
+        if fcntl is None or self._pid == os.getpid():
+            return self._fd
+        self._pid = os.getpid()
+        try:
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError:
+            self._fd = None  # SQLite's own locking still keeps the file consistent
+        return self._fd
+
+
 class SqliteStore:
     kind = "sqlite"
 
@@ -113,6 +158,7 @@ class SqliteStore:
         self._ready = False
         self._init_lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
+        self._turn = Turn(path)
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
@@ -135,7 +181,8 @@ class SqliteStore:
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(safe_reason(exc)) from None
         try:
-            yield conn
+            with self._turn():
+                yield conn
         except sqlite3.Error as exc:
             conn.close()
             raise StoreUnavailable(safe_reason(exc)) from None
