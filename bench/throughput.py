@@ -44,6 +44,8 @@ MIN_RPS = 900.0
 TARGET_WORKERS = 2
 SELF = "own /inbox"
 OTHER = "another serve"
+#: A channel rate high enough that pacing never queues the load (the settings' maximum).
+UNPACED = "100000"
 #: The channel of the server that delivers to another serve (configured, so no inbox channels).
 REMOTE_CHANNEL = "remote"
 
@@ -272,7 +274,7 @@ def serving(
     env = {k: v for k, v in os.environ.items() if not k.startswith(APP_SETTING_PREFIXES)}
     # No pacing: the inbox is not a chat tool with a rate limit, and pacing would queue the load in
     # the outbox instead of delivering it (the answers checked would say "queued").
-    env.update({f"CHANNEL_{name}_RATE": "100000" for name in ("SLACK", "TEAMS", "TEAMS_MESSAGECARD")})
+    env.update({f"CHANNEL_{name}_RATE": UNPACED for name in ("SLACK", "TEAMS", "TEAMS_MESSAGECARD")})
     env.update(app_settings or {})
     with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
         env["STATE_STORE"] = f"sqlite:///{Path(tmp) / 'state.db'}"
@@ -510,7 +512,7 @@ def run(
             settings = {
                 f"CHANNEL_{REMOTE_CHANNEL.upper()}_URL": f"http://127.0.0.1:{dest_port}/inbox/{fmt}",
                 f"CHANNEL_{REMOTE_CHANNEL.upper()}_FORMAT": fmt,
-                f"CHANNEL_{REMOTE_CHANNEL.upper()}_RATE": "100000",
+                f"CHANNEL_{REMOTE_CHANNEL.upper()}_RATE": UNPACED,
             }
             with serving(log_level, server_cpus, settings) as (port, pid):
                 results.append(measure(port, pid, REMOTE_CHANNEL, fmt, dest_port, dest_pid))
@@ -532,7 +534,12 @@ BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("logging + redaction", ("logging/", "translators/logs")),
     ("render (Jinja)", ("jinja2", ".j2", "translators/render")),
     ("fit + validate output", ("translators/formats",)),
-    ("validate + normalise", ("pydantic", "translators/sources", "translators/model")),
+    ("validate + normalise", ("pydantic", "translators/sources", "translators/model", "translators/text")),
+    (
+        "deliverer (claims, deadline, results)",
+        ("translators/deliver", "translators/results", "translators/pacing"),
+    ),
+    ("pipeline (settings, rules, answer)", ("translators/pipeline", "translators/settings", "function_app")),
     (
         "HTTP client (requests, urllib3)",
         ("requests/", "urllib3", "http/client", "socket", "ssl", "email/", "urllib/", "http/cookiejar"),
@@ -559,6 +566,7 @@ def profile_pipeline(
     for fmt in ("slack", "teams", "teams-messagecard"):
         key = "CHANNEL_" + fmt.upper().replace("-", "_")
         env[f"{key}_URL"], env[f"{key}_FORMAT"] = f"http://127.0.0.1:{port}/inbox/{fmt}", fmt
+        env[f"{key}_RATE"] = UNPACED  # as the server measured: delivered now, not queued for the pace
     quoted = json.dumps(marker).encode() if marker else b""
     body = sample.body()
     root = logging.getLogger()
@@ -592,10 +600,20 @@ def profile_pipeline(
             handler.close()
     stats = pstats.Stats(profiler)
     totals: dict[str, float] = {}
-    for (filename, _line, name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+
+    def bucket_of(filename: str, name: str) -> str:
         where = f"{filename}:{name}"
-        bucket = next((b for b, keys in BUCKETS if any(k in where for k in keys)), "other")
-        totals[bucket] = totals.get(bucket, 0.0) + tottime
+        return next((b for b, keys in BUCKETS if any(k in where for k in keys)), "other")
+
+    for (filename, _line, name), (_cc, _nc, tottime, _ct, callers) in stats.stats.items():  # type: ignore[attr-defined]
+        own = bucket_of(filename, name)
+        if own == "other" and filename == "~" and callers:
+            # A built-in (isinstance, str.join, a lock's wait) is the work of whoever called it.
+            for (c_file, _c_line, c_name), caller_stats in callers.items():
+                theirs = bucket_of(c_file, c_name)
+                totals[theirs] = totals.get(theirs, 0.0) + caller_stats[2]
+            continue
+        totals[own] = totals.get(own, 0.0) + tottime
     whole = sum(totals.values()) or 1.0
     shares = sorted(((b, t / whole) for b, t in totals.items()), key=lambda item: item[1], reverse=True)
     return elapsed / n * 1000, shares
