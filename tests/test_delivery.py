@@ -415,7 +415,7 @@ def test_the_environment_proxy_carries_deliveries_unless_no_proxy_names_the_host
     server.otherwise = Reply(200, b"ok")
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{server.port}")
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    monkeypatch.setattr(delivery, "_environments", {})
+    monkeypatch.setattr(delivery, "_destinations", {})
 
     proxied = deliver("http://hooks.invalid/services/x", b"{}", is_success=slack_ok, policy=FAST)
     direct = deliver(server.url("/direct", ""), b"{}", is_success=slack_ok, policy=FAST)
