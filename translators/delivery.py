@@ -511,10 +511,12 @@ def _request(
     key = (url, tuple(sorted(headers.items())))
     found = _destinations.get(key)
     if found is None:
-        verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        # requests' own reading of the environment, as Session.post would do it on every call.
+        with requests.Session() as trusting:
+            merged = trusting.merge_environment_settings(url, {}, None, None, None)
+        environment = {"proxies": merged["proxies"], "verify": merged["verify"], "cert": merged["cert"]}
         found = _Destination(
-            session.prepare_request(requests.Request("POST", url, headers=headers)),
-            {"proxies": requests.utils.get_environ_proxies(url), "verify": verify},
+            session.prepare_request(requests.Request("POST", url, headers=headers)), environment
         )
         if len(_destinations) >= 256:  # destinations come from settings: a guard, not a cache policy
             _destinations.clear()
