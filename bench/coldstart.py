@@ -37,7 +37,10 @@ MODES: dict[str, str] = {
     "app": "function_app + one dry_run ({sample}, slack)",
     "bare": "import azure.functions, pydantic, jinja2",
     "used": "... + one pydantic model, one Jinja template",
+    "unbuilt": "the app from a package without its bytecode",
 }
+#: The files of the deployment package that Python imports (.funcignore keeps these and more).
+PACKAGE = ("function_app.py", "host.json", "translators", "templates")
 
 
 @dataclass(frozen=True)
@@ -96,14 +99,37 @@ def child_env(state_dir: str) -> dict[str, str]:
     return env
 
 
-def _argv(mode: str, sample_id: str) -> list[str]:
+def _argv(mode: str, sample_id: str, unbuilt: Path | None = None) -> list[str]:
     from translators import samples
 
     sample = samples.get(sample_id)
+    if mode == "unbuilt":  # the app side, from a copy of the package that has no __pycache__
+        assert unbuilt is not None
+        return [sys.executable, str(CHILD), "app", str(unbuilt), *_request(sample)]
     argv = [sys.executable, str(CHILD), mode, str(ROOT)]
     if mode == "app":
-        argv += [sample.source, str(sample.path), json.dumps(sample.headers)]
+        argv += _request(sample)
     return argv
+
+
+def _request(sample: Any) -> list[str]:
+    return [sample.source, str(sample.path), json.dumps(sample.headers)]
+
+
+def unbuilt_package(into: Path) -> Path:
+    """The package's Python files without bytecode, as a deployment without tools/package-bytecode
+    ships them: Azure's read-only mount then makes every start compile them."""
+    import shutil
+
+    package = into / "package"
+    for name in PACKAGE:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, package / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            package.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, package / name)
+    return package
 
 
 def _once(argv: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any]]:
@@ -123,18 +149,20 @@ def _once(argv: list[str], env: dict[str, str]) -> tuple[float, dict[str, Any]]:
 def run(runs: int = 7, sample_id: str = "bitrise/build-failed") -> list[Side]:
     """Each side of MODES, ``runs`` times, alternating."""
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as state_dir:
-        return _run(runs, sample_id, child_env(state_dir))
+        return _run(runs, sample_id, child_env(state_dir), unbuilt_package(Path(state_dir)))
 
 
-def _run(runs: int, sample_id: str, env: dict[str, str]) -> list[Side]:
+def _run(runs: int, sample_id: str, env: dict[str, str], unbuilt: Path) -> list[Side]:
     warm_env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    argvs = {mode: _argv(mode, sample_id) for mode in MODES}
-    for argv in argvs.values():  # untimed: writes missing bytecode caches, warms the page cache
-        _once(argv, warm_env)
+    argvs = {mode: _argv(mode, sample_id, unbuilt) for mode in MODES}
+    # The unbuilt package never gets bytecode (its own imports compile from source every time).
+    envs = {mode: {**env, "PYTHONDONTWRITEBYTECODE": "1"} if mode == "unbuilt" else env for mode in MODES}
+    for mode, argv in argvs.items():  # untimed: writes missing bytecode caches, warms the page cache
+        _once(argv, envs[mode] if mode == "unbuilt" else warm_env)
     results: dict[str, list[tuple[float, dict[str, Any]]]] = {mode: [] for mode in MODES}
     for _ in range(runs):
         for mode in MODES:
-            results[mode].append(_once(argvs[mode], env))
+            results[mode].append(_once(argvs[mode], envs[mode]))
     return [
         Side(
             mode,

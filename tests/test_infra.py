@@ -11,6 +11,7 @@ job: docs/deployment.md says so.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -171,7 +172,11 @@ def test_every_setting_the_app_reads_is_set_by_infra_or_may_be_left_unset() -> N
 def test_azure_yaml_deploys_this_folder_as_the_python_function_app() -> None:
     config = yaml.safe_load((ROOT / "azure.yaml").read_text())
     service = config["services"]["api"]
+    hooks = service.pop("hooks")
     assert service == {"project": ".", "language": "python", "host": "function"}
+    # The package ships its bytecode (test_the_package_starts_from_its_bytecode_without_compiling).
+    assert hooks["prepackage"]["posix"]["run"] == "tools/package-bytecode"
+    assert os.access(ROOT / "tools" / "package-bytecode", os.X_OK)
     assert (
         config["infra"]["path"] == "infra"
         and (ROOT / "infra" / f"{config['infra']['module']}.bicep").exists()
@@ -188,6 +193,9 @@ def test_the_workflow_signs_in_with_oidc_and_deploys_with_functions_action() -> 
     assert set(login) == {"client-id", "tenant-id", "subscription-id"}  # no secret: a federated credential
     action = steps["Azure/functions-action"]["with"]
     assert action["respect-funcignore"] is True and action["sku"] == "flexconsumption"
+    runs = [step.get("run", "") or step.get("uses", "") for step in deploy["steps"]]
+    assert runs.index("tools/package-bytecode") < runs.index(next(r for r in runs if "functions-action" in r))
+    assert str(steps["actions/setup-python"]["with"]["python-version"]) == "3.13"  # Azure's bytecode
     assert "make test" in json.dumps(workflow["jobs"]["test"])
 
 
@@ -226,13 +234,15 @@ def test_funcignore_keeps_the_app_and_leaves_out_everything_else(tmp_path: Path)
     files = packaged(tmp_path)
     tops = {name.split("/", 1)[0] for name in files}
     assert tops == {"function_app.py", "host.json", "requirements.txt", "translators", "templates"}, tops
-    assert not [name for name in files if "__pycache__" in name or name.endswith((".pyc", ".db"))]
+    assert not [name for name in files if name.endswith(".db")]
     scratch = tmp_path / "repo"  # what is not tracked here: a venv, node_modules, local settings
     scratch.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=scratch, check=True)
     shutil.copy(ROOT / ".funcignore", scratch / ".gitignore")
     for name in (
         ".venv/lib/x.py",
+        ".venv/lib/__pycache__/x.cpython-313.pyc",
+        "tests/__pycache__/t.cpython-313.pyc",
         "node_modules/a/b.js",
         ".state/state.db",
         "local.settings.json",
@@ -240,8 +250,9 @@ def test_funcignore_keeps_the_app_and_leaves_out_everything_else(tmp_path: Path)
     ):
         (scratch / name).parent.mkdir(parents=True, exist_ok=True)
         (scratch / name).write_text("x")
-    (scratch / "translators").mkdir()
+    (scratch / "translators" / "__pycache__").mkdir(parents=True)
     (scratch / "translators" / "kept.py").write_text("x")
+    (scratch / "translators" / "__pycache__" / "kept.cpython-313.pyc").write_text("x")  # its bytecode
     listed = subprocess.run(
         ["git", "ls-files", "--others", "--exclude-standard"],
         cwd=scratch,
@@ -249,7 +260,7 @@ def test_funcignore_keeps_the_app_and_leaves_out_everything_else(tmp_path: Path)
         text=True,
         check=True,
     ).stdout.split()
-    assert listed == ["translators/kept.py"]
+    assert sorted(listed) == ["translators/__pycache__/kept.cpython-313.pyc", "translators/kept.py"]
 
 
 def test_the_package_alone_starts_and_indexes_its_functions(tmp_path: Path) -> None:
@@ -283,3 +294,52 @@ def test_the_package_alone_starts_and_indexes_its_functions(tmp_path: Path) -> N
     )
     assert render.returncode == 0, render.stderr
     assert json.loads(render.stdout)["attachments"][0]["blocks"]
+
+
+def test_the_package_starts_from_its_bytecode_without_compiling(tmp_path: Path) -> None:
+    """Azure runs the package read-only: what tools/package-bytecode compiled is all it gets."""
+    package = tmp_path / "package"
+    for name in packaged(tmp_path):
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, package / name)
+    (package / "__pycache__").mkdir()
+    (package / "__pycache__" / "function_app.cpython-311.pyc").write_bytes(b"stale")  # removed
+
+    built = subprocess.run(
+        [str(ROOT / "tools" / "package-bytecode"), str(package)], capture_output=True, text=True, timeout=120
+    )
+
+    assert built.returncode == 0, built.stderr
+    sources = [*sorted(package.glob("translators/**/*.py")), package / "function_app.py"]
+    caches = sorted(package.glob("**/__pycache__/*.pyc"))
+    assert (
+        len(caches) == len(sources)
+        and not (package / "__pycache__" / "function_app.cpython-311.pyc").exists()
+    )
+    for cache in caches:
+        assert cache.name.endswith(".cpython-313.pyc"), cache
+        flags = int.from_bytes(cache.read_bytes()[4:8], "little")
+        assert flags == 0b11, f"{cache}: not checked-hash bytecode (flags {flags})"
+    # Times change in a zip: the bytecode stays valid, since its source's hash is what is checked.
+    for source in sources:
+        os.utime(source, (1_000_000_000, 1_000_000_000))
+    for path in package.rglob("*"):
+        path.chmod(path.stat().st_mode & ~0o222)  # read-only, as Azure mounts it
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-v", "-c", "import function_app"],
+            cwd=package,
+            env={"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(package)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        for path in package.rglob("*"):
+            path.chmod(path.stat().st_mode | 0o200)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    loaded = re.findall(r"^# code object from '?(\S+?)'?$", proc.stderr, re.MULTILINE)
+    ours = [path for path in loaded if path.startswith(str(package))]
+    assert ours, "function_app and translators were imported"
+    compiled = [path for path in ours if not path.endswith(".pyc")]
+    assert compiled == [], f"compiled at start instead of read from the package: {compiled}"
