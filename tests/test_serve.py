@@ -6,8 +6,10 @@ log. Deliveries go to the server's own inbox or to a loopback ChatServer the tes
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
+import os
 import re
 import signal
 import threading
@@ -570,6 +572,34 @@ def test_workers_stop_together_answering_what_is_in_progress(
     assert served.proc.wait(15) == 0 and served.banner().rstrip().endswith("stopped")
     assert not any(Path(f"/proc/{pid}").exists() for pid in children), "no worker left behind"
     assert "Traceback" not in served.log()
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting for whoever adopted it does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    """A SIGKILL leaves the supervisor no time to stop its workers: they notice and stop themselves."""
+    served = start_serve(tmp_path / "killed", None, ("--workers", "2"))
+    children = worker_processes(served.proc.pid)
+    try:
+        assert len(children) == 2
+        assert served.post("/api/bitrise/slack", distinct(FAILED, "orphan"), FAILED.headers).status == 200
+        served.proc.send_signal(signal.SIGKILL)
+        served.proc.wait(10)
+        deadline = time.monotonic() + 10
+        while any(_running(pid) for pid in children):
+            assert time.monotonic() < deadline, "workers kept serving after their supervisor died"
+            time.sleep(0.05)
+    finally:
+        served.stop()
+        for pid in children:  # adopted by init once orphaned: not found under the supervisor
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_workers_stop_at_once_whenever_the_signal_comes(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ needs it, so ``--help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -714,13 +715,19 @@ def _serve_workers(args: argparse.Namespace, holder: Any, registered: Any, grace
     own = scratch or tempfile.TemporaryDirectory(prefix="translators-serve-")
     inbox = Path(own.name, "inbox.db")
     log = logging.getLogger("translators.serve")
+    # Nothing is ever written to this pipe: its reading end, in every worker, reports the end of
+    # the file once this process is gone, however it went (a SIGKILL too), and the worker stops
+    # as on SIGTERM instead of serving on, orphaned, beside whatever starts next on the port.
+    alive, alive_writer = os.pipe()
 
     def start(index: int) -> int:
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
             try:
+                os.close(alive_writer)
                 os.setpgid(0, 0)  # a Ctrl+C in the terminal reaches the supervisor alone
+                _stop_when_orphaned(alive)
                 code = _run_worker(args, holder.server_port, registered, inbox, grace, drain=index == 0)
             finally:
                 os._exit(code)
@@ -765,6 +772,20 @@ def _serve_workers(args: argparse.Namespace, holder: Any, registered: Any, grace
     return 0
 
 
+def _stop_when_orphaned(alive: int) -> None:
+    """SIGTERM to this worker once the supervisor's end of the ``alive`` pipe is closed."""
+    import signal
+    import threading
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while os.read(alive, 1):
+                pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
+
+
 def _exited(pid: int) -> bool:
     """Whether the worker ``pid`` has exited (reaping it), also when it was reaped already."""
     try:
@@ -774,8 +795,6 @@ def _exited(pid: int) -> bool:
 
 
 def _quietly() -> Any:
-    import contextlib
-
     return contextlib.suppress(ProcessLookupError, ChildProcessError)
 
 
