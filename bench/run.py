@@ -97,7 +97,14 @@ def part_translation(args: argparse.Namespace) -> list[Verdict]:
     typical = sorted(rows, key=lambda r: r.seconds)[len(rows) // 2]
     breakdowns = {}
     for label, row in (("typical (median) row", typical), ("slowest row", slowest)):
-        stages = translation.breakdown(row.sample, row.fmt, args.min_time, args.repeat, args.clock)
+        # Other work on the machine can land on the breakdown alone; up to three tries, keeping the
+        # one whose whole agrees best with the row's own figure.
+        tries = []
+        for _ in range(3):
+            tries.append(translation.breakdown(row.sample, row.fmt, args.min_time, args.repeat, args.clock))
+            if abs(tries[-1][-1][1] / row.seconds - 1) <= 0.2:
+                break
+        stages = min(tries, key=lambda st: abs(st[-1][1] / row.seconds - 1))
         breakdowns[label] = stages
         whole = stages[-1][1]
         out()
