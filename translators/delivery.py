@@ -298,25 +298,29 @@ class _Watchdog:
     status line already read means delivered, a request sent without an answer means unknown.
 
     One thread per process watches every call (a thread per call cost more than the rest of a
-    loopback delivery), started on first use and again in a forked worker, which inherits the
-    parent's watch list but not its thread.
+    loopback delivery), started on first use, and again in a forked worker: a child inherits the
+    parent's state but not its thread, and starts afresh.
     """
 
     def __init__(self) -> None:
+        self._tickets = itertools.count()
+        self._fresh()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._fresh)
+
+    def _fresh(self) -> None:
+        # A new lock too: the parent's watchdog thread may have held the old one at the fork.
         self._lock = threading.Condition(threading.Lock())
         self._pending: dict[int, tuple[_Call, _CallBudget]] = {}
         # Deadlines in order; an entry whose ticket is no longer pending was cancelled.
         self._deadlines: list[tuple[float, int]] = []
-        self._tickets = itertools.count()
-        self._pid = 0
+        self._running = False
 
     def watch(self, call: _Call, budget: _CallBudget) -> int:
         ticket = next(self._tickets)
         with self._lock:
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._pending.clear()
-                self._deadlines.clear()
+            if not self._running:
+                self._running = True
                 threading.Thread(target=self._run, name="delivery-watchdog", daemon=True).start()
             self._pending[ticket] = (call, budget)
             heapq.heappush(self._deadlines, (budget.deadline, ticket))

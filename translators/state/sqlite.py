@@ -19,6 +19,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -123,10 +124,16 @@ class Turn:
     """
 
     def __init__(self, path: Path) -> None:
-        self._lock = threading.Lock()
         self._path = path.with_name(path.name + ".lock")
+        self._fresh()
+        _turns.add(self)
+
+    def _fresh(self) -> None:
+        # A forked worker starts afresh: another thread of the parent may have held the lock at the
+        # fork, and a descriptor inherited across it shares the parent's flock instead of its own.
+        self._lock = threading.Lock()
         self._fd: int | None = None
-        self._pid = 0
+        self._opened = False
 
     @contextmanager
     def __call__(self) -> Iterator[None]:
@@ -141,15 +148,26 @@ class Turn:
                     fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _file(self) -> int | None:
-        # A forked worker opens its own: a descriptor inherited across fork shares the parent's lock.
-        if fcntl is None or self._pid == os.getpid():
+        if fcntl is None or self._opened:
             return self._fd
-        self._pid = os.getpid()
+        self._opened = True
         try:
             self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         except OSError:
             self._fd = None  # SQLite's own locking still keeps the file consistent
         return self._fd
+
+
+_turns: weakref.WeakSet[Turn] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    for turn in list(_turns):
+        turn._fresh()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
 
 
 class SqliteStore:
