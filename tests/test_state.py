@@ -337,6 +337,8 @@ def _hold_turns(turn: Any, log: Path, who: str, times: int) -> None:
                 fh.write(f"{who}-\n")
 
 
+# pytest runs threads of its own; the forked children here only take turns and exit.
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_sqlite_operations_take_turns_across_threads_and_forked_processes(tmp_path: Path) -> None:
     from translators.state.sqlite import Turn
 
