@@ -246,6 +246,15 @@ def part_coldstart(args: argparse.Namespace) -> list[Verdict]:
     ]
 
 
+def _rss(sizes: tuple[float, ...]) -> str:
+    """One process's resident MiB; for serve --workers, the supervisor + each worker."""
+    if not sizes:
+        return "?"
+    if len(sizes) == 1:
+        return f"{sizes[0]:.0f}"
+    return f"{sizes[0]:.0f} + " + " + ".join(f"{size:.0f}" for size in sizes[1:])
+
+
 def part_throughput(args: argparse.Namespace) -> list[Verdict]:
     out("== throughput: python -m translators serve under load on loopback ==")
     if not (ROOT / "translators" / "cli.py").exists():
@@ -283,6 +292,7 @@ def part_throughput(args: argparse.Namespace) -> list[Verdict]:
         "new TCP conns",
         "server CPU ms/req",
         "server cores",
+        "RSS MiB",
     ]
     rows: list[list[object]] = []
     for r in results:
@@ -305,6 +315,7 @@ def part_throughput(args: argparse.Namespace) -> list[Verdict]:
                 "?" if r.new_connections is None else r.new_connections,
                 round(cpu_per, 2),
                 round(r.server_cores, 2),
+                _rss(r.rss_mib),
             ]
         )
     out(table.render(headers, rows))
@@ -312,6 +323,10 @@ def part_throughput(args: argparse.Namespace) -> list[Verdict]:
     out(
         "new TCP conns: connections the machine accepted during the run (all of loopback), against"
         " the HTTP exchanges: the load tool's requests plus one delivery per channel"
+    )
+    out(
+        "RSS MiB: resident memory after the run (VmRSS), of the process, or of serve --workers'"
+        " supervisor + each worker (forked, they share the pages they have not written since)"
     )
     for r in results:
         checks = "; ".join(r.checks) if r.checks else "3 before and 3 after: 200 delivered on every channel"

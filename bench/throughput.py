@@ -79,6 +79,8 @@ class Result:
     workers: int = 1
     #: Requests/s of every round of this scenario, in the order run; this result is the median one.
     rounds_rps: tuple[float, ...] = ()
+    #: Resident MiB after the run: the serving process, then each worker (serve --workers).
+    rss_mib: tuple[float, ...] = ()
 
     @property
     def server_cores(self) -> float:
@@ -368,6 +370,19 @@ def cpu_seconds(pid: int) -> float:
     return own + sum(max(cpu_seconds(child), 0.0) for child in children(pid))
 
 
+def resident_mib(pid: int) -> list[float]:
+    """Resident memory (``VmRSS``) of a process and of each of its worker processes, in MiB
+    (Linux /proc); empty elsewhere."""
+    sizes = []
+    for each in (pid, *children(pid)):
+        try:
+            lines = Path(f"/proc/{each}/status").read_text().splitlines()
+        except OSError:
+            continue
+        sizes += [int(ln.split()[1]) / 1024 for ln in lines if ln.startswith("VmRSS:")]
+    return sizes
+
+
 def children(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -473,6 +488,7 @@ def run(
                 "127.0.0.1", port, path, sample.body(), sample.headers, marker, tag, seconds, connections
             )
         cpu_used = cpu_seconds(pid) - cpu_before if cpu_before >= 0 else -1.0
+        rss = tuple(resident_mib(pid))
         dest_used = cpu_seconds(dest_pid) - dest_before if dest_pid and dest_before >= 0 else -1.0
         opens_after = tcp_passive_opens()
         time.sleep(0.5)  # let deliveries of requests wrk gave up on at the end land in the inbox
@@ -507,6 +523,7 @@ def run(
                 opens_after - opens_before if opens_after is not None and opens_before is not None else None
             ),
             workers=count,
+            rss_mib=rss,
         )
 
     results: list[Result] = []
