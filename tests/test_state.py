@@ -368,3 +368,19 @@ def test_sqlite_operations_take_turns_across_threads_and_forked_processes(tmp_pa
     pairs = list(zip(lines[::2], lines[1::2], strict=True))
     assert all(a.endswith("+") and b == a[:-1] + "-" for a, b in pairs), pairs
     assert {a[:-1] for a, _ in pairs} == {"parent", "child0", "child1", "thread0", "thread1"}
+
+
+def test_closing_sqlite_stores_closes_their_lock_files(tmp_path: Path) -> None:
+    from translators.state.sqlite import SqliteStore
+
+    def open_files() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    before = open_files()
+    for n in range(20):
+        store = SqliteStore(tmp_path / f"s{n}.db")
+        store.record_outcome("k", "success", None, T0)
+        store.close()
+    assert open_files() <= before + 1  # no descriptor left per store
+    assert store.previous_outcome("k", None) == "success"  # a closed store opens again when used
+    store.close()

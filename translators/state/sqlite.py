@@ -21,7 +21,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -129,11 +129,27 @@ class Turn:
         _turns.add(self)
 
     def _fresh(self) -> None:
-        # A forked worker starts afresh: another thread of the parent may have held the lock at the
-        # fork, and a descriptor inherited across it shares the parent's flock instead of its own.
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._opened = False
+
+    def _forked(self) -> None:
+        # A forked worker starts afresh: another thread of the parent may have held the lock at the
+        # fork (so it is not taken here), and the descriptor the worker inherited shares the
+        # parent's flock instead of having its own.
+        self._close_file()
+        self._fresh()
+
+    def close(self) -> None:
+        """Close the lock file, once no turn is taken; the next turn opens it again."""
+        with self._lock:
+            self._close_file()
+
+    def _close_file(self) -> None:
+        fd, self._fd, self._opened = self._fd, None, False
+        if fd is not None:
+            with suppress(OSError):
+                os.close(fd)
 
     @contextmanager
     def __call__(self) -> Iterator[None]:
@@ -163,7 +179,7 @@ _turns: weakref.WeakSet[Turn] = weakref.WeakSet()
 
 def _after_fork() -> None:
     for turn in list(_turns):
-        turn._fresh()
+        turn._forked()
 
 
 if hasattr(os, "register_at_fork"):
@@ -434,3 +450,4 @@ class SqliteStore:
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+        self._turn.close()
