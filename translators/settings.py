@@ -457,7 +457,8 @@ def load(env: Mapping[str, str]) -> Settings:
     """The settings ``env`` holds; anything wrong is listed in ``errors`` / ``channel_errors``."""
     # Every request asks; parsing and validating again would cost more than the request's own
     # lookups, so the result is kept per distinct set of the items it is made from.
-    return _load(tuple(sorted((k, v) for k, v in env.items() if _relevant(k))))
+    # Only the relevant values are looked up: os.environ decodes every value it hands out.
+    return _load(tuple(sorted((k, env[k]) for k in env if _relevant(k))))
 
 
 def from_environ() -> Settings:
