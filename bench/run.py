@@ -53,15 +53,19 @@ def machine() -> str:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
         ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
     except OSError:
-        commit = ""
+        commit, changed = "", ""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return (
         f"machine: {usable} CPU(s) usable (nproc), {cpu}; {platform.system()} {platform.release()}\n"
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} at start (other work on the machine"
         " makes every figure noisier)\n"
         f"python: {platform.python_implementation()} {platform.python_version()}; "
-        f"commit {commit or '?'} (+ working tree); {time.strftime('%Y-%m-%d %H:%M %Z')}"
+        f"commit {commit or '?'}{' (+ uncommitted changes)' if changed else ''};"
+        f" {time.strftime('%Y-%m-%d %H:%M %Z')}"
     )
 
 
