@@ -228,6 +228,15 @@ def packaged(tmp_path: Path) -> list[str]:
     return [name for name in tracked if name not in ignored]
 
 
+def package_copy(tmp_path: Path) -> Path:
+    """The files .funcignore keeps, copied into a folder of their own, as the package holds them."""
+    package = tmp_path / "package"
+    for name in packaged(tmp_path):
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, package / name)
+    return package
+
+
 def test_funcignore_keeps_the_app_and_leaves_out_everything_else(tmp_path: Path) -> None:
     if not (ROOT / ".git").exists():
         pytest.fail("the .funcignore test needs the git checkout")
@@ -267,10 +276,7 @@ def test_the_package_alone_starts_and_indexes_its_functions(tmp_path: Path) -> N
     """What Azure runs: only the packaged files, indexed as the worker indexes them."""
     from tests.test_worker_index import SCRIPT
 
-    package = tmp_path / "package"
-    for name in packaged(tmp_path):
-        (package / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, package / name)
+    package = package_copy(tmp_path)
     env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(package)],
@@ -298,10 +304,7 @@ def test_the_package_alone_starts_and_indexes_its_functions(tmp_path: Path) -> N
 
 def test_the_package_starts_from_its_bytecode_without_compiling(tmp_path: Path) -> None:
     """Azure runs the package read-only: what tools/package-bytecode compiled is all it gets."""
-    package = tmp_path / "package"
-    for name in packaged(tmp_path):
-        (package / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, package / name)
+    package = package_copy(tmp_path)
     (package / "__pycache__").mkdir()
     (package / "__pycache__" / "function_app.cpython-311.pyc").write_bytes(b"stale")  # removed
 
