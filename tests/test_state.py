@@ -384,3 +384,27 @@ def test_closing_sqlite_stores_closes_their_lock_files(tmp_path: Path) -> None:
     assert open_files() <= before + 1  # no descriptor left per store
     assert store.previous_outcome("k", None) == "success"  # a closed store opens again when used
     store.close()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_worker_opens_its_own_sqlite_connection(tmp_path: Path) -> None:
+    from translators.state.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "state.db")
+    store.record_outcome("parent", "success", None, T0)
+    with store.connection() as parents:
+        pass
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - runs in the child
+        code = 1
+        try:
+            with store.connection() as own:
+                code = 0 if own is not parents else 2
+            store.record_outcome("child", "failure", None, T0)
+        finally:
+            os._exit(code)
+    assert os.waitpid(pid, 0)[1] == 0
+    assert store.previous_outcome("child", None) == "failure"
+    with store.connection() as still:
+        assert still is parents  # the parent's connection was left alone by the child
+    store.close()

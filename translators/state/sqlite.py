@@ -3,10 +3,9 @@
 Safe across threads and processes on one machine: every conditional write is a single
 ``INSERT ... ON CONFLICT ... DO UPDATE ... WHERE`` statement, which SQLite runs atomically under
 its write lock; WAL lets readers proceed while one request writes, and ``busy_timeout`` makes
-concurrent writers wait instead of failing. Connections are reused from a small pool of idle ones
-(opening one per operation, with its PRAGMA, cost more than the queries themselves); a connection
-serves one operation at a time, and one that saw an error is closed instead of returned. A pool
-rather than one per thread, because the local server starts a thread per request.
+concurrent writers wait instead of failing. Operations take turns (``Turn``), so a process needs
+one connection, kept open (opening one per operation, with its PRAGMA, cost more than the queries
+themselves); one that saw an error is closed, and the next operation opens another.
 
 Not for several machines: SQLite's locking does not hold on network file systems (such as the
 Azure Files share behind ``/home`` on App Service), which is what the Table Storage backend is for.
@@ -48,8 +47,6 @@ from translators.state import (
 
 #: How long a write waits for another process's write before the store counts as unavailable.
 BUSY_TIMEOUT_SECONDS = 5.0
-#: Idle connections kept for reuse; more concurrent operations open (and then close) extra ones.
-MAX_IDLE_CONNECTIONS = 8
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outcomes (
@@ -193,15 +190,17 @@ class SqliteStore:
         self.path = path
         self._ready = False
         self._init_lock = threading.Lock()
-        self._idle: list[sqlite3.Connection] = []
         self._turn = Turn(path)
+        #: The connection, and the process that opened it: a forked worker opens its own.
+        self._conn: tuple[sqlite3.Connection, int] | None = None
 
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
 
     @contextmanager
     def connection(self) -> Iterator[sqlite3.Connection]:
-        """A pooled connection to the file, for one operation (the outbox shares the file)."""
+        """The connection to the file, for one operation in this process's turn (the outbox shares
+        the file)."""
         with self._db() as db:
             yield db
 
@@ -210,28 +209,28 @@ class SqliteStore:
         try:
             if not self._ready:
                 self._initialise()
-            with self._init_lock:
-                conn = self._idle.pop() if self._idle else None
-            if conn is None:
-                conn = self._connect()
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailable(safe_reason(exc)) from None
-        try:
-            with self._turn():
+        with self._turn():
+            try:
+                # SQLite forbids using a connection across fork: a worker leaves the one it
+                # inherited alone (closing it could disturb the parent's) and opens its own.
+                if self._conn is None or self._conn[1] != os.getpid():
+                    self._conn = (self._connect(), os.getpid())
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreUnavailable(safe_reason(exc)) from None
+            conn = self._conn[0]
+            try:
                 yield conn
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StoreUnavailable(safe_reason(exc)) from None
-        with self._init_lock:
-            if len(self._idle) < MAX_IDLE_CONNECTIONS:
-                self._idle.append(conn)
-                return
-        conn.close()
+            except sqlite3.Error as exc:
+                self._conn = None
+                conn.close()
+                raise StoreUnavailable(safe_reason(exc)) from None
 
     def _connect(self) -> sqlite3.Connection:
         # isolation_level=None: each statement commits on its own; the conditional writes are
         # single statements, so they need no explicit transaction. check_same_thread=False because
-        # pooled connections move between threads (one operation at a time, never shared).
+        # the connection serves every thread, one operation (one turn) at a time.
         conn = sqlite3.connect(
             self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
         )
@@ -445,9 +444,9 @@ class SqliteStore:
             )
 
     def close(self) -> None:
-        """Close the idle connections; a later operation opens a new one."""
-        with self._init_lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        """Close the connection and the lock file; a later operation opens them again."""
+        with self._turn():
+            found, self._conn = self._conn, None
+            if found is not None and found[1] == os.getpid():
+                found[0].close()
         self._turn.close()
