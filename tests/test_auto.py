@@ -13,7 +13,7 @@ from translators import pipeline, settings, sources
 from translators.errors import PayloadInvalid
 from translators.samples import Sample, all_samples
 
-SOURCES = ("bitrise", "appcenter", "applivery", "appflow")
+SOURCES = ("bitrise", "appcenter", "applivery", "appflow", "appstoreconnect", "xcodecloud")
 
 
 def headers_of(s: Sample) -> dict[str, str]:

@@ -94,3 +94,24 @@ def test_every_event_of_every_source_has_a_sample() -> None:
         )
     } <= events
     assert {("appflow", e) for e in ("build.succeeded", "build.failed", "build.canceled")} <= events
+    assert {
+        ("appstoreconnect", e)
+        for e in (
+            "review.submitted",
+            "review.started",
+            "review.approved",
+            "review.rejected",
+            "release.published",
+            "release.updated",
+            "build.uploaded",
+            "build.ready",
+            "build.upload_failed",
+            "feedback.received",
+            "crash.reported",
+            "webhook.ping",
+        )
+    } <= events
+    assert {
+        ("xcodecloud", e)
+        for e in ("build.queued", "build.started", "build.succeeded", "build.failed", "build.canceled")
+    } <= events

@@ -33,11 +33,16 @@ def read_nothing(path: str) -> str:
 
 
 def test_every_source_names_its_app_by_the_id_samples_shows() -> None:
+    plain = settings.load({})
     for s in all_samples():
-        n = sample_notification(s)
+        # With what the platform's API answered, where a source asks one: App Store Connect's
+        # webhooks carry no app, its id comes from the API (which knows none for a failed upload).
+        n = sample_notification(s, plain)
         if not isinstance(n, Notification):
             continue
-        assert n.app_key, s.id
+        if n.app_key is None:
+            assert s.source == "appstoreconnect", s.id
+            continue
         loaded = settings.load({"APP_NAMES": json.dumps({f"{s.source}:{n.app_key}": "Team Name"})})
         assert loaded.errors == {}
         named = pipeline.named(n, loaded)

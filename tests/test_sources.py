@@ -40,11 +40,34 @@ EXPECTED_EVENTS = {
     "appflow/package-canceled": "build.canceled",
     "appflow/web-success": "build.succeeded",
     "appflow/web-failed": "build.failed",
+    "appstoreconnect/alternative-distribution-available": "release.updated",
+    "appstoreconnect/background-asset-failed": "release.updated",
+    "appstoreconnect/build-upload-complete": "build.ready",
+    "appstoreconnect/build-upload-failed": "build.upload_failed",
+    "appstoreconnect/build-upload-processing": "build.uploaded",
+    "appstoreconnect/feedback-crash": "crash.reported",
+    "appstoreconnect/feedback-screenshot": "feedback.received",
+    "appstoreconnect/ping": "webhook.ping",
+    "appstoreconnect/testflight-approved": "review.approved",
+    "appstoreconnect/testflight-rejected": "review.rejected",
+    "appstoreconnect/version-in-review": "review.started",
+    "appstoreconnect/version-pending-release": "review.approved",
+    "appstoreconnect/version-ready-for-distribution": "release.published",
+    "appstoreconnect/version-ready-for-review": "release.updated",
+    "appstoreconnect/version-rejected": "review.rejected",
+    "appstoreconnect/version-waiting-for-review": "review.submitted",
+    "xcodecloud/build-canceled-tag": "build.canceled",
+    "xcodecloud/build-created": "build.queued",
+    "xcodecloud/build-failed": "build.failed",
+    "xcodecloud/build-started": "build.started",
+    "xcodecloud/build-succeeded-pr": "build.succeeded",
 }
 
 
 def test_registry_finds_every_source_module() -> None:
-    assert {"bitrise", "appcenter", "applivery", "appflow"} <= set(sources.registry())
+    assert {"bitrise", "appcenter", "applivery", "appflow", "appstoreconnect", "xcodecloud"} <= set(
+        sources.registry()
+    )
     assert sources.get("BITRISE") is sources.get("bitrise")
     assert sources.get("nope") is None
 

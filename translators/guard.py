@@ -24,23 +24,26 @@ MAX_JSON_DEPTH = 64
 MAX_JSON_VALUES = 100_000
 
 
-def check_token(expected: SecretStr | None, headers: Mapping[str, str], query_token: str | None) -> None:
-    """With ``WEBHOOK_TOKEN`` set, the request must carry it (header or ``token`` parameter)."""
+def token_ok(expected: SecretStr | None, headers: Mapping[str, str], query_token: str | None) -> bool:
+    """Whether the request carries ``WEBHOOK_TOKEN`` (header or ``token`` parameter); True when unset."""
     if expected is None:
-        return
+        return True
     secret = expected.get_secret_value()
     logs.register_secrets([secret])
     given = next((v for k, v in headers.items() if k.lower() == TOKEN_HEADER), None)
     if given is None:
         given = query_token or ""
     # compare_digest takes the same time wherever the strings differ: no guessing by timing.
-    if not given or not hmac.compare_digest(
+    return bool(given) and hmac.compare_digest(
         given.encode("utf-8", "replace"), secret.encode("utf-8", "replace")
-    ):
-        raise Unauthorized(
-            "missing or wrong webhook token: send it in the X-Webhook-Token header"
-            f" or the ?{TOKEN_PARAM}= query parameter"
-        )
+    )
+
+
+def token_refused() -> Unauthorized:
+    return Unauthorized(
+        "missing or wrong webhook token: send it in the X-Webhook-Token header"
+        f" or the ?{TOKEN_PARAM}= query parameter"
+    )
 
 
 def check_size(limit: int, body: bytes) -> None:

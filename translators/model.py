@@ -12,26 +12,40 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from translators.people import NONE, Mentions
 from translators.text import Doc, Inline, Span, code, from_lines, from_markdown
 
-#: Event names shared by all sources. Templates and channel filters use these strings.
+#: Event names shared by all sources. Templates and channel filters use these strings; each one's
+#: meaning is in docs/platforms.md#events.
 EVENTS: tuple[str, ...] = (
+    "build.queued",
     "build.started",
     "build.succeeded",
     "build.failed",
     "build.canceled",
     "build.uploaded",
     "build.ready",
+    "build.upload_failed",
+    "review.submitted",
+    "review.started",
+    "review.approved",
+    "review.rejected",
+    "review.canceled",
     "crash.new_group",
+    "crash.reported",
     "release.published",
+    "release.updated",
     "feedback.received",
     "bug.reported",
     "certificate.expiring",
+    "webhook.ping",
 )
 
 #: Longest URL we pass on: Slack rejects button URLs over 3000 characters.
 MAX_URL_LENGTH = 3000
 
-#: Events that say a build is under way; the event that settles it may replace their message.
-PROGRESS_EVENTS: frozenset[str] = frozenset({"build.started", "build.uploaded"})
+#: Events that say something is under way (a build, a review); the event that settles it may
+#: replace their message.
+PROGRESS_EVENTS: frozenset[str] = frozenset(
+    {"build.queued", "build.started", "build.uploaded", "review.submitted", "review.started"}
+)
 
 #: Payload times are kept within these, so that no arithmetic, conversion or storage can overflow.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -185,6 +199,12 @@ class Notification(BaseModel):
         description="what the event is about, when later events are about it too (a build:"
         " 'bitrise:<build slug>'): a Slack app channel keeps one message per key and updates it",
     )
+    opt_in: bool = Field(
+        default=False,
+        description="sent only to channels whose CHANNEL_<NAME>_EVENTS asks for it (Xcode Cloud's"
+        " build.queued): a channel that takes every event leaves it out, and when no channel asks"
+        " for it the answer is 200 ignored",
+    )
     previous_outcome: Literal["success", "failure"] | None = Field(
         default=None,
         description="the last finished build of the same source, app, branch and workflow before this one;"
@@ -212,10 +232,11 @@ class Notification(BaseModel):
         return self.app_name or self.app
 
     def named(self, name: str) -> Notification:
-        """This notification with the app called ``name``, in the summary too (it starts ``<app>: ``)."""
+        """This notification with the app called ``name``, in the summary too (it starts ``<app>: ``,
+        or ``<platform>: `` where the payload named no app)."""
         summary = self.summary
-        current = self.app_display
-        if current and summary.startswith(current + ": "):
+        current = self.app_display or self.source_label
+        if summary.startswith(current + ": "):
             summary = f"{name}: {summary[len(current) + 2 :]}"
         return self.model_copy(update={"app_name": name, "summary": summary})
 

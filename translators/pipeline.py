@@ -308,24 +308,15 @@ def _log_fields(req: Request, answer: Answer, request_id: str, started: float) -
 
 def _handle(req: Request, settings: Settings, request_id: str, force: bool = False) -> Answer:
     try:
-        app = settings.app
-        guard.check_token(app.webhook_token, req.headers, req.param(guard.TOKEN_PARAM))
-        guard.check_size(app.max_body_bytes, req.body)
-        settings.check()
-        logs.register_secrets(settings.secrets())
-        source = sources.get(req.source)
-        if source is None and req.source.lower() != sources.AUTO:
-            raise NotFound(
-                f"unknown source {req.source!r}",
-                error="unknown_source",
-                valid=[*sorted(sources.registry()), sources.AUTO],
-            )
+        headers = {k.lower(): v for k, v in req.headers.items()}
+        source, payload = _admit(req, settings, headers)
         channels, broken = resolve_channels(settings, req.channels)
         dry = dry_run(req.query)
-        payload = parse_body(req.body)
-        headers = {k.lower(): v for k, v in req.headers.items()}
+        if payload is None:
+            payload = parse_body(req.body)
         if source is None:  # /api/auto/...: the payload (or a header) says who sent it
             source = sources.detect(payload, headers)
+            sources.verify(source, settings.app, req.body, headers)
         result = source.translate(payload, headers)
         if isinstance(result, Ignored):
             body: dict[str, Any] = {"status": "ignored", "source": source.name, "reason": result.reason}
@@ -345,6 +336,50 @@ def _handle(req: Request, settings: Settings, request_id: str, force: bool = Fal
         )
     except TranslatorError as exc:
         return Answer(exc.status, exc.body())
+
+
+def _admit(
+    req: Request, settings: Settings, headers: Mapping[str, str]
+) -> tuple[sources.Source | None, dict[str, Any] | None]:
+    """Who may post: the source named in the URL (None for ``auto``) once the request proved itself.
+
+    A source whose signing secret is set is admitted by its signature alone (401 naming the header
+    without it); any other request by ``WEBHOOK_TOKEN`` when that is set. Nothing about channels,
+    settings or the body is said to a request that proved nothing. With ``auto`` and no token, only
+    a signed source can admit the request, so the sender is recognised first (the parsed body is
+    returned with it); a body that is not recognisable is then refused like a missing token.
+    """
+    app = settings.app
+    token_ok = guard.token_ok(app.webhook_token, headers, req.param(guard.TOKEN_PARAM))
+    source = sources.get(req.source)
+    auto = source is None and req.source.lower() == sources.AUTO
+    if not token_ok:
+        vouched = sources.signed(app) if auto else frozenset()
+        if not (auto and vouched) and not (source is not None and sources.signing_secret(source, app)):
+            raise guard.token_refused()
+    guard.check_size(app.max_body_bytes, req.body)
+    settings.check()
+    logs.register_secrets(settings.secrets())
+    if source is not None:
+        sources.verify(source, app, req.body, headers)
+        return source, None
+    if not auto:
+        raise NotFound(
+            f"unknown source {req.source!r}",
+            error="unknown_source",
+            valid=[*sorted(sources.registry()), sources.AUTO],
+        )
+    if token_ok:
+        return None, None
+    try:
+        payload = parse_body(req.body)
+        detected = sources.detect(payload, headers)
+    except TranslatorError:
+        raise guard.token_refused() from None
+    if detected.name not in vouched:
+        raise guard.token_refused()
+    sources.verify(detected, app, req.body, headers)
+    return detected, payload
 
 
 def _notify(
@@ -371,6 +406,9 @@ def _notify(
         # on who was listening.
         memory.record(n, outcome, n.finished_at or _now())
     decision = rules.decide(n, channels, previous, known, _posted(n, channels, memory))
+    if n.opt_in and not decision.send and not broken:
+        reason = f"{n.event} goes only to channels that ask for it in CHANNEL_<NAME>_EVENTS; none here does"
+        return Answer(200, {"status": "ignored", "source": n.source, "event": n.event, "reason": reason})
     enrichment: str | None = None
     if decision.send:  # only what will be sent is completed and rendered
         if enricher is not None:

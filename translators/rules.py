@@ -3,6 +3,8 @@
 Per channel (settings in translators/settings.py):
 
 - ``EVENTS``: event-name patterns (``build.failed,crash.*``); an event matching none is skipped.
+  Unset: every event except opt-in ones (``Notification.opt_in``: Xcode Cloud's ``build.queued``),
+  which only a channel whose patterns match them gets.
 - ``BUILD_SUCCESS`` = always | after-failure | never and ``BUILD_FAILURE`` = always | after-success
   | never: App Center's "only after a change" modes, for every source that reports build outcomes
   (events ``build.succeeded`` and ``build.failed``). The previous outcome is the last finished build
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from translators.model import Notification
-from translators.settings import Channel
+from translators.settings import Channel, channel_env
 from translators.state import Outcome
 
 #: The events that settle a build, with the outcome memory keeps for them.
@@ -63,6 +65,12 @@ def skip_reason(channel: Channel, n: Notification, previous: Outcome | None, kno
     if channel.events and not any(fnmatchcase(n.event, pattern) for pattern in channel.events):
         return Skip(
             "event_filter", f"{n.event} is not among this channel's events ({', '.join(channel.events)})"
+        )
+    if n.opt_in and not channel.events:
+        return Skip(
+            "event_filter",
+            f"{n.event} from {n.source_label} goes only to channels that ask for it: add it to"
+            f" {channel_env(channel.name)}_EVENTS",
         )
     if n.event == "build.succeeded":
         mode: str = channel.build_success

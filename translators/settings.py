@@ -232,6 +232,43 @@ class AppSettings(BaseModel):
         default="https://api.bitrise.io",
         pattern=_URL,
     )
+    appstoreconnect_webhook_secret: SecretStr | None = _setting(
+        "APPSTORECONNECT_WEBHOOK_SECRET",
+        "the secret set on your App Store Connect webhooks: every `appstoreconnect` request must then"
+        " carry a valid `x-apple-signature` (401 otherwise, nothing sent); unset: not checked",
+        "any text (secret)",
+        default=None,
+    )
+    asc_issuer_id: str | None = _setting(
+        "ASC_ISSUER_ID",
+        "App Store Connect API: the issuer id shown above the keys (Users and Access -> Integrations);"
+        " with `ASC_KEY_ID` and `ASC_PRIVATE_KEY`, App Store Connect messages name the app, version,"
+        " build and tester (docs/platforms.md#app-store-connect-api-key)",
+        "a UUID",
+        default=None,
+        pattern=_GUID,
+    )
+    asc_key_id: str | None = _setting(
+        "ASC_KEY_ID",
+        "App Store Connect API: the key's id (the `XXXXXXXXXX` of `AuthKey_XXXXXXXXXX.p8`)",
+        "letters and digits",
+        default=None,
+        pattern=r"^[A-Za-z0-9]{6,20}$",
+    )
+    asc_private_key: SecretStr | None = _setting(
+        "ASC_PRIVATE_KEY",
+        "App Store Connect API: the key's `.p8` file, as its text (line breaks may be written `\\n`), its"
+        " base64, or the path of the file (relative to the app's folder)",
+        "PEM text, base64 or a file path (secret)",
+        default=None,
+    )
+    asc_api_url: str = _setting(
+        "ASC_API_URL",
+        "the App Store Connect API's base URL (a test server's)",
+        "an http(s) URL",
+        default="https://api.appstoreconnect.apple.com",
+        pattern=_URL,
+    )
     slack_bot_token: SecretStr | None = _setting(
         "SLACK_BOT_TOKEN",
         "the Slack app's bot token (`xoxb-…`) for every channel with `CHANNEL_<NAME>_SLACK_CHANNEL` and"
@@ -383,8 +420,21 @@ class AppSettings(BaseModel):
     )
 
 
+    def value_of(self, name: str) -> Any:
+        """The setting called ``name`` (its alias: ``APPSTORECONNECT_WEBHOOK_SECRET``)."""
+        return getattr(self, _FIELD_BY_NAME[name])
+
+    def secret_values(self) -> list[SecretStr]:
+        """Every app-wide secret that is set (tokens, keys, connection strings), for the log filter."""
+        return [v for v in (getattr(self, f) for f in _SECRET_FIELDS) if isinstance(v, SecretStr)]
+
+
 #: The app-wide settings' names, for the cache key and the docs.
 APP_SETTING_NAMES: tuple[str, ...] = tuple(f.alias or n for n, f in AppSettings.model_fields.items())
+_FIELD_BY_NAME = {f.alias or n: n for n, f in AppSettings.model_fields.items()}
+_SECRET_FIELDS = tuple(n for n, f in AppSettings.model_fields.items() if "SecretStr" in str(f.annotation))
+#: ASC_ISSUER_ID, ASC_KEY_ID and ASC_PRIVATE_KEY: one credential, all three or none.
+ASC_KEY_SETTINGS = ("ASC_ISSUER_ID", "ASC_KEY_ID", "ASC_PRIVATE_KEY")
 
 
 class Settings(BaseModel):
@@ -426,15 +476,7 @@ class Settings(BaseModel):
 
     def secrets(self) -> list[str]:
         found = [value for c in self.channels.values() for value in c.secret_values()]
-        for secret in (
-            self.app.slack_bot_token,
-            self.app.bitrise_api_token,
-            self.app.webhook_token,
-            self.app.state_storage_connection,
-            self.app.azure_web_jobs_storage,
-        ):
-            if secret is not None:
-                found.append(secret.get_secret_value())
+        found += [s.get_secret_value() for s in self.app.secret_values()]
         return found
 
 
@@ -492,6 +534,7 @@ def _load(items: tuple[tuple[str, str], ...]) -> Settings:
             people = parse_directory(app.mentions, _read_text)
         except ValueError as exc:
             errors["MENTIONS"] = f"MENTIONS {exc}"
+    app = _asc_key(app, errors)
     channels, channel_errors = _channels(items, people, app)
     return Settings(
         app=app,
@@ -501,6 +544,70 @@ def _load(items: tuple[tuple[str, str], ...]) -> Settings:
         app_names=app_names,
         people=people,
     )
+
+
+def _asc_key(app: AppSettings, errors: dict[str, str]) -> AppSettings:
+    """``app`` with ``ASC_PRIVATE_KEY`` as PEM text (read from its file when it names one).
+
+    The three ASC_* settings are one credential: some without the others is an error naming those
+    missing. No message here repeats any part of the key's value.
+    """
+    given = [name for name in ASC_KEY_SETTINGS if app.value_of(name) is not None]
+    if given and len(given) < len(ASC_KEY_SETTINGS):
+        missing = [name for name in ASC_KEY_SETTINGS if name not in given]
+        errors[missing[0]] = (
+            f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} set but not {' and '.join(missing)}:"
+            " the App Store Connect API needs all three (or none)"
+        )
+        return app
+    if app.asc_private_key is None:
+        return app
+    value = app.asc_private_key.get_secret_value()
+    pem = pem_text(value)
+    if pem is None:
+        try:
+            pem = pem_text(_read_text(value))
+        except (OSError, UnicodeDecodeError) as exc:
+            errors["ASC_PRIVATE_KEY"] = (
+                "ASC_PRIVATE_KEY is neither the key's PEM text nor its base64, and no file can be read"
+                f" at that path ({type(exc).__name__})"
+            )
+            return app
+        if pem is None:
+            errors["ASC_PRIVATE_KEY"] = "ASC_PRIVATE_KEY names a file that holds no PEM private key"
+            return app
+    return app.model_copy(update={"asc_private_key": SecretStr(pem)})
+
+
+_PEM = re.compile(r"-----BEGIN ([A-Z ]*PRIVATE KEY)-----(.*?)-----END \1-----", re.DOTALL)
+_BASE64 = re.compile(r"^[A-Za-z0-9+/=\s]+$")
+
+
+def pem_text(value: str) -> str | None:
+    """A private key's PEM text however a settings field mangled it, or None when it holds none.
+
+    Portals and ``.env`` files turn line breaks into spaces or ``\\n``; some tools want the
+    ``.p8`` file as base64. All of these come back as the file's PEM text, lines of 64 characters.
+    """
+    import base64
+    import binascii
+
+    text = value.strip().replace("\\r", "").replace("\\n", "\n")
+    found = _PEM.search(text)
+    if found is None:
+        if len(text) < 64 or not _BASE64.match(text):
+            return None
+        try:
+            decoded = base64.b64decode("".join(text.split()), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        if decoded.lstrip().startswith(b"-----BEGIN"):  # the whole file, base64-encoded
+            return pem_text(decoded.decode("ascii", "replace"))
+        kind, body = "PRIVATE KEY", base64.b64encode(decoded).decode("ascii")  # the body alone
+    else:
+        kind, body = found[1], "".join(found[2].split())
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    return "\n".join([f"-----BEGIN {kind}-----", *lines, f"-----END {kind}-----", ""])
 
 
 def _read_text(path: str) -> str:

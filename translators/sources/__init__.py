@@ -9,6 +9,8 @@ normalisation), its templates and its test fixtures; nothing central changes.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import importlib
 import pkgutil
 from collections.abc import Mapping
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import ValidationError
 
-from translators.errors import FieldError, Ignored, PayloadInvalid, pydantic_errors
+from translators.errors import FieldError, Ignored, PayloadInvalid, Unauthorized, pydantic_errors
 from translators.model import Notification
 
 if TYPE_CHECKING:
@@ -69,6 +71,93 @@ class Enriches(Protocol):
         """``n`` completed from recorded answers (``samples/<source>/api/``), as ``enrich`` would:
         for golden files and the preview, without a network."""
         ...
+
+
+@dataclass(frozen=True)
+class Signing:
+    """How a platform signs each delivery: a hex HMAC of the raw body, in one header.
+
+    A source declares it as its ``signing`` class constant. ``setting`` names the app setting that
+    holds the secret the user chose on the platform: while it is unset the source is unsigned and
+    its requests are admitted like any other (``WEBHOOK_TOKEN``, if that is set); once it is set,
+    a request of that source without a valid signature is refused (401) before anything is read
+    from its body, and the signature stands in for ``WEBHOOK_TOKEN``.
+    """
+
+    #: The header as the platform's docs write it (headers are matched case-insensitively).
+    header: str
+    setting: str
+    #: A hashlib name: ``sha256``, ``sha1``.
+    digest: str = "sha256"
+    #: What comes before the hex digest in the header (``hmacsha256=``, ``sha256=``), if anything.
+    prefix: str = ""
+
+    def sign(self, secret: str, body: bytes) -> str:
+        """The header's value for ``body``, as the platform would send it (the CLI and tests sign)."""
+        return self.prefix + hmac.new(secret.encode("utf-8"), body, getattr(hashlib, self.digest)).hexdigest()
+
+    def verify(self, secret: str, body: bytes, headers: Mapping[str, str], label: str) -> None:
+        """Unauthorized naming the header unless it holds the HMAC of ``body`` (bytes as received).
+
+        ``headers``: names in lower case. The prefix may be left out and hex may be in either case;
+        the digests are compared in constant time.
+        """
+        given = headers.get(self.header.lower(), "").strip()
+        if not given:
+            raise Unauthorized(
+                f"missing {self.header} header: {label} requests must be signed while {self.setting} is set",
+                header=self.header,
+            )
+        if self.prefix and given[: len(self.prefix)].lower() == self.prefix.lower():
+            given = given[len(self.prefix) :]
+        expected = hmac.new(secret.encode("utf-8"), body, getattr(hashlib, self.digest)).hexdigest()
+        if not hmac.compare_digest(expected.encode("ascii"), given.lower().encode("utf-8", "replace")):
+            raise Unauthorized(
+                f"{self.header} does not match the body: the secret set on the {label} webhook is not"
+                f" {self.setting}, or the body changed on the way",
+                header=self.header,
+            )
+
+
+def signing(source: Source) -> Signing | None:
+    found = getattr(source, "signing", None)
+    return found if isinstance(found, Signing) else None
+
+
+def signing_secret(source: Source, app: AppSettings) -> str | None:
+    """The secret ``source``'s deliveries are signed with, when its setting is set."""
+    how = signing(source)
+    if how is None:
+        return None
+    value = app.value_of(how.setting)
+    return value.get_secret_value() if value is not None else None
+
+
+def verify(source: Source, app: AppSettings, body: bytes, headers: Mapping[str, str]) -> None:
+    """Unauthorized unless the request carries ``source``'s signature, when its secret is set."""
+    secret = signing_secret(source, app)
+    how = signing(source)
+    if secret is not None and how is not None:
+        how.verify(secret, body, headers, source.label)
+
+
+def signed(app: AppSettings) -> frozenset[str]:
+    """The sources whose secret is set: their signature admits a request without WEBHOOK_TOKEN."""
+    return frozenset(name for name, s in registry().items() if signing_secret(s, app) is not None)
+
+
+def signatures(app: AppSettings) -> dict[str, str]:
+    """For health: each source that can be signed, ``checked`` or ``unsigned`` (its setting unset)."""
+    found = {}
+    for name, source in registry().items():
+        how = signing(source)
+        if how is not None:
+            found[name] = (
+                f"checked ({how.header})"
+                if signing_secret(source, app) is not None
+                else f"unsigned: set {how.setting} to check {how.header}"
+            )
+    return found
 
 
 def enricher(source: Source) -> Enriches | None:
@@ -132,15 +221,24 @@ def detect(payload: Mapping[str, Any], headers: Mapping[str, str]) -> Source:
     )
 
 
-#: Platform words as the platforms' own dashboards write them.
-_PLATFORMS = {"android": "Android", "ios": "iOS", "web": "Web", "macos": "macOS", "windows": "Windows"}
+#: Platform words as the platforms' own dashboards write them (Apple's APIs say ``MAC_OS``).
+_PLATFORMS = {
+    "android": "Android",
+    "ios": "iOS",
+    "web": "Web",
+    "macos": "macOS",
+    "windows": "Windows",
+    "tvos": "tvOS",
+    "visionos": "visionOS",
+    "watchos": "watchOS",
+}
 
 
 def platform_name(value: str | None) -> str | None:
-    """``android`` -> ``Android``, ``ios`` -> ``iOS``; anything else as sent."""
+    """``android`` -> ``Android``, ``ios`` -> ``iOS``, ``MAC_OS`` -> ``macOS``; anything else as sent."""
     if value is None or not value.strip():
         return None
-    return _PLATFORMS.get(value.strip().lower(), value.strip())
+    return _PLATFORMS.get(value.strip().lower().replace("_", ""), value.strip())
 
 
 def validate_model[M](model: type[M], payload: Mapping[str, Any], what: str) -> M:

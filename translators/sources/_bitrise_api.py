@@ -23,36 +23,27 @@ golden files and the preview use it on recorded answers without any network.
 
 from __future__ import annotations
 
-import json
 import threading
-import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import requests
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from translators import logs
 from translators.model import Link, Notification, Timestamp, duration_between, safe_url
 from translators.sources import Enrichment
+from translators.sources._api import JsonApi, TimedCache, Unavailable
 
 #: All the calls of one event share this budget: a message waits for its details at most this long.
 BUDGET_SECONDS = 2.0
-#: One call's connect timeout (the read is bounded by what is left of the budget).
-CONNECT_SECONDS = 0.5
 #: App titles rarely change; one lookup an hour per app.
 APP_TITLE_SECONDS = 3600.0
 #: Artifacts linked on a successful build (each is one more call).
 MAX_ARTIFACTS = 3
 #: Artifact types with an install page worth a button.
 INSTALLABLE = frozenset({"android-apk", "ios-ipa"})
-#: An API answer larger than this is not what we asked for.
-MAX_ANSWER_BYTES = 1024 * 1024
-#: Longest pause a Retry-After can ask for.
-MAX_PAUSE_SECONDS = 3600.0
 
 log = logs.logger("translators.sources.bitrise")
 
@@ -106,10 +97,6 @@ class Fetched:
     problem: str | None = None
 
 
-class Unavailable(Exception):
-    """One call failed; the message is a fixed text naming a status or a failure class."""
-
-
 def apply(n: Notification, details: Details) -> Notification:
     """``n`` completed with what the API said; what the webhook already had is kept."""
     from translators.sources.bitrise import trigger
@@ -158,163 +145,59 @@ class Client:
     """The calls for one build, under one budget. Thread-safe; one per process."""
 
     def __init__(self) -> None:
-        self._session = requests.Session()
-        self._session.trust_env = False  # no proxy or netrc from the environment for a token-bearing call
-        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="bitrise-api")
-        self._lock = threading.Lock()
-        self._titles: dict[tuple[str, str], tuple[str | None, float]] = {}
-        self._paused_until: dict[str, float] = {}
+        self.api = JsonApi(
+            "the Bitrise API", budget=BUDGET_SECONDS, credential="token", unknown="this app or build"
+        )
+        self._titles: TimedCache[tuple[str, str], str | None] = TimedCache(APP_TITLE_SECONDS)
 
     def fetch(self, base: str, token: str, app: str, build: str, *, finished_ok: bool) -> Fetched:
-        deadline = time.monotonic() + BUDGET_SECONDS
-        paused = self._pause_left(base)
+        api = self.api
+        deadline = api.deadline()
+        paused = api.paused_reason(base)
         if paused:
-            return Fetched(Details(), f"rate limited by the Bitrise API; calls resume in {paused:.0f} s")
+            return Fetched(Details(), paused)
         root = f"{base.rstrip('/')}/v0.1/apps/{quote(app, safe='')}"
         builds = f"{root}/builds/{quote(build, safe='')}"
-        call = self._caller(base, token, deadline)
-        title = self._cached_title(base, app)
-        jobs: dict[str, Future[Any]] = {"build": self._pool.submit(call, builds)}
+
+        def call(url: str) -> Any:
+            data = api.get(base, url, {"Authorization": token}, deadline)
+            if not isinstance(data, dict) or "data" not in data:
+                raise api.unexpected()
+            return data["data"]
+
+        title = self._titles.get((base, app))
+        jobs: dict[str, Future[Any]] = {"build": api.submit(call, builds)}
         if title is None:
-            jobs["app"] = self._pool.submit(call, root)
+            jobs["app"] = api.submit(call, root)
         if finished_ok:
-            jobs["artifacts"] = self._pool.submit(call, f"{builds}/artifacts")
-        answers, problems = self._collect(jobs, deadline)
+            jobs["artifacts"] = api.submit(call, f"{builds}/artifacts")
+        answers, problems = api.collect(jobs, deadline)
 
         app_title = title[0] if title is not None else None
         if "app" in answers:
-            app_title = _model(AppAnswer, answers["app"]).title
-            self._remember_title(base, app, app_title)
-        build_answer = _model(BuildAnswer, answers["build"]) if "build" in answers else None
+            app_title = api.model(AppAnswer, answers["app"]).title
+            self._titles.put((base, app), app_title)
+        build_answer = api.model(BuildAnswer, answers["build"]) if "build" in answers else None
         artifacts: tuple[ArtifactAnswer, ...] = ()
         if "artifacts" in answers:
-            listed = [_model(ArtifactItem, item) for item in _list(answers["artifacts"])]
+            if not isinstance(answers["artifacts"], list):
+                raise api.unexpected()
+            listed = [api.model(ArtifactItem, item) for item in answers["artifacts"]]
             wanted = [a for a in listed if a.is_public_page_enabled and a.artifact_type in INSTALLABLE]
             detail_jobs = {
-                f"artifact {i}": self._pool.submit(call, f"{builds}/artifacts/{quote(a.slug, safe='')}")
+                f"artifact {i}": api.submit(call, f"{builds}/artifacts/{quote(a.slug, safe='')}")
                 for i, a in enumerate(wanted[:MAX_ARTIFACTS])
             }
-            more, more_problems = self._collect(detail_jobs, deadline)
+            more, more_problems = api.collect(detail_jobs, deadline)
             problems += more_problems
-            artifacts = tuple(_model(ArtifactAnswer, more[k]) for k in detail_jobs if k in more)
+            artifacts = tuple(api.model(ArtifactAnswer, more[k]) for k in detail_jobs if k in more)
         problem = problems[0] if problems else None
         return Fetched(Details(app_title, build_answer, artifacts), problem)
 
-    def _collect(self, jobs: dict[str, Future[Any]], deadline: float) -> tuple[dict[str, Any], list[str]]:
-        """The answers that came within the budget; a call still running is left to finish alone."""
-        if not jobs:
-            return {}, []
-        wait(jobs.values(), timeout=max(deadline - time.monotonic(), 0))
-        answers: dict[str, Any] = {}
-        problems: list[str] = []
-        for name, job in jobs.items():
-            if not job.done():
-                problems.append(f"the Bitrise API did not answer within {BUDGET_SECONDS:g} s")
-                continue
-            try:
-                answers[name] = job.result()
-            except Unavailable as exc:
-                problems.append(str(exc))
-        return answers, problems
-
-    def _caller(self, base: str, token: str, deadline: float) -> Callable[[str], Any]:
-        def call(url: str) -> Any:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Unavailable(f"the Bitrise API did not answer within {BUDGET_SECONDS:g} s")
-            try:
-                response = self._session.get(
-                    url,
-                    headers={"Authorization": token, "Accept": "application/json"},
-                    timeout=(min(CONNECT_SECONDS, left), left),
-                    stream=True,
-                    allow_redirects=False,  # the token goes to the API's host only
-                )
-            except requests.Timeout:
-                raise Unavailable(f"the Bitrise API did not answer within {BUDGET_SECONDS:g} s") from None
-            except requests.RequestException as exc:
-                raise Unavailable(f"the Bitrise API is not reachable ({type(exc).__name__})") from None
-            with response:
-                if response.status_code == 429:
-                    pause = self._pause(base, response.headers.get("Retry-After"))
-                    raise Unavailable(f"rate limited by the Bitrise API (429); calls resume in {pause:.0f} s")
-                if response.status_code in (401, 403):
-                    raise Unavailable(f"the Bitrise API refused the token ({response.status_code})")
-                if response.status_code == 404:
-                    raise Unavailable("the Bitrise API does not know this app or build (404)")
-                if response.status_code != 200:
-                    raise Unavailable(f"the Bitrise API answered {response.status_code}")
-                body = _read(response, deadline)
-            try:
-                data = json.loads(body)
-            except (ValueError, UnicodeDecodeError):
-                raise Unavailable("the Bitrise API's answer is not JSON") from None
-            if not isinstance(data, dict) or "data" not in data:
-                raise Unavailable("the Bitrise API's answer is not the expected JSON")
-            return data["data"]
-
-        return call
-
-    def _pause(self, base: str, retry_after: str | None) -> float:
-        try:
-            seconds = float(retry_after) if retry_after else 60.0
-        except ValueError:
-            seconds = 60.0
-        seconds = min(max(seconds, 1.0), MAX_PAUSE_SECONDS)
-        with self._lock:
-            self._paused_until[base] = max(self._paused_until.get(base, 0.0), time.monotonic() + seconds)
-        return seconds
-
-    def _pause_left(self, base: str) -> float:
-        with self._lock:
-            return max(self._paused_until.get(base, 0.0) - time.monotonic(), 0.0)
-
-    def _cached_title(self, base: str, app: str) -> tuple[str | None] | None:
-        with self._lock:
-            found = self._titles.get((base, app))
-        if found is None or found[1] < time.monotonic():
-            return None
-        return (found[0],)
-
-    def _remember_title(self, base: str, app: str, title: str | None) -> None:
-        with self._lock:
-            self._titles[(base, app)] = (title, time.monotonic() + APP_TITLE_SECONDS)
-
     def forget(self) -> None:
         """Drop cached titles and pauses (tests)."""
-        with self._lock:
-            self._titles.clear()
-            self._paused_until.clear()
-
-
-def _read(response: requests.Response, deadline: float) -> bytes:
-    """The body, within the budget and a size limit: a server that drips bytes cannot hold us."""
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        for chunk in response.iter_content(16384):
-            size += len(chunk)
-            if size > MAX_ANSWER_BYTES:
-                raise Unavailable("the Bitrise API's answer is too large")
-            chunks.append(chunk)
-            if time.monotonic() > deadline:
-                raise Unavailable(f"the Bitrise API did not answer within {BUDGET_SECONDS:g} s")
-    except requests.RequestException as exc:
-        raise Unavailable(f"the Bitrise API's answer broke off ({type(exc).__name__})") from None
-    return b"".join(chunks)
-
-
-def _model[M: BaseModel](model: type[M], data: Any) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError:
-        raise Unavailable("the Bitrise API's answer is not the expected JSON") from None
-
-
-def _list(data: Any) -> list[Any]:
-    if not isinstance(data, list):
-        raise Unavailable("the Bitrise API's answer is not the expected JSON")
-    return data
+        self._titles.clear()
+        self.api.forget()
 
 
 _client: Client | None = None
