@@ -35,6 +35,10 @@ param bitriseApiToken string = ''
 @description('A Slack app\'s bot token (SLACK_BOT_TOKEN) for channels with CHANNEL_<NAME>_SLACK_CHANNEL. Empty: none.')
 param slackBotToken string = ''
 
+@secure()
+@description('More secret app settings, `NAME=value` pairs separated by spaces or new lines, values URL-encoded (azd env set SECRETS ...): each goes to Key Vault and the app reads NAME as a Key Vault reference, e.g. `APPSTORECONNECT_WEBHOOK_SECRET=...` or `ASC_PRIVATE_KEY=<the .p8 file in base64>`.')
+param secrets string = ''
+
 @description('More app settings, `NAME=value` pairs separated by spaces or new lines, values URL-encoded (%20 for a space), e.g. `CHANNEL_BUILDS_EVENTS=build.*`. Not for secrets.')
 param settings string = ''
 
@@ -144,6 +148,7 @@ module vault 'app/vault.bicep' = {
     webhookToken: webhookToken
     bitriseApiToken: bitriseApiToken
     slackBotToken: slackBotToken
+    secrets: secrets
   }
 }
 
@@ -177,6 +182,7 @@ module api 'app/api.bicep' = {
     webhookTokenSecret: vault.outputs.webhookTokenSecret
     bitriseApiTokenSecret: vault.outputs.bitriseApiTokenSecret
     slackBotTokenSecret: vault.outputs.slackBotTokenSecret
+    settingSecrets: vault.outputs.settingSecrets
     settings: settings
     maximumInstanceCount: maximumInstanceCount
     instanceMemoryMB: instanceMemoryMB

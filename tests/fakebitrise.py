@@ -4,27 +4,16 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.chatserver import answer
+from tests.fakeapi import Failure, FakeApi
 from translators.samples import all_samples
 
 TOKEN = "bitrise-test-token-7f3a9c2e51d84b06"
+__all__ = ["TOKEN", "Failure", "FakeBitrise"]
 
 
-@dataclass
-class Failure:
-    status: int = 200
-    body: bytes | None = None
-    delay: float = 0.0
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-class FakeBitrise:
+class FakeBitrise(FakeApi):
     def __init__(self) -> None:
         self.apps: dict[str, Any] = {}
         self.builds: dict[tuple[str, str], Any] = {}
@@ -38,37 +27,9 @@ class FakeBitrise:
             self.apps[app] = answers["app"]
             self.builds[(app, build)] = answers["build"]
             self.artifacts[(app, build)] = answers.get("artifacts", [])
-        self.failure: Failure | None = None
-        self.requests: list[tuple[str, str | None]] = []
-        self._lock = threading.Lock()
-        server = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                with server._lock:
-                    server.requests.append((self.path, self.headers.get("Authorization")))
-                    failure = server.failure
-                status, payload, headers = server._answer(self.path, self.headers.get("Authorization"))
-                if failure is not None:
-                    if failure.delay:
-                        time.sleep(failure.delay)
-                    if failure.status != 200 or failure.body is not None:
-                        status = failure.status
-                        payload = failure.body if failure.body is not None else b'{"message": "no"}'
-                    headers = failure.headers
-                answer(self, status, payload, {"Content-Type": "application/json", **headers})
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def _answer(self, path: str, auth: str | None) -> tuple[int, bytes, dict[str, str]]:
+    def route(self, path: str, auth: str | None) -> tuple[int, bytes, dict[str, str]]:
         if auth != TOKEN:
             return 401, b'{"message": "Unauthorized"}', {}
         parts = path.split("?", 1)[0].strip("/").split("/")
@@ -88,14 +49,6 @@ class FakeBitrise:
         if found is None:
             return 404, b'{"message": "Not Found"}', {}
         return 200, json.dumps({"data": found}).encode(), {}
-
-    def fail(self, failure: Failure | None) -> None:
-        with self._lock:
-            self.failure = failure
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def _list_item(artifact: dict[str, Any]) -> dict[str, Any]:

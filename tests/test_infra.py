@@ -75,7 +75,8 @@ def test_azd_fills_every_parameter_main_bicep_requires() -> None:
     assert given["webhookToken"]["value"] == "${WEBHOOK_TOKEN}"
     assert given["bitriseApiToken"]["value"] == "${BITRISE_API_TOKEN}"
     assert given["slackBotToken"]["value"] == "${SLACK_BOT_TOKEN}"
-    assert {"channels", "webhookToken", "bitriseApiToken", "slackBotToken"} <= MAIN.secure_params()
+    assert given["secrets"]["value"] == "${SECRETS}"
+    assert {"channels", "webhookToken", "bitriseApiToken", "slackBotToken", "secrets"} <= MAIN.secure_params()
 
 
 def test_no_output_carries_a_secret() -> None:
@@ -88,8 +89,21 @@ def test_no_output_carries_a_secret() -> None:
                 uses = re.findall(rf"\b{param}\b", expression)
                 tested = re.findall(rf"empty\({param}\)", expression)
                 assert len(uses) == len(tested), f"{path.name}: output {name} shows {param}"
-    vault = Bicep.read(INFRA / "app" / "vault.bicep").outputs()["channelSecrets"]
-    assert set(re.findall(r"^\s*(\w+):", vault, re.MULTILINE)) == {"setting", "secret"}
+    for output in ("channelSecrets", "settingSecrets"):
+        vault = Bicep.read(INFRA / "app" / "vault.bicep").outputs()[output]
+        assert set(re.findall(r"^\s*(\w+):", vault, re.MULTILINE)) == {"setting", "secret"}, output
+
+
+def test_secret_settings_go_to_key_vault_and_reach_the_app_as_references() -> None:
+    """SECRETS (a webhook's signing secret, the App Store Connect key) take the channels' way."""
+    vault = Bicep.read(INFRA / "app" / "vault.bicep")
+    assert "secrets" in vault.secure_params()
+    assert re.search(r"for item in settingList:", vault.raw) and re.search(r"value:\s*item\.value", vault.raw)
+    assert re.search(r"settingSecrets:\s*vault\.outputs\.settingSecrets", MAIN.raw)
+    assert re.search(r"SecretName=\$\{item\.secret\}", API.raw)
+    union = re.search(r"properties:\s*union\(([^)]*)\)", API.raw)
+    assert union is not None and union[1].split(", ")[-1] == "baseSettings", "infra's own settings win"
+    assert "secretSettings" in union[1]
 
 
 def test_storage_allows_no_shared_key_and_the_app_uses_its_identity() -> None:

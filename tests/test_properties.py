@@ -57,7 +57,19 @@ TIMES = st.sampled_from(
     ]
 )
 TIME_FIELDS = frozenset(
-    {"start_time", "finish_time", "sent_at", "uploaded_at", "created", "started", "finished"}
+    {
+        "start_time",
+        "finish_time",
+        "sent_at",
+        "uploaded_at",
+        "created",
+        "started",
+        "finished",
+        "timestamp",
+        "createdDate",
+        "startedDate",
+        "finishedDate",
+    }
 )
 TEXT = st.one_of(st.text(max_size=60), HOSTILE, st.builds(lambda a, b: a + b, st.text(max_size=20), HOSTILE))
 JSON_VALUES = st.recursive(

@@ -384,7 +384,7 @@ def _check_set(dirs: Sequence[Path]) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from translators import pipeline, settings
+    from translators import pipeline, settings, sources
 
     env = _settings_env(args.settings)
     # WEBHOOK_TOKEN guards the public URL; whoever runs this holds the settings already.
@@ -394,8 +394,13 @@ def cmd_send(args: argparse.Namespace) -> int:
     headers = _merge_headers(payload.headers, args.header)
     source = _source(args.source, body, headers)
     query = (("dry_run", "1"),) if args.dry_run else ()
+    loaded = settings.load(env)
+    # Likewise a source's signing secret: sign the body as the platform would, unless -H gave one.
+    how, secret = sources.signing(source), sources.signing_secret(source, loaded.app)
+    if how is not None and secret is not None and not any(k.lower() == how.header for k in headers):
+        headers[how.header] = how.sign(secret, payload.raw)
     request = pipeline.Request(source.name, args.channel, payload.raw, headers, query)
-    answer = pipeline.handle(request, settings.load(env), force=args.force)
+    answer = pipeline.handle(request, loaded, force=args.force)
     _out(_dumps(answer.body))
     if answer.body.get("error") == "unknown_channel" and not answer.body.get("valid"):
         _out(

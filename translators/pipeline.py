@@ -508,6 +508,7 @@ def health(settings: Settings) -> Answer:
         "status": "degraded" if problems else "ok",
         "sources": {name: s.label for name, s in sources.registry().items()}
         | {sources.AUTO: sources.AUTO_LABEL},
+        "signatures": sources.signatures(settings.app),
         "channels": [c.public() for c in settings.channels.values()],
         "channel_errors": dict(settings.channel_errors),
         "formats": list(formats.FORMAT_NAMES),

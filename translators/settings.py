@@ -419,7 +419,6 @@ class AppSettings(BaseModel):
         gt=0,
     )
 
-
     def value_of(self, name: str) -> Any:
         """The setting called ``name`` (its alias: ``APPSTORECONNECT_WEBHOOK_SECRET``)."""
         return getattr(self, _FIELD_BY_NAME[name])

@@ -17,6 +17,8 @@ param channelSecrets array
 param webhookTokenSecret string
 param bitriseApiTokenSecret string = ''
 param slackBotTokenSecret string = ''
+@description('[{setting, secret}]: the secret app settings of main.bicep\'s `secrets` (names only).')
+param settingSecrets array = []
 @description('`NAME=value` pairs, values URL-encoded (main.bicep\'s `settings`).')
 param settings string
 param maximumInstanceCount int
@@ -53,6 +55,12 @@ var tokenSettings = union(
   empty(slackBotTokenSecret)
     ? {}
     : { SLACK_BOT_TOKEN: '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${slackBotTokenSecret})' }
+)
+
+var secretSettings = toObject(
+  settingSecrets,
+  item => item.setting,
+  item => '@Microsoft.KeyVault(VaultName=${vaultName};SecretName=${item.secret})'
 )
 
 // Last in the union, so that `settings` cannot replace them.
@@ -116,7 +124,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
 
   resource appSettings 'config' = {
     name: 'appsettings'
-    properties: union(extraSettings, channelSettings, tokenSettings, baseSettings)
+    properties: union(extraSettings, secretSettings, channelSettings, tokenSettings, baseSettings)
   }
 }
 

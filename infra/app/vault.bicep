@@ -18,12 +18,25 @@ param bitriseApiToken string = ''
 @secure()
 param slackBotToken string = ''
 
+@secure()
+@description('More secret app settings, `NAME=value` pairs, values URL-encoded (main.bicep\'s `secrets`).')
+param secrets string = ''
+
 // Channel names are letters, digits, `-` and `_`; a setting name wants `_`, a secret name `-`.
 var pairs = filter(split(replace(replace(replace(channels, '\r', ' '), '\n', ' '), '\t', ' '), ' '), pair => contains(pair, '='))
 var channelList = map(pairs, pair => {
   setting: 'CHANNEL_${toUpper(replace(substring(pair, 0, indexOf(pair, '=')), '-', '_'))}_URL'
   secret: 'channel-${toLower(replace(substring(pair, 0, indexOf(pair, '=')), '_', '-'))}-url'
   value: substring(pair, indexOf(pair, '=') + 1)
+})
+
+// A setting's name may hold `_`, a secret's only `-`: APPSTORECONNECT_WEBHOOK_SECRET is kept as
+// setting-appstoreconnect-webhook-secret.
+var secretPairs = filter(split(replace(replace(replace(secrets, '\r', ' '), '\n', ' '), '\t', ' '), ' '), pair => contains(pair, '='))
+var settingList = map(secretPairs, pair => {
+  setting: substring(pair, 0, indexOf(pair, '='))
+  secret: 'setting-${toLower(replace(substring(pair, 0, indexOf(pair, '=')), '_', '-'))}'
+  value: uriComponentToString(substring(pair, indexOf(pair, '=') + 1))
 })
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
@@ -81,6 +94,17 @@ resource slackSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty
   }
 }
 
+resource settingSecrets 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = [
+  for item in settingList: {
+    parent: vault
+    name: item.secret
+    properties: {
+      value: item.value
+      contentType: item.setting
+    }
+  }
+]
+
 output name string = vault.name
 // Setting and secret names only, never a value.
 output channelSecrets array = map(channelList, channel => {
@@ -90,3 +114,7 @@ output channelSecrets array = map(channelList, channel => {
 output webhookTokenSecret string = empty(webhookToken) ? '' : 'webhook-token'
 output bitriseApiTokenSecret string = empty(bitriseApiToken) ? '' : 'bitrise-api-token'
 output slackBotTokenSecret string = empty(slackBotToken) ? '' : 'slack-bot-token'
+output settingSecrets array = map(settingList, item => {
+  setting: item.setting
+  secret: item.secret
+})

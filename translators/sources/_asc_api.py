@@ -348,6 +348,10 @@ def apply(n: Notification, details: Details) -> Notification:
     else:
         url = web_url(app_id, "distribution") if app_id else n.url
         links.append(Link(label="Open in App Store Connect", url=url or web_url(None)))
+    # Addresses built from the API's ids are checked like any payload URL (the model's validators
+    # do not run on a copy): one too long for a chat tool falls back to the list of apps.
+    url = safe_url(url) or web_url(None)
+    links = [link if safe_url(link.url) else Link(label=link.label, url=url) for link in links]
     update.update(url=url, links=tuple(links), facts=tuple(facts))
     return n.model_copy(update=update)
 
@@ -383,8 +387,9 @@ def _add_feedback(
     if f.comment:
         update["details_title"] = "Comment"
         update["details"] = f.comment
-    for i, url in enumerate(f.screenshots, 1):
-        links.append(Link(label="Screenshot" if len(f.screenshots) == 1 else f"Screenshot {i}", url=url))
+    shots = [url for url in f.screenshots if safe_url(url)]
+    for i, url in enumerate(shots, 1):
+        links.append(Link(label="Screenshot" if len(shots) == 1 else f"Screenshot {i}", url=url))
     first = f.comment.strip().splitlines()[0] if f.comment and f.comment.strip() else ""
     if first:
         update["summary"] = f"{update['summary']}: {clip(first, 120)}"
