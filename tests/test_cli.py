@@ -206,6 +206,36 @@ def test_send_delivers_through_a_configured_channel(chat: ChatServer, tmp_path: 
     assert len(chat.at(path)) == 1, "a dry run sends nothing"
 
 
+def test_send_signs_as_the_platform_would_when_its_secret_is_set(chat: ChatServer, tmp_path: Path) -> None:
+    path = f"/hook/slack/SECRET{uuid.uuid4().hex}"
+    chat.default(path, Reply(*SUCCESS["slack"]))
+    env = {
+        "CHANNEL_BUILDS_URL": chat.url(path),
+        "CHANNEL_BUILDS_FORMAT": "slack",
+        "APPSTORECONNECT_WEBHOOK_SECRET": "the-webhook-secret",
+        "STATE_STORE": f"sqlite://{tmp_path / 'state.db'}",
+    }
+    result = run_cli(
+        "send", "appstoreconnect", "builds", "appstoreconnect/version-rejected", cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["status"] == "delivered"
+    wrong = run_cli(
+        "send",
+        "appstoreconnect",
+        "builds",
+        "appstoreconnect/version-in-review",
+        "-H",
+        "x-apple-signature: hmacsha256=00",
+        cwd=tmp_path,
+        env=env,
+    )
+    assert wrong.returncode == 1 and json.loads(wrong.stdout)["error"] == "unauthorized", (
+        "a given header is kept"
+    )
+    assert len(chat.at(path)) == 1 and "the-webhook-secret" not in result.stdout + wrong.stdout
+
+
 def test_send_reads_local_settings_and_fails_with_the_answer(chat: ChatServer, tmp_path: Path) -> None:
     path = f"/hook/slack/SECRET{uuid.uuid4().hex}"
     chat.default(path, Reply(404, "channel_not_found"))
