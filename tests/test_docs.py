@@ -76,3 +76,12 @@ def test_link_checking_catches_a_broken_link(tmp_path: Path) -> None:
     assert links(doc) == ["y.md#real-heading", "y.md#missing", "nowhere.md", "pic.png", "https://x"]
     assert anchors(tmp_path / "y.md") == {"real-heading"}
     assert slug("Memory (the state store)") == "memory-the-state-store"
+
+
+def test_every_event_name_is_explained() -> None:
+    from translators.model import EVENTS
+
+    text = (ROOT / "docs" / "platforms.md").read_text()
+    table = text.split("### Event names", 1)[1]
+    named = set(re.findall(r"`([a-z_]+\.[a-z_]+)`", table))
+    assert set(EVENTS) <= named, f"not in docs/platforms.md#event-names: {sorted(set(EVENTS) - named)}"
