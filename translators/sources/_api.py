@@ -185,3 +185,17 @@ class TimedCache[K, V]:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+def per_process[T](factory: Callable[[], T]) -> Callable[[], T]:
+    """A function returning ``factory()``'s one result in this process, made on first use."""
+    lock = threading.Lock()
+    made: list[T] = []
+
+    def get() -> T:
+        with lock:
+            if not made:
+                made.append(factory())
+            return made[0]
+
+    return get

@@ -39,7 +39,7 @@ from translators import logs
 from translators.formats import clip
 from translators.model import Fact, Link, Notification, safe_url
 from translators.sources import Enrichment, platform_name
-from translators.sources._api import JsonApi, TimedCache, Unavailable
+from translators.sources._api import JsonApi, TimedCache, Unavailable, per_process
 from translators.sources._apple import web_url
 from translators.sources.appstoreconnect import lookup_target
 
@@ -437,16 +437,8 @@ class Client:
         self.api.forget()
 
 
-_client: Client | None = None
-_client_lock = threading.Lock()
-
-
-def client() -> Client:
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = Client()
-        return _client
+#: The process's client (its session, pool, caches and pauses are shared by every request).
+client = per_process(Client)
 
 
 def enrich(n: Notification, key: Credentials, base: str) -> Enrichment:

@@ -23,7 +23,6 @@ golden files and the preview use it on recorded answers without any network.
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 from translators import logs
 from translators.model import Link, Notification, Timestamp, duration_between, safe_url
 from translators.sources import Enrichment
-from translators.sources._api import JsonApi, TimedCache, Unavailable
+from translators.sources._api import JsonApi, TimedCache, Unavailable, per_process
 
 #: All the calls of one event share this budget: a message waits for its details at most this long.
 BUDGET_SECONDS = 2.0
@@ -200,16 +199,8 @@ class Client:
         self.api.forget()
 
 
-_client: Client | None = None
-_client_lock = threading.Lock()
-
-
-def client() -> Client:
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = Client()
-        return _client
+#: The process's client (its session, pool, caches and pauses are shared by every request).
+client = per_process(Client)
 
 
 def enrich(n: Notification, token: str, base: str) -> Enrichment:
