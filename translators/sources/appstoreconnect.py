@@ -26,7 +26,7 @@ from pydantic import Field
 
 from translators.errors import Ignored
 from translators.formats import clip
-from translators.model import Fact, Notification, Timestamp
+from translators.model import Fact, Link, Notification, Timestamp
 from translators.sources import Enrichment, Signing, validate_model
 from translators.sources._apple import Loose, state_key, web_url, words
 
@@ -236,7 +236,8 @@ class AppStoreConnect:
             return self._alternative(d, kind)
         if "ping" in kind:
             return self._note(d, "webhook.ping", "info", "App Store Connect webhook connected", None)
-        return Ignored(f"App Store Connect event type {clip(d.type, 80)!r} is not handled", event=d.type)
+        shown = clip(d.type, 80)
+        return Ignored(f"App Store Connect event type {shown!r} is not handled", event=shown)
 
     def enrich(self, n: Notification, app: AppSettings) -> Enrichment | None:
         """With ``ASC_ISSUER_ID``, ``ASC_KEY_ID`` and ``ASC_PRIVATE_KEY``: names from the API."""
@@ -270,7 +271,9 @@ class AppStoreConnect:
             "event_id": f"appstoreconnect:{d.id}",
             "message_key": f"appstoreconnect:{resource}:{instance.id}" if resource and instance.id else None,
             "sent_at": d.attributes.timestamp,
+            # Until the API says which app this is, the way in is the list of apps.
             "url": web_url(None),
+            "links": [Link(label="Open App Store Connect", url=web_url(None))],
         }
 
     def _state_change(self, d: Data, instance_type: str, subject: str) -> Notification:
@@ -293,7 +296,7 @@ class AppStoreConnect:
             return Ignored(
                 f"App Store Connect build upload state {clip(new or 'missing', 60)!r}: nothing to tell yet"
                 f" (only {', '.join(UPLOAD_EVENTS)} are sent on)",
-                event=d.type,
+                event=clip(d.type, 80),
             )
         event, outcome, what = UPLOAD_EVENTS[new]
         common = self._common(d, event, outcome, f"Build {what}", "buildUploads")
@@ -336,6 +339,7 @@ class AppStoreConnect:
                 "app_id": app_id,
                 "app_key": app_id,
                 "url": web_url(app_id, "distribution") if app_id else web_url(None),
+                "links": [Link(label="Open in App Store Connect", url=web_url(app_id, "distribution"))],
                 "facts": facts,
             }
         )

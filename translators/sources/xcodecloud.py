@@ -193,9 +193,8 @@ class XcodeCloud:
         if event_type == "BUILD_STARTED":
             return self._notification(p, event_type, "build.started", "running", "started")
         if event_type != "BUILD_COMPLETED":
-            return Ignored(
-                f"Xcode Cloud event type {clip(event_type, 60)!r} is not handled", event=event_type
-            )
+            shown = clip(event_type, 60)
+            return Ignored(f"Xcode Cloud event type {shown!r} is not handled", event=shown)
         status = state_key(p.ciBuildRun.attributes.completionStatus)
         if status == "SKIPPED":
             return Ignored("Xcode Cloud skipped this build: it never ran", event="SKIPPED")
