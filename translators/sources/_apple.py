@@ -26,7 +26,9 @@ class Loose(BaseModel):
     """A payload object: unknown keys ignored, and ``null`` read as absent (Apple leaves out keys it
     does not know yet, some senders write ``null`` instead; either way the default applies)."""
 
-    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+    # The schema is built at the first validation, not at import: the registry imports every
+    # source on a cold start (``auto``, health), and most requests name one.
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True, defer_build=True)
 
     @model_validator(mode="before")
     @classmethod
