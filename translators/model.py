@@ -13,7 +13,7 @@ from translators.people import NONE, Mentions
 from translators.text import Doc, Inline, Span, code, from_lines, from_markdown
 
 #: Event names shared by all sources. Templates and channel filters use these strings; each one's
-#: meaning is in docs/platforms.md#events.
+#: meaning is in docs/platforms.md#event-names.
 EVENTS: tuple[str, ...] = (
     "build.queued",
     "build.started",
