@@ -298,10 +298,44 @@ def cmd_check(args: argparse.Namespace) -> int:
                 _out(
                     f"WARN {_shown_path(folder / name)}: no lookup uses this name, so it is never used{hint}"
                 )
+    if not args.templates:
+        _routes(settings.load(env))
     if warned and args.strict:
         _out("--strict: files that are never used count as problems")
         return 1
     return 1 if failed else 0
+
+
+def _routes(loaded: Any) -> None:
+    """Which bundled samples each channel with filters takes, and why it skips the others."""
+    from collections import Counter
+
+    from translators import pipeline, rules, samples
+    from translators.model import Notification
+
+    filtered = [c for c in loaded.channels.values() if c.events or c.branches or c.apps]
+    if not filtered:
+        return
+    found = [(s.id, samples.notification(s)) for s in samples.all_samples()]
+    events = [(sid, pipeline.named(n, loaded)) for sid, n in found if isinstance(n, Notification)]
+    _out(f"== what each channel takes of the {len(events)} bundled sample events")
+    for channel in filtered:
+        taken: list[str] = []
+        reasons: Counter[str] = Counter()
+        for sample_id, n in events:
+            # known=False: the build modes depend on memory, not on the samples; filters are shown.
+            skip = rules.skip_reason(channel, n, None, False)
+            if skip is None:
+                taken.append(sample_id)
+            else:
+                reasons[skip.reason] += 1
+        shown = ", ".join(taken[:6]) + (f" and {len(taken) - 6} more" if len(taken) > 6 else "")
+        why = ", ".join(f"{reason} {count}" for reason, count in reasons.most_common())
+        _out(
+            f"channel {channel.name}: takes {len(taken)}"
+            + (f" ({shown})" if taken else "")
+            + (f"; skips {sum(reasons.values())}: {why}" if reasons else "")
+        )
 
 
 def _check_set(dirs: Sequence[Path]) -> int:

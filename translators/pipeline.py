@@ -395,6 +395,7 @@ def _notify(
     enricher: sources.Enriches | None = None,
 ) -> Answer:
     memory = Memory(settings.app)
+    n = named(n, settings)  # APP_NAMES before the rules: a channel's APPS may name the app so
     outcome = rules.FINISHED.get(n.event)
     known, previous = True, None
     if outcome is not None and channels:

@@ -5,6 +5,9 @@ Per channel (settings in translators/settings.py):
 - ``EVENTS``: event-name patterns (``build.failed,crash.*``); an event matching none is skipped.
   Unset: every event except opt-in ones (``Notification.opt_in``: Xcode Cloud's ``build.queued``),
   which only a channel whose patterns match them gets.
+- ``BRANCHES``: branch patterns, ``tag:`` patterns for tags, ``!`` to leave out; ``APPS``: app ids
+  and names. An event outside them is skipped; one that names no branch (no app) passes unless
+  ``BRANCHES_STRICT`` (``APPS_STRICT``). Names include ``APP_NAMES``'s, applied before the rules.
 - ``BUILD_SUCCESS`` = always | after-failure | never and ``BUILD_FAILURE`` = always | after-success
   | never: App Center's "only after a change" modes, for every source that reports build outcomes
   (events ``build.succeeded`` and ``build.failed``). The previous outcome is the last finished build
@@ -31,8 +34,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
+from translators.formats import clip
 from translators.model import Notification
-from translators.settings import Channel, channel_env
+from translators.settings import TAG_PREFIX, Channel, channel_env
 from translators.state import Outcome
 
 #: The events that settle a build, with the outcome memory keeps for them.
@@ -66,6 +70,9 @@ def skip_reason(channel: Channel, n: Notification, previous: Outcome | None, kno
         return Skip(
             "event_filter", f"{n.event} is not among this channel's events ({', '.join(channel.events)})"
         )
+    skip = _ref_skip(channel, n) or _app_skip(channel, n)
+    if skip is not None:
+        return skip
     if n.opt_in and not channel.events:
         return Skip(
             "event_filter",
@@ -91,6 +98,59 @@ def skip_reason(channel: Channel, n: Notification, previous: Outcome | None, kno
         )
     said = "succeeded" if previous == "success" else "failed"
     return Skip("build_mode", f"{setting}={mode} and the previous build {said} too")
+
+
+def _ref_skip(channel: Channel, n: Notification) -> Skip | None:
+    """The branch filter: a branch against the plain patterns, a tag against the ``tag:`` ones."""
+    if not channel.branches:
+        return None
+    setting = f"{channel_env(channel.name)}_BRANCHES"
+    if n.branch:
+        what, ref = "branch", n.branch
+        patterns = [p for p in channel.branches if not p.lstrip("!").startswith(TAG_PREFIX)]
+    elif n.tag:
+        what, ref = "tag", n.tag
+        patterns = [
+            p.replace(TAG_PREFIX, "", 1) for p in channel.branches if p.lstrip("!").startswith(TAG_PREFIX)
+        ]
+    elif channel.branches_strict:
+        return Skip("branch_filter", f"the event names no branch or tag, and {setting}_STRICT is set")
+    else:
+        return None
+    # With no pattern for this kind of ref, only a channel of exclusions alone ("!main") takes it.
+    if matches([ref], patterns) if patterns else all(p.startswith("!") for p in channel.branches):
+        return None
+    return Skip(
+        "branch_filter", f"{what} {clip(ref, 100)!r} is not among {setting} ({', '.join(channel.branches)})"
+    )
+
+
+def _app_skip(channel: Channel, n: Notification) -> Skip | None:
+    """The app filter: the payload's ids and names, and the ``APP_NAMES`` name, any case."""
+    if not channel.apps:
+        return None
+    setting = f"{channel_env(channel.name)}_APPS"
+    known = [v.strip().lower() for v in (n.app_key, n.app_id, n.app, n.app_name) if v and v.strip()]
+    if not known:
+        if channel.apps_strict:
+            return Skip("app_filter", f"the event names no app, and {setting}_STRICT is set")
+        return None
+    if matches(known, channel.apps):
+        return None
+    shown = clip(n.app_display or n.app_key or "", 100)
+    return Skip("app_filter", f"app {shown!r} is not among {setting} ({', '.join(channel.apps)})")
+
+
+def matches(values: Collection[str], patterns: Collection[str]) -> bool:
+    """Whether one of ``values`` matches a pattern and none matches a ``!pattern`` (shell style).
+
+    With exclusions only (``!main``), everything else matches.
+    """
+    wanted = [p for p in patterns if not p.startswith("!")]
+    unwanted = [p[1:] for p in patterns if p.startswith("!")]
+    if any(fnmatchcase(v, p) for v in values for p in unwanted):
+        return False
+    return not wanted or any(fnmatchcase(v, p) for v in values for p in wanted)
 
 
 def decide(

@@ -69,6 +69,24 @@ CHANNEL_SETTINGS: dict[str, tuple[str, str]] = {
         "comma-separated patterns",
         "the events this channel takes, e.g. `build.failed,crash.*` (default: every event)",
     ),
+    "BRANCHES": (
+        "comma-separated patterns",
+        "the branches this channel hears of, shell style (`main,release/*`), tags as `tag:<pattern>`"
+        " (`tag:v*`; a tag passes only those), `!` before a pattern to leave out (`!main`): an event of"
+        " another branch or tag is skipped (`branch_filter`); one that names neither passes (default:"
+        " every branch and tag)",
+    ),
+    "BRANCHES_STRICT": (
+        "true | false",
+        "with `_BRANCHES`: skip events that name no branch or tag too (a crash, a review)",
+    ),
+    "APPS": (
+        "comma-separated app ids or names",
+        "the apps this channel hears of: an app's id as the payload carries it, or its name as the payload"
+        " or `APP_NAMES` says it; any case, `*` wildcards, `!` to leave out: an event of another app is"
+        " skipped (`app_filter`); one that names no app passes (default: every app)",
+    ),
+    "APPS_STRICT": ("true | false", "with `_APPS`: skip events that name no app too"),
     "BUILD_SUCCESS": (" | ".join(SUCCESS_MODES), "when a successful build is sent (default `always`)"),
     "BUILD_FAILURE": (" | ".join(FAILURE_MODES), "when a failed build is sent (default `always`)"),
     "MENTION": (
@@ -127,6 +145,12 @@ class Channel(BaseModel):
     templates: str | None = None
     #: Event-name patterns this channel takes (``build.failed``, ``crash.*``); empty: every event.
     events: tuple[str, ...] = ()
+    #: Branch patterns (``main``, ``release/*``) and tag patterns (``tag:v*``); empty: every branch.
+    branches: tuple[str, ...] = ()
+    branches_strict: bool = False
+    #: App ids and names, lower case, with wildcards; empty: every app.
+    apps: tuple[str, ...] = ()
+    apps_strict: bool = False
     build_success: SuccessMode = "always"
     build_failure: FailureMode = "always"
     #: Messages a second (translators/pacing.py).
@@ -158,6 +182,10 @@ class Channel(BaseModel):
             out["delivery"] = "slack app"  # the channel id stays out of an anonymous health check
         if self.events:
             out["events"] = list(self.events)
+        if self.branches:
+            out["branches"] = list(self.branches) + (["(strict)"] if self.branches_strict else [])
+        if self.apps:
+            out["apps"] = list(self.apps) + (["(strict)"] if self.apps_strict else [])
         if (self.build_success, self.build_failure) != ("always", "always"):
             out["build_success"], out["build_failure"] = self.build_success, self.build_failure
         out["rate"] = self.rate
@@ -824,12 +852,57 @@ def _common(
     return {
         "templates": values.get("TEMPLATES") or None,
         "events": events,
+        "branches": _branches(values.get("BRANCHES", ""), f"{env_name}_BRANCHES"),
+        "branches_strict": _strict(values, "BRANCHES", env_name),
+        "apps": _apps(values.get("APPS", "")),
+        "apps_strict": _strict(values, "APPS", env_name),
         "build_success": _mode(values, "BUILD_SUCCESS", SUCCESS_MODES, env_name),
         "build_failure": _mode(values, "BUILD_FAILURE", FAILURE_MODES, env_name),
         "rate": rate,
         "mention": _mode(values, "MENTION", MENTION_MODES, env_name),
         "notify": _notify(values.get("NOTIFY", ""), people, env_name),
     }
+
+
+#: The prefix that makes a ``_BRANCHES`` pattern one for tags.
+TAG_PREFIX = "tag:"
+
+
+def _items(value: str) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(p.strip() for p in value.split(",") if p.strip()))
+
+
+def _branches(value: str, setting: str) -> tuple[str, ...]:
+    """Branch patterns, and tag patterns written ``tag:<pattern>``; ValueError naming an empty one."""
+    found = []
+    for pattern in _items(value):
+        negated, rest = ("!", pattern[1:].strip()) if pattern.startswith("!") else ("", pattern)
+        if rest.lower().startswith(TAG_PREFIX):
+            rest = TAG_PREFIX + rest[len(TAG_PREFIX) :].strip()
+        if rest in ("", TAG_PREFIX):
+            raise ValueError(f"{setting} has an empty pattern {pattern!r}; write tag:v* for every v-tag")
+        found.append(negated + rest)
+    return tuple(found)
+
+
+def _apps(value: str) -> tuple[str, ...]:
+    """App ids and names as ``rules`` compares them: lower case."""
+    return tuple(dict.fromkeys(p.lower() for p in _items(value)))
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off", "")
+
+
+def _strict(values: Mapping[str, str], what: str, env_name: str) -> bool:
+    """``CHANNEL_<NAME>_<WHAT>_STRICT``; ValueError when it is not a yes or no, or has no list to apply to."""
+    given = values.get(f"{what}_STRICT", "").strip().lower()
+    if given not in _TRUE + _FALSE:
+        raise ValueError(f"{env_name}_{what}_STRICT must be true or false")
+    if given in _TRUE and not values.get(what, "").strip():
+        raise ValueError(
+            f"{env_name}_{what}_STRICT is set, but {env_name}_{what} is not: set both or neither"
+        )
+    return given in _TRUE
 
 
 def _notify(value: str, people: Mapping[str, Person], env_name: str) -> tuple[Mention, ...]:

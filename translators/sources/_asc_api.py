@@ -326,7 +326,8 @@ def apply(n: Notification, details: Details) -> Notification:
     update["app"] = app
     title = _titled(n.title, kind, d)
     update["title"] = title
-    update["summary"] = f"{clip(app, 80)}: {title}" if app else f"{n.source_label}: {title}"
+    shown = n.app_name or app  # APP_NAMES first, as everywhere
+    update["summary"] = f"{clip(shown, 80)}: {title}" if shown else f"{n.source_label}: {title}"
     facts = list(n.facts)
     if d.bundle_id:
         facts.append(Fact("Bundle ID", d.bundle_id, code=True))
