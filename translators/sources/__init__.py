@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from translators.errors import FieldError, Ignored, PayloadInvalid, Unauthorized, pydantic_errors
 from translators.model import Notification
@@ -239,6 +239,23 @@ def platform_name(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
     return _PLATFORMS.get(value.strip().lower().replace("_", ""), value.strip())
+
+
+class Loose(BaseModel):
+    """A payload object: unknown keys ignored, numbers taken where text is expected, and ``null``
+    read as absent (platforms leave out keys they do not know yet; some write ``null`` instead:
+    either way the default applies)."""
+
+    # The schema is built at the first validation, not at import: the registry imports every
+    # source on a cold start (``auto``, health), and most requests name one.
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True, defer_build=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_are_absent(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None}
+        return data
 
 
 def validate_model[M](model: type[M], payload: Mapping[str, Any], what: str) -> M:

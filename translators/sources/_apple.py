@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import quote
-
-from pydantic import BaseModel, ConfigDict, model_validator
 
 from translators.formats import clip
 
@@ -20,22 +17,6 @@ def web_url(app_id: str | None, *path: str) -> str:
     if not app_id:
         return APPS_URL
     return "/".join([APPS_URL, *(quote(part, safe="") for part in (app_id, *path))])
-
-
-class Loose(BaseModel):
-    """A payload object: unknown keys ignored, and ``null`` read as absent (Apple leaves out keys it
-    does not know yet, some senders write ``null`` instead; either way the default applies)."""
-
-    # The schema is built at the first validation, not at import: the registry imports every
-    # source on a cold start (``auto``, health), and most requests name one.
-    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True, defer_build=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _nulls_are_absent(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None}
-        return data
 
 
 #: Apple's state names as App Store Connect shows them. Version states (AppVersionState and the

@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from translators import logs
 from translators.formats import clip
 from translators.model import Fact, Link, Notification, safe_url
-from translators.sources import Enrichment, platform_name
+from translators.sources import Enrichment, Loose, platform_name
 from translators.sources._api import JsonApi, TimedCache, Unavailable, per_process
 from translators.sources._apple import web_url
 from translators.sources.appstoreconnect import lookup_target
@@ -132,11 +132,7 @@ def private_key(pem: str) -> EllipticCurvePrivateKey:
 # -- answers ---------------------------------------------------------------------------------
 
 
-class _Loose(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class Resource(_Loose):
+class Resource(Loose):
     type: str
     id: str
     attributes: dict[str, Any] = Field(default_factory=dict)
@@ -155,7 +151,7 @@ class Resource(_Loose):
         return found if isinstance(found, str) and found else None
 
 
-class Document(_Loose):
+class Document(Loose):
     data: Resource
     included: list[Resource] = Field(default_factory=list)
 

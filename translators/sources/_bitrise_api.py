@@ -28,11 +28,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict
-
 from translators import logs
 from translators.model import Link, Notification, Timestamp, duration_between, safe_url
-from translators.sources import Enrichment
+from translators.sources import Enrichment, Loose
 from translators.sources._api import JsonApi, TimedCache, Unavailable, per_process
 
 #: All the calls of one event share this budget: a message waits for its details at most this long.
@@ -47,15 +45,11 @@ INSTALLABLE = frozenset({"android-apk", "ios-ipa"})
 log = logs.logger("translators.sources.bitrise")
 
 
-class _Loose(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class AppAnswer(_Loose):
+class AppAnswer(Loose):
     title: str | None = None
 
 
-class BuildAnswer(_Loose):
+class BuildAnswer(Loose):
     commit_hash: str | None = None
     commit_message: str | None = None
     triggered_by: str | None = None
@@ -68,14 +62,14 @@ class BuildAnswer(_Loose):
     pull_request_target_branch: str | None = None
 
 
-class ArtifactItem(_Loose):
+class ArtifactItem(Loose):
     slug: str
     title: str | None = None
     artifact_type: str | None = None
     is_public_page_enabled: bool = False
 
 
-class ArtifactAnswer(_Loose):
+class ArtifactAnswer(Loose):
     title: str | None = None
     public_install_page_url: str | None = None
 

@@ -27,8 +27,8 @@ from pydantic import Field
 from translators.errors import Ignored
 from translators.formats import clip
 from translators.model import Fact, Link, Notification, Timestamp
-from translators.sources import Enrichment, Signing, validate_model
-from translators.sources._apple import Loose, state_key, web_url, words
+from translators.sources import Enrichment, Loose, Signing, validate_model
+from translators.sources._apple import state_key, web_url, words
 
 if TYPE_CHECKING:
     from translators.settings import AppSettings

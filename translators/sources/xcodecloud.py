@@ -23,8 +23,8 @@ from pydantic import Field
 from translators.errors import FieldError, Ignored, PayloadInvalid
 from translators.formats import clip
 from translators.model import Fact, Link, Notification, Timestamp, duration_between
-from translators.sources import platform_name, validate_model
-from translators.sources._apple import Loose, state_key, web_url
+from translators.sources import Loose, platform_name, validate_model
+from translators.sources._apple import state_key, web_url
 
 #: executionProgress -> the event type it stands for, for payloads without ``metadata``.
 PROGRESS_EVENT_TYPES = {"PENDING": "BUILD_CREATED", "RUNNING": "BUILD_STARTED", "COMPLETE": "BUILD_COMPLETED"}
