@@ -13,7 +13,17 @@ from translators import pipeline, settings, sources
 from translators.errors import PayloadInvalid
 from translators.samples import Sample, all_samples
 
-SOURCES = ("bitrise", "appcenter", "applivery", "appflow", "appstoreconnect", "xcodecloud")
+SOURCES = (
+    "bitrise",
+    "appcenter",
+    "applivery",
+    "appflow",
+    "appstoreconnect",
+    "xcodecloud",
+    "eas",
+    "github",
+    "appcircle",
+)
 
 
 def headers_of(s: Sample) -> dict[str, str]:

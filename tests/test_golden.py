@@ -112,6 +112,23 @@ def test_every_event_of_every_source_has_a_sample() -> None:
         )
     } <= events
     assert {
+        ("eas", e)
+        for e in (
+            "build.succeeded",
+            "build.failed",
+            "build.canceled",
+            "build.uploaded",
+            "build.upload_failed",
+        )
+    } <= events
+    assert {
+        ("github", e)
+        for e in ("build.started", "build.succeeded", "build.failed", "build.canceled", "webhook.ping")
+    } <= events
+    assert {
+        ("appcircle", e) for e in ("build.started", "build.succeeded", "build.failed", "release.published")
+    } <= events
+    assert {
         ("xcodecloud", e)
         for e in ("build.queued", "build.started", "build.succeeded", "build.failed", "build.canceled")
     } <= events

@@ -179,6 +179,82 @@ def xcodecloud(text: str) -> tuple[dict[str, Any], dict[str, str]]:
     }, {}
 
 
+def eas(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    return {
+        "id": text or "b",
+        "accountName": text,
+        "projectName": text or "p",
+        "buildDetailsPageUrl": "https://expo.dev/accounts/a/projects/p/builds/b",
+        "platform": text,
+        "status": "errored",
+        "artifacts": {"buildUrl": text},
+        "metadata": {
+            k: text
+            for k in (
+                "appName",
+                "appIdentifier",
+                "appVersion",
+                "appBuildVersion",
+                "buildProfile",
+                "distribution",
+                "channel",
+                "gitCommitHash",
+                "gitCommitMessage",
+                "username",
+                "message",
+            )
+        },
+        "error": {"message": text, "errorCode": text},
+    }, {}
+
+
+def eas_submit(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    return {
+        "id": text or "s",
+        "accountName": text or "a",
+        "projectName": text or "p",
+        "submissionDetailsPageUrl": "https://expo.dev/accounts/a/projects/p/submissions/s",
+        "turtleBuildId": text or "t",
+        "platform": text,
+        "status": "errored",
+        "submissionInfo": {"error": {"message": text, "errorCode": text}, "logsUrl": text},
+    }, {}
+
+
+def github(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    person = {"name": text, "email": text}
+    return {
+        "action": "completed",
+        "workflow_run": {
+            "id": 1,
+            "name": text,
+            "display_title": text,
+            "run_number": 3,
+            "run_attempt": 2,
+            "conclusion": "failure",
+            "head_branch": text,
+            "head_sha": text,
+            "head_commit": {"id": text, "message": text, "author": person},
+            "html_url": text,
+            "pull_requests": [{"number": 4, "head": {"ref": text}, "base": {"ref": text}}],
+            "actor": {"login": text},
+        },
+        "repository": {"full_name": text or "r", "html_url": text},
+        "workflow": {"name": text},
+    }, {"x-github-event": "workflow_run"}
+
+
+def appcircle(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    return {
+        "deliveryId": text,
+        "action": f"Build|BuildFailed{text}",
+        "title": text,
+        "message": f"Build failed for the {text} branch for the profile {text} https://my.appcircle.io/x",
+        "item": {"id": text, "profileId": text, "taskId": text},
+        "links": {"detail": text, "viewlogs": text},
+    }, {}
+
+
 #: Kinds whose notification is completed from an API answer before rendering, as the pipeline does.
 ENRICHED = {
     "appstoreconnect-api": lambda n, text: _asc_api.apply(
@@ -209,6 +285,10 @@ PAYLOADS = {
     "appstoreconnect-alternative": appstoreconnect_alternative,
     "appstoreconnect-api": appstoreconnect_api,
     "xcodecloud": xcodecloud,
+    "eas": eas,
+    "eas-submit": eas_submit,
+    "github": github,
+    "appcircle": appcircle,
 }
 
 

@@ -56,6 +56,23 @@ EXPECTED_EVENTS = {
     "appstoreconnect/version-ready-for-review": "release.updated",
     "appstoreconnect/version-rejected": "review.rejected",
     "appstoreconnect/version-waiting-for-review": "review.submitted",
+    "appcircle/build-failed": "build.failed",
+    "appcircle/build-start": "build.started",
+    "appcircle/build-succeeded": "build.succeeded",
+    "appcircle/build-timeout": "build.failed",
+    "appcircle/build-warnings": "build.succeeded",
+    "appcircle/distribution-shared": "release.published",
+    "appcircle/publish-succeeded": "release.published",
+    "eas/build-canceled": "build.canceled",
+    "eas/build-errored": "build.failed",
+    "eas/build-finished": "build.succeeded",
+    "eas/submit-errored": "build.upload_failed",
+    "eas/submit-finished": "build.uploaded",
+    "github/ping": "webhook.ping",
+    "github/run-canceled": "build.canceled",
+    "github/run-failed": "build.failed",
+    "github/run-requested": "build.started",
+    "github/run-succeeded-pr": "build.succeeded",
     "xcodecloud/build-canceled-tag": "build.canceled",
     "xcodecloud/build-created": "build.queued",
     "xcodecloud/build-failed": "build.failed",
@@ -65,9 +82,17 @@ EXPECTED_EVENTS = {
 
 
 def test_registry_finds_every_source_module() -> None:
-    assert {"bitrise", "appcenter", "applivery", "appflow", "appstoreconnect", "xcodecloud"} <= set(
-        sources.registry()
-    )
+    assert {
+        "bitrise",
+        "appcenter",
+        "applivery",
+        "appflow",
+        "appstoreconnect",
+        "xcodecloud",
+        "eas",
+        "github",
+        "appcircle",
+    } <= set(sources.registry())
     assert sources.get("BITRISE") is sources.get("bitrise")
     assert sources.get("nope") is None
 

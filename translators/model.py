@@ -20,6 +20,7 @@ EVENTS: tuple[str, ...] = (
     "build.succeeded",
     "build.failed",
     "build.canceled",
+    "build.skipped",
     "build.uploaded",
     "build.ready",
     "build.upload_failed",

@@ -267,6 +267,27 @@ class AppSettings(BaseModel):
         "any text (secret)",
         default=None,
     )
+    github_webhook_secret: SecretStr | None = _setting(
+        "GITHUB_WEBHOOK_SECRET",
+        "the secret set on your GitHub webhook: every `github` request must then carry a valid"
+        " `X-Hub-Signature-256` (401 otherwise, nothing sent); unset: not checked",
+        "any text (secret)",
+        default=None,
+    )
+    eas_webhook_secret: SecretStr | None = _setting(
+        "EAS_WEBHOOK_SECRET",
+        "the secret given to `eas webhook:create`: every `eas` request must then carry a valid"
+        " `expo-signature` (401 otherwise, nothing sent); unset: not checked",
+        "any text (secret)",
+        default=None,
+    )
+    appcircle_webhook_secret: SecretStr | None = _setting(
+        "APPCIRCLE_WEBHOOK_SECRET",
+        "the secret set on your Appcircle webhook: every `appcircle` request must then carry a valid"
+        " `ac_signature` (401 otherwise, nothing sent); unset: not checked",
+        "any text (secret)",
+        default=None,
+    )
     asc_issuer_id: str | None = _setting(
         "ASC_ISSUER_ID",
         "App Store Connect API: the issuer id shown above the keys (Users and Access -> Integrations);"

@@ -102,7 +102,9 @@ class Signing:
         ``headers``: names in lower case. The prefix may be left out and hex may be in either case;
         the digests are compared in constant time.
         """
-        given = headers.get(self.header.lower(), "").strip()
+        # A header named with "_" (Appcircle's ac_signature) reaches some servers as "-".
+        name = self.header.lower()
+        given = (headers.get(name) or headers.get(name.replace("_", "-")) or "").strip()
         if not given:
             raise Unauthorized(
                 f"missing {self.header} header: {label} requests must be signed while {self.setting} is set",
