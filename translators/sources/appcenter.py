@@ -37,7 +37,7 @@ BUILD_STATUSES: dict[str, tuple[str, str, str]] = {
     "notstarted": ("build.started", "running", "was queued"),
 }
 
-_model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+_model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True, defer_build=True)  # built on first use
 
 
 class BuildPayload(BaseModel):

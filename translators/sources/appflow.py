@@ -33,7 +33,7 @@ State = Literal["created", "pending", "running", "success", "failed", "canceled"
 #: Label of the signed download link: the reader may see the message after it stopped working.
 DOWNLOAD_LABEL = "Download (valid 24 h)"
 
-_model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+_model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True, defer_build=True)  # built on first use
 
 
 def _lower(value: Any) -> Any:

@@ -38,7 +38,7 @@ def today() -> date:
 URGENT_DAYS = 3
 SOON_DAYS = 14
 
-_model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+_model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True, defer_build=True)  # built on first use
 
 
 class Organization(BaseModel):

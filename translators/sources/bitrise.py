@@ -32,7 +32,7 @@ FINISHED_STATUSES: dict[int, tuple[str, str, str]] = {
 
 
 class Git(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     provider: str | None = None
     src_branch: str | None = None
@@ -47,7 +47,7 @@ class Git(BaseModel):
 class BuildPayload(BaseModel):
     """The body of ``build/triggered`` and ``build/finished``."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     build_slug: str = Field(min_length=1)
     build_number: int
