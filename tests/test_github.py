@@ -191,3 +191,57 @@ def test_githubs_documented_signature_example() -> None:
     """GitHub's "Validating webhook deliveries": secret "It's a Secret to Everybody", body "Hello, World!"."""
     expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
     assert SIGNING.sign("It's a Secret to Everybody", b"Hello, World!") == expected
+
+
+def test_octokits_example_payload_an_older_shape_is_read() -> None:
+    """octokit/webhooks' workflow_run/completed.with-pull-requests example (held out from the samples):
+    an empty run name, no run number, attempt or actor; its keys kept, its URLs' noise trimmed."""
+    body = {
+        "action": "completed",
+        "organization": {"login": "octo-org", "id": 41548062},
+        "repository": {
+            "id": 300029405,
+            "full_name": "octo-org/octo-repo",
+            "html_url": "https://github.com/octo-org/octo-repo",
+            "default_branch": "master",
+        },
+        "sender": {"login": "Codertocat", "id": 15669918, "type": "User"},
+        "workflow": {"id": 2823525, "name": "test", "path": ".github/workflows/test.yml", "state": "active"},
+        "workflow_run": {
+            "name": "",
+            "check_suite_id": 1291536064,
+            "conclusion": "success",
+            "created_at": "2020-10-05T16:33:24Z",
+            "event": "repository_dispatch",
+            "head_branch": "master",
+            "head_commit": {
+                "author": {"email": "matfax@users.noreply.github.com", "name": "Matthias Fax"},
+                "committer": {"email": "noreply@github.com", "name": "GitHub"},
+                "id": "3484a3fb816e0859fd6e1cea078d76385ff50625",
+                "message": "build(test): check workflow run event payload",
+                "timestamp": "2020-10-05T16:32:07Z",
+                "tree_id": "c30f6c3377009c4c91c85d1f15deb6f2b7c2eb37",
+            },
+            "head_sha": "3484a3fb816e0859fd6e1cea078d76385ff50625",
+            "html_url": "https://github.com/octo-org/octo-repo/actions/runs/289782451",
+            "id": 289782451,
+            "pull_requests": [
+                {
+                    "url": "https://api.github.com/repos/Codertocat/Hello-World/pulls/2",
+                    "id": 279147437,
+                    "number": 2,
+                    "head": {"ref": "changes", "sha": "ec26c3e57ca3a959ca5aad62de7213c562f8c821"},
+                    "base": {"ref": "master", "sha": "f95f852bd8fca8fcc58a9a2d6c842781e32a215e"},
+                }
+            ],
+            "status": "completed",
+            "updated_at": "2020-10-05T16:33:45Z",
+            "workflow_id": 2823525,
+        },
+    }
+    n = notification(body, RUN)
+    assert (n.event, n.title, n.triggered_by) == ("build.succeeded", "test succeeded", "Codertocat")
+    facts = plain_facts(n)
+    assert facts["Branch"] == "changes → master · PR #2"
+    assert facts["Commit"] == "3484a3fb build(test): check workflow run event payload"
+    assert (facts["Author"], facts["Duration"]) == ("Matthias Fax", "21s")

@@ -617,3 +617,20 @@ def test_workers_stop_at_once_whenever_the_signal_comes(tmp_path: Path) -> None:
             assert time.monotonic() - started < 5, "a worker that had exited was waited for"
         finally:
             served.stop()
+
+
+def test_a_signature_header_with_an_underscore_is_warned_about_and_its_dash_form_read(
+    serve: Callable[..., Served],
+) -> None:
+    """waitress drops headers whose names hold "_" (Appcircle's ac_signature): serve says so at start,
+    and the 401 says why, rather than refusing every Appcircle delivery without a word."""
+    start = samples.get("appcircle/build-start")
+    served = serve({"APPCIRCLE_WEBHOOK_SECRET": "test"})
+    assert "WARNING APPCIRCLE_WEBHOOK_SECRET is set, but this server drops the ac_signature header" in (
+        served.banner()
+    )
+    signature = "8470172a1c60447abd7dce97227448da2b369b17d54d128306625979eca6476b"  # Appcircle's example
+    dropped = served.post(f"/api/appcircle/{ALL}?dry_run=1", start.body(), {"ac_signature": signature})
+    assert dropped.status == 401 and "nginx by default" in dropped.json()["message"]
+    dashed = served.post(f"/api/appcircle/{ALL}?dry_run=1", start.body(), {"ac-signature": signature})
+    assert dashed.status == 200 and dashed.json()["status"] == "dry_run", dashed.raw

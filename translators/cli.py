@@ -705,6 +705,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lines.append(f"channels: {', '.join(channels)} -> the local inbox (no CHANNEL_*_URL is configured)")
     lines += [f"  BROKEN {reason}" for reason in loaded.channel_errors.values()]
     lines += [f"  SETTING {reason}" for reason in loaded.errors.values()]
+    lines += [f"  WARNING {note}" for note in _unreachable_signatures(loaded)]
     lines += _try_lines(
         base, server.route_prefix(), channels, inbox=not configured, token=loaded.app.webhook_token
     )
@@ -874,6 +875,23 @@ def _close_state_stores() -> None:
     close = getattr(state, "close_all", None)
     if callable(close):
         close()
+
+
+def _unreachable_signatures(loaded: Any) -> list[str]:
+    """Signed sources whose signature header this server never sees: waitress drops every header
+    whose name holds "_" (as nginx does by default), so a platform that signs in one is refused."""
+    from translators import sources
+
+    found = []
+    for source in sources.registry().values():
+        how = sources.signing(source)
+        if how is not None and "_" in how.header and sources.signing_secret(source, loaded.app):
+            found.append(
+                f"{how.setting} is set, but this server drops the {how.header} header (its name holds"
+                f" '_'): {source.label} requests will be refused (401). On Azure it arrives; here,"
+                " unset the secret and guard the URL with WEBHOOK_TOKEN"
+            )
+    return found
 
 
 def _url_host(host: str) -> str:

@@ -106,8 +106,10 @@ class Signing:
         name = self.header.lower()
         given = (headers.get(name) or headers.get(name.replace("_", "-")) or "").strip()
         if not given:
+            dropped = " (some servers and proxies drop a header whose name holds '_': nginx by default)"
             raise Unauthorized(
-                f"missing {self.header} header: {label} requests must be signed while {self.setting} is set",
+                f"missing {self.header} header: {label} requests must be signed while {self.setting} is set"
+                + (dropped if "_" in self.header else ""),
                 header=self.header,
             )
         if self.prefix and given[: len(self.prefix)].lower() == self.prefix.lower():
