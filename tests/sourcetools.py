@@ -10,6 +10,19 @@ from translators import sources
 from translators.errors import Ignored, PayloadInvalid
 from translators.model import Notification
 
+#: Every source the registry must hold (a module that lost its SOURCE would drop out silently).
+SOURCES = (
+    "bitrise",
+    "appcenter",
+    "applivery",
+    "appflow",
+    "appstoreconnect",
+    "xcodecloud",
+    "eas",
+    "github",
+    "appcircle",
+)
+
 
 def translate(
     source: str, payload: dict[str, Any], headers: dict[str, str] | None = None

@@ -9,21 +9,10 @@ import pytest
 
 from tests.chatserver import ChatServer
 from tests.conftest import path_of, post
+from tests.sourcetools import SOURCES
 from translators import pipeline, settings, sources
 from translators.errors import PayloadInvalid
 from translators.samples import Sample, all_samples
-
-SOURCES = (
-    "bitrise",
-    "appcenter",
-    "applivery",
-    "appflow",
-    "appstoreconnect",
-    "xcodecloud",
-    "eas",
-    "github",
-    "appcircle",
-)
 
 
 def headers_of(s: Sample) -> dict[str, str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.sourcetools import notification, plain_facts, translate
+from tests.sourcetools import SOURCES, notification, plain_facts, translate
 from translators import sources
 from translators.errors import Ignored, PayloadInvalid
 from translators.model import EVENTS
@@ -82,17 +82,7 @@ EXPECTED_EVENTS = {
 
 
 def test_registry_finds_every_source_module() -> None:
-    assert {
-        "bitrise",
-        "appcenter",
-        "applivery",
-        "appflow",
-        "appstoreconnect",
-        "xcodecloud",
-        "eas",
-        "github",
-        "appcircle",
-    } <= set(sources.registry())
+    assert set(SOURCES) <= set(sources.registry())
     assert sources.get("BITRISE") is sources.get("bitrise")
     assert sources.get("nope") is None
 
