@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.chatserver import ChatServer
 from tests.conftest import path_of, post, sample
 from tests.fakeasc import ISSUER, KEY_ID, Failure, FakeAsc, key_pem, token_problem
-from translators import settings
+from translators import settings, sources
 from translators.model import Notification
 from translators.samples import all_samples
 from translators.samples import notification as sample_notification
@@ -75,7 +75,8 @@ def test_the_api_and_the_recorded_answers_complete_a_message_alike(
     loaded = settings.load(env)
     n = sample_notification(s)
     assert isinstance(n, Notification)
-    source = __import__("translators.sources", fromlist=["get"]).get("appstoreconnect")
+    source = sources.get("appstoreconnect")
+    assert source is not None
     done = source.enrich(n, loaded.app)
     assert done is not None and done.note == "complete", done
     replayed = sample_notification(s, loaded)

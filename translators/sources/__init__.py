@@ -94,7 +94,18 @@ class Signing:
 
     def sign(self, secret: str, body: bytes) -> str:
         """The header's value for ``body``, as the platform would send it (the CLI and tests sign)."""
-        return self.prefix + hmac.new(secret.encode("utf-8"), body, getattr(hashlib, self.digest)).hexdigest()
+        return self.prefix + self._hex(secret, body)
+
+    def _hex(self, secret: str, body: bytes) -> str:
+        return hmac.new(secret.encode("utf-8"), body, getattr(hashlib, self.digest)).hexdigest()
+
+    def value(self, headers: Mapping[str, str]) -> str:
+        """The header's value as received (names in lower case), or "" when it is not there.
+
+        A header named with "_" (Appcircle's ac_signature) reaches some servers as "-": both count.
+        """
+        name = self.header.lower()
+        return (headers.get(name) or headers.get(name.replace("_", "-")) or "").strip()
 
     def verify(self, secret: str, body: bytes, headers: Mapping[str, str], label: str) -> None:
         """Unauthorized naming the header unless it holds the HMAC of ``body`` (bytes as received).
@@ -102,9 +113,7 @@ class Signing:
         ``headers``: names in lower case. The prefix may be left out and hex may be in either case;
         the digests are compared in constant time.
         """
-        # A header named with "_" (Appcircle's ac_signature) reaches some servers as "-".
-        name = self.header.lower()
-        given = (headers.get(name) or headers.get(name.replace("_", "-")) or "").strip()
+        given = self.value(headers)
         if not given:
             dropped = " (some servers and proxies drop a header whose name holds '_': nginx by default)"
             raise Unauthorized(
@@ -114,7 +123,7 @@ class Signing:
             )
         if self.prefix and given[: len(self.prefix)].lower() == self.prefix.lower():
             given = given[len(self.prefix) :]
-        expected = hmac.new(secret.encode("utf-8"), body, getattr(hashlib, self.digest)).hexdigest()
+        expected = self._hex(secret, body)
         if not hmac.compare_digest(expected.encode("ascii"), given.lower().encode("utf-8", "replace")):
             raise Unauthorized(
                 f"{self.header} does not match the body: the secret set on the {label} webhook is not"

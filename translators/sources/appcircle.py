@@ -132,7 +132,7 @@ class Appcircle:
     signing: ClassVar[Signing] = SIGNING
 
     def recognises(self, payload: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
-        if SIGNING.header in headers or "ac-signature" in headers:
+        if SIGNING.value(headers):
             return True
         action = payload.get("action")
         return isinstance(action, str) and "|" in action and isinstance(payload.get("item"), Mapping)

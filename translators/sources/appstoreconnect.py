@@ -204,7 +204,7 @@ class AppStoreConnect:
     signing: ClassVar[Signing] = SIGNING
 
     def recognises(self, payload: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
-        if SIGNING.header in headers:
+        if SIGNING.value(headers):
             return True
         data = payload.get("data")
         return (

@@ -107,7 +107,7 @@ class Eas:
     signing: ClassVar[Signing] = SIGNING
 
     def recognises(self, payload: Mapping[str, Any], headers: Mapping[str, str]) -> bool:
-        if SIGNING.header in headers:
+        if SIGNING.value(headers):
             return True
         return isinstance(payload.get("buildDetailsPageUrl"), str) or isinstance(
             payload.get("submissionDetailsPageUrl"), str
