@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from translators.people import NONE, Mentions
-from translators.text import Doc, Inline, Span, code, from_lines, from_markdown
+from translators.text import Doc, Inline, Span, clip, clip_inline, code, from_lines, from_markdown
 
 #: Event names shared by all sources. Templates and channel filters use these strings; each one's
 #: meaning is in docs/platforms.md#event-names.
@@ -38,6 +38,18 @@ EVENTS: tuple[str, ...] = (
     "certificate.expiring",
     "webhook.ping",
 )
+
+#: The layout rule (docs/templates.md#the-layout-rule), the same for every source and format: a
+#: heading, one context line, at most ``MAX_FACTS`` facts, free text cut to about ``NOTES_LINES``
+#: lines or ``NOTES_CHARS`` characters, at most ``MAX_BUTTONS`` buttons, and a quiet footer.
+MAX_FACTS = 4
+MAX_BUTTONS = 2
+#: Stack frames a crash shows under its exception and location.
+MAX_FRAMES = 3
+NOTES_LINES = 5
+NOTES_CHARS = 300
+#: A commit subject in the context line, cut at a word.
+SUBJECT_CHARS = 60
 
 #: Longest URL we pass on: Slack rejects button URLs over 3000 characters.
 MAX_URL_LENGTH = 3000
@@ -148,6 +160,9 @@ class Notification(BaseModel):
     workflow: str | None = None
     commit: str | None = None
     commit_message: str | None = None
+    commit_url: str | None = Field(default=None, description="the commit's page, where the repository is known")
+    pull_request_url: str | None = None
+    pull_request_title: str | None = None
     author: str | None = None
     triggered_by: str | None = None
     people: tuple[str, ...] = Field(
@@ -172,6 +187,12 @@ class Notification(BaseModel):
     sent_at: Timestamp | None = None
     duration_seconds: float | None = None
 
+    error: str | None = Field(
+        default=None,
+        description="what went wrong in the platform's words: a crash's exception and message, a build's"
+        " error message",
+    )
+    error_location: str | None = Field(default=None, description="where a crash happened: one frame")
     details_title: str | None = None
     details: str | None = None
     details_kind: Literal["text", "markdown", "code"] = Field(
@@ -212,7 +233,7 @@ class Notification(BaseModel):
         " set by the notification rules for build.succeeded and build.failed when memory knows it",
     )
 
-    @field_validator("url", mode="after")
+    @field_validator("url", "commit_url", "pull_request_url", mode="after")
     @classmethod
     def _safe_url(cls, value: str | None) -> str | None:
         return safe_url(value)
@@ -332,6 +353,154 @@ class Notification(BaseModel):
             return doc if doc.blocks else from_lines(self.details)
         return from_lines(self.details, code_block=self.details_kind == "code")
 
+
+    # -----------------------------------------------------------------------------------------
+    # The layout rule: what every built-in template shows, decided here once for every format.
+
+    @property
+    def ref(self) -> str | None:
+        """The branch, else the tag, the build ran on."""
+        return self.branch or self.tag
+
+    @property
+    def is_crash(self) -> bool:
+        return self.event.startswith("crash.")
+
+    @property
+    def lead(self) -> str | None:
+        """Who the message is about, first in the heading: the app as the team calls it, else (an
+        app known only by an id, as Bitrise's slug) the workflow."""
+        return self.app_display or self.workflow
+
+    @property
+    def heading(self) -> str:
+        """``Fixed: Acme iOS · Build #41 succeeded on main``: outcome, app and ref in one line."""
+        title = self.title
+        ref = self.ref
+        if ref and not _said_in(ref, _words(title)):
+            title = f"{title} on {ref}"
+        lead = self.lead
+        if lead and not _said_in(lead, _words(self.title)):
+            title = f"{lead} · {title}"
+        return f"{self.transition}: {title}" if self.transition else title
+
+    @property
+    def who(self) -> str | None:
+        """The person behind it: the commit's author, else whoever started it when that is a
+        person (``people`` names them); "manual" or "webhook" name nobody."""
+        if self.author:
+            return self.author
+        trigger = self.triggered_by
+        if trigger and self.people and trigger.strip().lower() not in _NOT_PEOPLE:
+            return trigger
+        return None
+
+    @property
+    def context(self) -> Inline:
+        """One line under the heading: short commit (linked where the repository is known), its
+        subject, who, how long. Empty when the source knows none of them."""
+        parts: list[list[Span]] = []
+        if self.short_commit:
+            commit = [Span(self.short_commit, code=True, url=self.commit_url)]
+            lines = (self.commit_message or "").strip().splitlines()
+            if lines and lines[0].strip():
+                commit.append(Span(" " + _cut(lines[0].strip(), SUBJECT_CHARS)))
+            parts.append(commit)
+        for value in (self.who, self.duration_text):
+            if value:
+                parts.append([Span(value)])
+        spans: list[Span] = []
+        for part in parts:
+            if spans:
+                spans.append(Span(" · "))
+            spans.extend(part)
+        return Inline(spans)
+
+    @property
+    def top_facts(self) -> list[tuple[str, Inline]]:
+        """At most ``MAX_FACTS`` facts that matter for this event, in order of weight; what the
+        heading and the context line say is not repeated."""
+        facts: list[tuple[str, Inline]] = []
+        labels = dict(self.fact_labels)
+        said = _words(f"{self.heading} {self.context}")
+
+        def add(label: str, *parts: str | Span | None) -> None:
+            value = Inline.of(*parts)
+            text = str(value).strip()
+            if text and text != "0" and not _said_in(text, said):
+                facts.append((labels.get(label, label), clip_inline(value, 160)))
+
+        if self.error and not self.is_crash:
+            add("Error", self.error)
+        add("Version", code(self.version) if self.version else None)
+        if self.pull_request:
+            add(
+                "PR",
+                Span(f"#{self.pull_request}", url=self.pull_request_url),
+                " → " if self.target_branch else None,
+                code(self.target_branch) if self.target_branch else None,
+                f" {self.pull_request_title}" if self.pull_request_title else None,
+            )
+        if self.branch and self.tag:
+            add("Tag", code(self.tag))
+        if self.app_display:
+            add("Workflow", code(self.workflow) if self.workflow else None)
+        add("Environment", code(self.environment) if self.environment else None)
+        add("Reason", self.abort_reason)
+        for fact in self.facts:
+            add(fact.label, code(fact.value) if fact.code else fact.value)
+        add("Size", self.size_text)
+        add("Platform", self.platform)
+        return facts[:MAX_FACTS]
+
+    @property
+    def frames(self) -> tuple[str, ...]:
+        """A crash's first ``MAX_FRAMES`` stack frames, without the one its location already shows."""
+        if not self.is_crash or self.details_kind != "code" or not self.details:
+            return ()
+        location = (self.error_location or "").strip()
+        lines = [line.strip() for line in self.details.splitlines() if line.strip()]
+        if lines and location and location in lines[0]:
+            lines.pop(0)
+        return tuple(_cut(line, 120) for line in lines[:MAX_FRAMES])
+
+    @property
+    def notes(self) -> Doc | None:
+        """The free text (release notes, a tester's report) as a phone shows it at a glance: about
+        ``NOTES_LINES`` lines or ``NOTES_CHARS`` characters, structure kept; ``more`` leads on."""
+        if self.frames:
+            return None
+        doc = self.details_doc
+        return clip(doc, NOTES_LINES, NOTES_CHARS) if doc is not None else None
+
+    @property
+    def more(self) -> Link | None:
+        """"Read the full notes" or "Open the report", when ``notes`` left text out and the page is known."""
+        notes = self.notes
+        if notes is None or not notes.clipped or not self.url:
+            return None
+        label = "Open the report" if self.event in _REPORT_EVENTS else "Read the full notes"
+        return Link(label=label, url=self.url)
+
+    @property
+    def buttons(self) -> tuple[Link, ...]:
+        """At most ``MAX_BUTTONS`` buttons, the main page first; the commit and the pull request
+        are links in the message already."""
+        inline = {self.commit_url, self.pull_request_url}
+        links = [link for link in self.links if link.url not in inline]
+        primary = next((link for link in links if link.url == self.url), None)
+        if primary is not None:
+            links.remove(primary)
+            links.insert(0, primary)
+        elif self.url:
+            links.insert(0, Link(label="Open", url=self.url))
+        return tuple(links[:MAX_BUTTONS])
+
+    @property
+    def footer_id(self) -> str | None:
+        """The app's id, for the footer, when no name for it is known (a Bitrise slug)."""
+        return self.app_id if not self.app_display and self.app_id else None
+
     @property
     def when(self) -> datetime | None:
         """When it happened, for the footer: finished, else sent, else started."""
@@ -388,6 +557,26 @@ _NOT_WORD = re.compile(r"[\s,;:()!?]+")
 
 def _said_in(value: str, padded_title: str) -> bool:
     return _words(value) in padded_title
+
+
+#: What platforms put in "triggered by" when no person started the build.
+_NOT_PEOPLE = frozenset(
+    {"webhook", "manual", "schedule", "scheduled", "continuous integration", "api", "push", "trigger", "ci"}
+)
+
+#: Events whose free text is a person's report: the link says "Open the report".
+_REPORT_EVENTS = frozenset({"feedback.received", "bug.reported", "crash.reported"})
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters, cut at a word where one ends late enough, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 1]
+    space = head.rfind(" ")
+    if space > limit // 2:
+        head = head[:space]
+    return head.rstrip(" ,;:·-") + "…"
 
 
 def duration_between(start: datetime | None, end: datetime | None) -> float | None:
