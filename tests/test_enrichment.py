@@ -79,7 +79,8 @@ def test_app_names_win_over_the_apis_title(env: dict[str, str]) -> None:
     named = env | {"APP_NAMES": "bitrise:305da28f92b6b419=Acme iOS"}
     answer = post(named, "bitrise", "slack", sample("bitrise/build-failed").body(), HEADERS, {"dry_run": "1"})
     text = json.dumps(bodies(answer)["slack"], ensure_ascii=False)
-    assert "Acme iOS" in text and "acme-ios" not in text
+    # acme-ios is still in the commit's link (the repository's name), never as the app.
+    assert "Acme iOS" in text and "acme-ios" not in text.replace("github.com/acme/acme-ios/", "")
 
 
 def test_a_successful_build_links_each_install_page(env: dict[str, str], api: FakeBitrise) -> None:
@@ -87,7 +88,8 @@ def test_a_successful_build_links_each_install_page(env: dict[str, str], api: Fa
         env, "bitrise", "teams", sample("bitrise/build-succeeded").body(), HEADERS, {"dry_run": "1"}
     )
     actions = bodies(answer)["teams"]["attachments"][0]["content"]["actions"]
-    assert [a["title"] for a in actions] == ["Open build", "Install app-release.apk", "Open app"]
+    # The install page is a better second button than the app's page, which is left out.
+    assert [a["title"] for a in actions] == ["Open build", "Install"]
     assert actions[1]["url"].startswith("https://app.bitrise.io/artifact/6f0e1c2b3a495867/p/")
     asked = [path for path, _ in api.requests]
     assert not any(path.endswith("/artifacts/0a1b2c3d4e5f6071") for path in asked), "no page, no call"
@@ -196,5 +198,57 @@ def test_apply_keeps_what_the_webhook_said() -> None:
     )
     done = _bitrise_api.apply(n, details)
     assert done.workflow == "primary" and done.commit_message is None
-    assert done.app_display == "305da28f92b6b419", "a blank title names nothing"
+    assert done.app_display is None and done.app_id == "305da28f92b6b419", "a blank title names nothing"
     assert done.triggered_by == "schedule" and done.people == ("schedule",)
+
+
+def test_the_api_links_the_commit_and_the_pull_request() -> None:
+    from translators.samples import notification
+
+    n = notification(sample("bitrise/build-succeeded"))
+    assert isinstance(n, Notification) and n.commit_url is None and n.pull_request_url is None
+    # The pages as the API gave them.
+    done = _bitrise_api.recorded(n, sample("bitrise/build-succeeded").api_answers() or {})
+    assert done.commit_url == (
+        "https://github.com/acme/acme-android/commit/4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+    )
+    assert done.pull_request_url == "https://github.com/acme/acme-android/pull/32"
+    # Without them, built from the app's repo_url (here a GitLab repository, in the ssh form).
+    built = _bitrise_api.apply(
+        n,
+        _bitrise_api.Details(
+            build=_bitrise_api.BuildAnswer(commit_hash="4b825dc642cb6eb9a060e54bf8d69288fbee4904"),
+            repo_url="git@gitlab.com:acme/mobile/acme-android.git",
+        ),
+    )
+    assert built.commit_url == (
+        "https://gitlab.com/acme/mobile/acme-android/-/commit/4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+    )
+    assert built.pull_request_url == "https://gitlab.com/acme/mobile/acme-android/-/merge_requests/32"
+    # A host whose pages we do not know: no link rather than a guess.
+    unknown = _bitrise_api.apply(
+        n,
+        _bitrise_api.Details(
+            build=_bitrise_api.BuildAnswer(commit_hash="4b825dc6"),
+            repo_url="https://git.acme.example/a/b.git",
+        ),
+    )
+    assert unknown.commit == "4b825dc6" and unknown.commit_url is None and unknown.pull_request_url is None
+
+
+def test_several_install_pages_say_which_is_which() -> None:
+    from translators.samples import notification
+
+    n = notification(sample("bitrise/build-succeeded"))
+    assert isinstance(n, Notification)
+    pages = (
+        _bitrise_api.ArtifactAnswer(
+            artifact_type="android-apk", public_install_page_url="https://app.bitrise.io/a/1"
+        ),
+        _bitrise_api.ArtifactAnswer(
+            artifact_type="ios-ipa", public_install_page_url="https://app.bitrise.io/a/2"
+        ),
+    )
+    done = _bitrise_api.apply(n, _bitrise_api.Details(artifacts=pages))
+    assert [link.label for link in done.links] == ["Open build", "Install APK", "Install IPA"]
+    assert all(len(link.label) <= 14 for link in done.links)

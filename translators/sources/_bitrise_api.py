@@ -3,10 +3,12 @@
 Bitrise's outgoing webhook carries slugs, the build number, the status and git refs. Its API
 (https://api-docs.bitrise.io/, token in the ``Authorization`` header) has the rest:
 
-- ``GET /v0.1/apps/{app}``: the app's ``title`` (kept for an hour per app);
+- ``GET /v0.1/apps/{app}``: the app's ``title`` and ``repo_url`` (kept for an hour per app);
 - ``GET /v0.1/apps/{app}/builds/{build}``: ``commit_hash``, ``commit_message``, ``triggered_by``,
   ``triggered_workflow``, ``triggered_at``, ``started_on_worker_at``, ``finished_at``,
-  ``status_text``, ``abort_reason``, ``pull_request_target_branch``;
+  ``status_text``, ``abort_reason``, ``pull_request_target_branch``, ``commit_view_url``,
+  ``pull_request_view_url`` (the commit's and pull request's pages; else built from ``repo_url``
+  for GitHub, GitLab and Bitbucket repositories);
 - ``GET .../builds/{build}/artifacts`` and ``.../artifacts/{artifact}``: installable artifacts and
   their ``public_install_page_url``, for a successful build.
 
@@ -30,7 +32,7 @@ from urllib.parse import quote
 
 from translators import logs
 from translators.model import Link, Notification, Timestamp, duration_between, safe_url
-from translators.sources import Enrichment, Loose
+from translators.sources import Enrichment, Loose, _repo
 from translators.sources._api import JsonApi, TimedCache, Unavailable, per_process
 
 #: All the calls of one event share this budget: a message waits for its details at most this long.
@@ -47,6 +49,7 @@ log = logs.logger("translators.sources.bitrise")
 
 class AppAnswer(Loose):
     title: str | None = None
+    repo_url: str | None = None
 
 
 class BuildAnswer(Loose):
@@ -60,6 +63,8 @@ class BuildAnswer(Loose):
     status_text: str | None = None
     abort_reason: str | None = None
     pull_request_target_branch: str | None = None
+    commit_view_url: str | None = None
+    pull_request_view_url: str | None = None
 
 
 class ArtifactItem(Loose):
@@ -71,6 +76,7 @@ class ArtifactItem(Loose):
 
 class ArtifactAnswer(Loose):
     title: str | None = None
+    artifact_type: str | None = None
     public_install_page_url: str | None = None
 
 
@@ -81,6 +87,7 @@ class Details:
     app_title: str | None = None
     build: BuildAnswer | None = None
     artifacts: tuple[ArtifactAnswer, ...] = ()
+    repo_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,18 +127,39 @@ def apply(n: Notification, details: Details) -> Notification:
         update["status_text"] = b.status_text or n.status_text
         if b.abort_reason and n.event == "build.canceled":
             update["abort_reason"] = b.abort_reason
+    # The commit's and the pull request's pages: as the API gave them, else from the repository.
+    commit = n.commit or (b.commit_hash if b else None)
+    if commit and not n.commit_url:
+        given = b.commit_view_url if b and b.commit_hash in (None, commit) else None
+        update["commit_url"] = safe_url(given) or _repo.commit_url(details.repo_url, commit)
+    if n.pull_request and not n.pull_request_url:
+        given = b.pull_request_view_url if b else None
+        update["pull_request_url"] = safe_url(given) or _repo.pull_request_url(
+            details.repo_url, n.pull_request
+        )
     if details.artifacts and n.event == "build.succeeded":
+        pages = [a for a in details.artifacts if safe_url(a.public_install_page_url)]
         installs = [
-            Link(label=f"Install {a.title}" if a.title else "Install", url=a.public_install_page_url)
-            for a in details.artifacts
-            if safe_url(a.public_install_page_url)
+            Link(label=_install_label(a, len(pages)), url=str(a.public_install_page_url)) for a in pages
         ]
-        # After "Open build": the build page stays the main button.
-        update["links"] = (*n.links[:1], *installs, *n.links[1:])
+        if installs:
+            # After "Open build", which stays the main button; an install page is a better second
+            # button than the app's page, which is dropped.
+            update["links"] = (*n.links[:1], *installs)
     enriched = n.model_copy(update=update) if update else n
     if details.app_title and details.app_title.strip() and not n.app_name:
         enriched = enriched.named(details.app_title.strip())
     return enriched
+
+
+#: A button's words, short enough for two side by side on a phone.
+_KINDS = {"android-apk": "APK", "ios-ipa": "IPA"}
+
+
+def _install_label(artifact: ArtifactAnswer, count: int) -> str:
+    """ "Install"; "Install APK" / "Install IPA" when the build has several install pages."""
+    kind = _KINDS.get(artifact.artifact_type or "")
+    return f"Install {kind}" if count > 1 and kind else "Install"
 
 
 class Client:
@@ -141,7 +169,8 @@ class Client:
         self.api = JsonApi(
             "the Bitrise API", budget=BUDGET_SECONDS, credential="token", unknown="this app or build"
         )
-        self._titles: TimedCache[tuple[str, str], str | None] = TimedCache(APP_TITLE_SECONDS)
+        #: (title, repo_url) per app.
+        self._apps: TimedCache[tuple[str, str], AppAnswer] = TimedCache(APP_TITLE_SECONDS)
 
     def fetch(self, base: str, token: str, app: str, build: str, *, finished_ok: bool) -> Fetched:
         api = self.api
@@ -158,18 +187,18 @@ class Client:
                 raise api.unexpected()
             return data["data"]
 
-        title = self._titles.get((base, app))
+        cached = self._apps.get((base, app))
         jobs: dict[str, Future[Any]] = {"build": api.submit(call, builds)}
-        if title is None:
+        if cached is None:
             jobs["app"] = api.submit(call, root)
         if finished_ok:
             jobs["artifacts"] = api.submit(call, f"{builds}/artifacts")
         answers, problems = api.collect(jobs, deadline)
 
-        app_title = title[0] if title is not None else None
+        app_answer = cached[0] if cached is not None else AppAnswer()
         if "app" in answers:
-            app_title = api.model(AppAnswer, answers["app"]).title
-            self._titles.put((base, app), app_title)
+            app_answer = api.model(AppAnswer, answers["app"])
+            self._apps.put((base, app), app_answer)
         build_answer = api.model(BuildAnswer, answers["build"]) if "build" in answers else None
         artifacts: tuple[ArtifactAnswer, ...] = ()
         if "artifacts" in answers:
@@ -183,13 +212,16 @@ class Client:
             }
             more, more_problems = api.collect(detail_jobs, deadline)
             problems += more_problems
-            artifacts = tuple(api.model(ArtifactAnswer, more[k]) for k in detail_jobs if k in more)
+            kinds = {f"artifact {i}": a.artifact_type for i, a in enumerate(wanted[:MAX_ARTIFACTS])}
+            artifacts = tuple(
+                _typed(api.model(ArtifactAnswer, more[k]), kinds[k]) for k in detail_jobs if k in more
+            )
         problem = problems[0] if problems else None
-        return Fetched(Details(app_title, build_answer, artifacts), problem)
+        return Fetched(Details(app_answer.title, build_answer, artifacts, app_answer.repo_url), problem)
 
     def forget(self) -> None:
         """Drop cached titles and pauses (tests)."""
-        self._titles.clear()
+        self._apps.clear()
         self.api.forget()
 
 
@@ -215,14 +247,21 @@ def enrich(n: Notification, token: str, base: str) -> Enrichment:
 def recorded(n: Notification, answers: dict[str, Any]) -> Notification:
     """``n`` completed from recorded API answers (``{"app": ..., "build": ..., "artifacts": [...]}``),
     as ``enrich`` would: for golden files and the preview, without a network."""
+    app = AppAnswer.model_validate(answers.get("app", {}))
     return apply(
         n,
         Details(
-            AppAnswer.model_validate(answers.get("app", {})).title,
+            app.title,
             BuildAnswer.model_validate(answers["build"]) if "build" in answers else None,
             tuple(ArtifactAnswer.model_validate(a) for a in answers.get("artifacts", [])),
+            app.repo_url,
         ),
     )
+
+
+def _typed(artifact: ArtifactAnswer, kind: str | None) -> ArtifactAnswer:
+    """The artifact's own answer, with the list's type where it left the type out."""
+    return artifact if artifact.artifact_type else artifact.model_copy(update={"artifact_type": kind})
 
 
 __all__ = ["BUDGET_SECONDS", "Details", "apply", "client", "enrich", "recorded"]

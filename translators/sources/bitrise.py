@@ -111,7 +111,11 @@ class Bitrise:
 
     def _notification(self, b: BuildPayload, event: str, outcome: str, verb: str) -> Notification:
         git = b.git
-        app = b.app_title or b.app_slug
+        # No name in the payload: the app is None, so the heading leads with the workflow and the
+        # footer shows the slug (app_id); APP_NAMES or the API's title name it. The summary then
+        # starts "Bitrise: ", which Notification.named replaces with the name.
+        app = b.app_title.strip() if b.app_title and b.app_title.strip() else None
+        said = f"{app}: Bitrise build" if app else f"{self.label}: build"
         build_url = f"{BITRISE_URL}/build/{quote(b.build_slug, safe='')}"
         pr = str(git.pull_request_id) if git.pull_request_id else None
         workflow = f" ({b.build_triggered_workflow})" if b.build_triggered_workflow else ""
@@ -122,7 +126,7 @@ class Bitrise:
                 "event": event,
                 "outcome": outcome,
                 "title": f"Build #{b.build_number} {verb}",
-                "summary": f"{app}: Bitrise build #{b.build_number}{workflow} {verb}",
+                "summary": f"{said} #{b.build_number}{workflow} {verb}",
                 "app": app,
                 "app_id": b.app_slug,
                 "app_key": b.app_slug,
@@ -146,7 +150,6 @@ class Bitrise:
                     Link(label="Open build", url=build_url),
                     Link(label="Open app", url=f"{BITRISE_URL}/app/{quote(b.app_slug, safe='')}"),
                 ],
-                "facts": [("Git provider", git.provider)] if git.provider else [],
             }
         )
 
