@@ -192,6 +192,67 @@ def test_bitrise_slug_is_quoted_in_urls() -> None:
     assert n.url == "https://app.bitrise.io/build/a%20b%2F..%2Fc"
 
 
+def test_bitrise_without_a_title_names_no_app() -> None:
+    n = notification("bitrise", BITRISE, {"Bitrise-Event-Type": "build/finished"})
+    # The slug is an id, not a name: the heading leads with the workflow, the footer shows the slug.
+    assert n.app is None and (n.app_id, n.app_key) == ("abcd1234", "abcd1234")
+    assert n.lead == "deploy" and n.footer_id == "abcd1234"
+    assert n.summary == "Bitrise: build #3 (deploy) succeeded"
+    assert n.named("Acme Android").summary == "Acme Android: build #3 (deploy) succeeded"
+    assert "Git provider" not in plain_facts(n)
+    titled = notification(
+        "bitrise", {**BITRISE, "app_title": "Acme"}, {"Bitrise-Event-Type": "build/finished"}
+    )
+    assert (titled.app, titled.app_id, titled.footer_id) == ("Acme", "abcd1234", None)
+    assert titled.summary.startswith("Acme: Bitrise build #3")
+
+
+# -- Every source ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("repo", "commit", "pull"),
+    [
+        (
+            "https://github.com/acme/app",
+            "https://github.com/acme/app/commit/9fceb02d",
+            "https://github.com/acme/app/pull/7",
+        ),
+        (
+            "https://github.com/acme/app.git",
+            "https://github.com/acme/app/commit/9fceb02d",
+            "https://github.com/acme/app/pull/7",
+        ),
+        (
+            "git@github.com:acme/app.git",
+            "https://github.com/acme/app/commit/9fceb02d",
+            "https://github.com/acme/app/pull/7",
+        ),
+        (
+            "ssh://git@gitlab.com/acme/mobile/app.git",
+            "https://gitlab.com/acme/mobile/app/-/commit/9fceb02d",
+            "https://gitlab.com/acme/mobile/app/-/merge_requests/7",
+        ),
+        (
+            "https://bitbucket.org/acme/app.git",
+            "https://bitbucket.org/acme/app/commits/9fceb02d",
+            "https://bitbucket.org/acme/app/pull-requests/7",
+        ),
+        ("https://git.acme.example/acme/app.git", None, None),
+        ("https://github.com/acme", None, None),
+        ("https://github.com/acme/app/tree/main", None, None),
+        ("javascript:alert(1)//github.com/a/b", None, None),
+        ("", None, None),
+    ],
+)
+def test_repository_pages(repo: str, commit: str | None, pull: str | None) -> None:
+    from translators.sources import _repo
+
+    assert _repo.commit_url(repo, "9fceb02d") == commit
+    assert _repo.pull_request_url(repo, "7") == pull
+    assert _repo.commit_url(repo, "not a sha") is None and _repo.pull_request_url(repo, "0") is None
+
+
 # -- App Center ---------------------------------------------------------------------------------
 
 APPCENTER_BUILD = {
@@ -244,10 +305,49 @@ def test_appcenter_numeric_ids_are_accepted() -> None:
 def test_appcenter_crash_details() -> None:
     sample = json.loads(next(s for s in all_samples() if s.id == "appcenter/crash-with-stack").body())
     n = notification("appcenter", sample)
-    assert n.event == "crash.new_group" and n.outcome == "failure"
-    assert n.details is not None and n.details.startswith("java.lang.NullPointerException")
-    assert "MainActivity.kt:88" in n.details
-    assert plain_facts(n).get("Crashes") == "14" and plain_facts(n).get("Affected users") == "9"
+    assert n.event == "crash.new_group" and n.outcome == "failure" and n.emoji == "💥"
+    assert n.title == "New crash group"
+    assert n.error == (
+        "java.lang.NullPointerException: Attempt to invoke virtual method 'java.lang.String"
+        " <T>.getName()' on a null object reference"
+    )
+    assert n.error_location == "MainActivity.onCreate (MainActivity.kt:88)"
+    # The stack stays in details, as code; its first frame is the location, so not repeated.
+    assert n.details_kind == "code" and n.details is not None
+    assert n.details.startswith("com.example.app.MainActivity.onCreate (MainActivity.kt:88)")
+    assert n.frames == (
+        "android.app.Activity.performCreate (Activity.java:8051)",
+        "android.app.Instrumentation.callActivityOnCreate (Instrumentation.java:1329)",
+    )
+    assert plain_facts(n).get("Crashes") == "14" and plain_facts(n).get("Users") == "9"
+    # app_platform is the language ("Java"), not the platform.
+    assert n.platform is None and "Java" not in plain_facts(n).values()
+    assert notification("appcenter", {**sample, "app_os": "Android"}).platform == "Android"
+    assert [link.label for link in n.links] == ["Open crash"]
+
+
+def test_appcenter_crash_without_a_stack() -> None:
+    sample = json.loads(next(s for s in all_samples() if s.id == "appcenter/crash").body())
+    n = notification("appcenter", sample)
+    assert (n.error, n.error_location) == (
+        "android.app.SuperNotCalledException",
+        "android.app.Activity.performResume (Activity.java:5084)",
+    )
+    assert n.details is None and n.frames == ()
+    assert "Crashes" not in plain_facts(n) and "Users" not in plain_facts(n), "0 says nothing"
+
+
+def test_appcenter_build_says_no_person_and_links_only_the_build() -> None:
+    n = notification(
+        "appcenter",
+        {
+            **APPCENTER_BUILD,
+            "build_reason": "continuous integration",
+            "notification_settings_link": "https://appcenter.ms/x",
+        },
+    )
+    assert n.who is None and n.people == ()
+    assert [link.label for link in n.links] == ["Open build"]
 
 
 def test_appcenter_distribute_version_and_size() -> None:
@@ -257,6 +357,11 @@ def test_appcenter_distribute_version_and_size() -> None:
     assert n.size_text == "2.5 MB"
     assert n.details_title == "Release notes"
     assert n.links[0].label == "Install"
+    assert plain_facts(n).get("Mandatory") == "yes"
+    for noise in ("Bundle", "Minimum OS", "Mandatory update"):
+        assert noise not in plain_facts(n)
+    optional = notification("appcenter", {**sample, "mandatory_update": False})
+    assert "Mandatory" not in plain_facts(optional)
 
 
 def test_appcenter_unrecognised_body_lists_expected_keys() -> None:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from translators.errors import FieldError, Ignored, PayloadInvalid
 from translators.model import Fact, Link, Notification, Timestamp, duration_between
-from translators.sources import validate_model
+from translators.sources import platform_name, validate_model
 
 BUILD_KEYS = frozenset({"build_id", "build_status", "build_link"})
 CRASH_KEYS = frozenset({"crash_count", "stack_trace", "reason", "affected_users"})
@@ -73,7 +73,10 @@ class CrashPayload(BaseModel):
     reason: str | None = None
     url: str | None = None
     app_display_name: str | None = None
+    #: The app's language ("Java", "Objective-C"), not its OS: never shown as the platform.
     app_platform: str | None = None
+    #: Not in the documented body (App Center's API has it on apps); the platform when sent.
+    app_os: str | None = None
     app_version: str | None = None
     stack_trace: list[Any] = Field(default_factory=list)
     affected_users: int | None = None
@@ -202,9 +205,8 @@ class AppCenter:
 
     def _build(self, b: BuildPayload) -> Notification:
         event, outcome, verb = BUILD_STATUSES[_status_key(b.build_status)]
+        # The notification settings link is left out: nobody needs it in a build's message.
         links = [Link(label="Open build", url=b.build_link)] if b.build_link else []
-        if b.notification_settings_link:
-            links.append(Link(label="Notification settings", url=b.notification_settings_link))
         return Notification.model_validate(
             {
                 "source": self.name,
@@ -229,6 +231,8 @@ class AppCenter:
                 ),
                 "branch": b.branch or None,
                 "commit": b.source_version or None,
+                # "manual", "continuous integration": why it ran, never who (no people are set, so
+                # nobody is looked up or shown as the person behind it).
                 "triggered_by": b.build_reason,
                 "url": b.build_link,
                 "links": links,
@@ -245,28 +249,32 @@ class AppCenter:
         if c.crash_count:  # 0 or unknown says nothing worth a line
             facts.append(Fact("Crashes", str(c.crash_count)))
         if c.affected_users:
-            facts.append(Fact("Affected users", str(c.affected_users)))
-        details = "\n".join(x for x in (c.reason, _stack_text(c.stack_trace)) if x) or None
+            facts.append(Fact("Users", str(c.affected_users)))
         return Notification.model_validate(
             {
                 "source": self.name,
                 "source_label": self.label,
                 "event": "crash.new_group",
                 "outcome": "failure",
+                "emoji": "💥",
                 "title": "New crash group",
                 "summary": f"{app}: new crash group {c.name or c.id}",
                 "app": app,
                 "app_id": c.app_id,
                 "app_key": c.app_id,
-                "platform": c.app_platform,
+                "platform": platform_name(c.app_os),
                 "version": c.app_version,
                 "build_id": c.id,
                 "event_id": f"appcenter:crash:{c.app_id or '-'}:{c.id}",
                 "url": c.url,
-                "links": [Link(label="Open crash group", url=c.url)] if c.url else [],
+                "links": [Link(label="Open crash", url=c.url)] if c.url else [],
                 "sent_at": c.sent_at,
-                "details_title": c.name,
-                "details": details,
+                # The exception and its message; where it happened (the group's name is its top
+                # frame); the stack below them.
+                "error": c.reason or None,
+                "error_location": c.name or None,
+                "details_title": "Stack trace",
+                "details": _stack_text(c.stack_trace),
                 "details_kind": "code",
                 "facts": facts,
             }
@@ -278,13 +286,8 @@ class AppCenter:
         if d.short_version and d.version and d.version != d.short_version:
             version = f"{d.short_version} ({d.version})"
         version = version or d.version
-        facts: list[Fact] = []
-        if d.min_os:
-            facts.append(Fact("Minimum OS", d.min_os))
-        if d.mandatory_update:
-            facts.append(Fact("Mandatory update", "yes"))
-        if d.bundle_identifier:
-            facts.append(Fact("Bundle", d.bundle_identifier, code=True))
+        # The bundle id and minimum OS help nobody at a glance; a mandatory update does.
+        facts = [Fact("Mandatory", "yes")] if d.mandatory_update else []
         return Notification.model_validate(
             {
                 "source": self.name,
