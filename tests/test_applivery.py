@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from functools import partial
 from typing import Any
 
@@ -12,6 +13,7 @@ from tests import bodies, sourcetools
 from tests.chatserver import ChatServer
 from tests.conftest import path_of, post, sample
 from translators.errors import Ignored
+from translators.sources import applivery
 
 SEED = {
     name: json.loads(sample(f"applivery/{name}").body())
@@ -39,7 +41,7 @@ def test_every_action_maps_to_its_event(name: str, event: str, outcome: str, tit
     n = notification(SEED[name])
     assert (n.event, n.outcome, n.title) == (event, outcome, title)
     assert n.app == "Awesome App" and n.source_label == "Applivery"
-    assert plain_facts(n).get("Workspace") == SEED[name]["organization"]["name"]
+    assert "Workspace" not in plain_facts(n), "the team knows its workspace"
     assert n.links[-1].label == "Open app"
     assert n.links[-1].url == "https://dashboard.applivery.io/test/apps/awesome-app"
 
@@ -59,12 +61,17 @@ def test_empty_version_name_is_no_version() -> None:
     assert "Version" not in plain_facts(n)
 
 
-@pytest.mark.parametrize(("name", "kind"), [("feedback", "feedback"), ("bug", "bug report")])
-def test_report_text_is_the_details_and_the_button_opens_the_report(name: str, kind: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "kind", "button"),
+    [("feedback", "feedback", "Open feedback"), ("bug", "bug report", "Open report")],
+)
+def test_report_text_is_the_details_and_the_button_opens_the_report(
+    name: str, kind: str, button: str
+) -> None:
     n = notification(SEED[name])
     assert n.details == SEED[name]["report"]["message"]
     assert n.details_title is not None and n.details_title.lower().startswith(kind)
-    assert n.links[0].label == f"Open {kind}" and n.url == SEED[name]["report"]["url"]
+    assert n.links[0].label == button and n.url == SEED[name]["report"]["url"]
     assert n.summary.startswith(f"Awesome App: new {kind}: This is a")
 
 
@@ -100,6 +107,25 @@ def test_certificate_days_left_and_urgency(num_days: Any, days: int, title: str,
     assert (n.title, n.outcome) == (title, outcome)
     assert "Days left" not in plain_facts(n), "the title says how many days are left"
     assert plain_facts(n).get("Team") == "Applivery Test (BJ55L1KAQW)"
+
+
+def test_certificate_says_the_day_it_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(applivery, "today", lambda: date(2026, 12, 28))
+    n = notification(SEED["certificate-5-days"])
+    assert plain_facts(n).get("Expires") == "2 Jan 2027"
+    assert [label for label, _ in n.top_facts] == ["Team", "Expires"]
+    assert (
+        plain_facts(notification({**SEED["certificate-5-days"], "numDays": "0"})).get("Expires")
+        == "28 Dec 2026"
+    )
+
+
+@pytest.mark.parametrize("num_days", ["3000000", "999999999", "99999999999999", "9" * 4000])
+def test_a_huge_num_days_does_not_raise(num_days: str) -> None:
+    n = notification({**SEED["certificate-5-days"], "numDays": num_days})
+    assert n.days_left == int(num_days) and n.outcome == "info"
+    assert "Expires" not in plain_facts(n), "past the calendar's end: no date rather than an error"
+    assert n.event_id is not None and n.event_id.endswith(f":later:{num_days}")
 
 
 def test_certificate_stands_out_more_as_days_run_out() -> None:

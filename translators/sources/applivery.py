@@ -120,6 +120,14 @@ class CertificatePayload(Base):
         return value
 
 
+def expiry(arrived: date, days: int) -> date | None:
+    """The day the certificate expires: ``days`` after the warning arrived (the payload has no
+    date of its own); None when that is past the calendar's end (a broken ``numDays``)."""
+    if days > (date.max - arrived).days:
+        return None
+    return arrived + timedelta(days=days)
+
+
 class Applivery:
     name: ClassVar[str] = "applivery"
     label: ClassVar[str] = "Applivery"
@@ -154,7 +162,7 @@ class Applivery:
             "app": p.application.name,
             "app_id": p.application.id,
             "app_key": p.application.id,
-            "facts": [("Workspace", p.organization.name)],
+            # The workspace (organization) is left out: a team knows its own, and it cost a fact.
         }
 
     def _app_link(self, p: Base) -> Link:
@@ -208,7 +216,7 @@ class Applivery:
                 "url": p.report.url,
                 # The report URL carries the report's id; the payload has no other identity for it.
                 "event_id": f"applivery:{p.action.strip()}:{p.organization.id}:{p.report.url}",
-                "links": [Link(label=f"Open {kind}", url=p.report.url), self._app_link(p)],
+                "links": [Link(label=f"Open {kind.split()[-1]}", url=p.report.url), self._app_link(p)],
                 "details_title": f"{kind[0].upper()}{kind[1:]} from a tester",
                 "details": message or "(no message; open the report for screenshots and device details)",
                 "details_kind": "markdown" if message else "text",
@@ -231,9 +239,12 @@ class Applivery:
         else:
             outcome, emoji = "info", "📅"
         team = f"{p.team.name} ({p.team.identifier})"
-        common = self._common(p)
+        expires = expiry(today(), days)
+        facts = [("Team", team)]
+        if expires is not None:
+            facts.append(("Expires", f"{expires.day} {expires:%b %Y}"))
         return Notification.model_validate(
-            common
+            self._common(p)
             | {
                 "event": "certificate.expiring",
                 "outcome": outcome,
@@ -245,11 +256,11 @@ class Applivery:
                 # warning must not be this year's duplicate: the expiry date tells them apart.
                 "event_id": (
                     f"applivery:{p.action.strip()}:{p.organization.id}:{p.application.id}:"
-                    f"{p.team.identifier}:{(today() + timedelta(days=days)).isoformat()}:{days}"
+                    f"{p.team.identifier}:{expires.isoformat() if expires else 'later'}:{days}"
                 ),
                 "url": p.application.url,
                 "links": [self._app_link(p)],
-                "facts": [("Team", team), *common["facts"]],
+                "facts": facts,
                 "details_title": "What to do",
                 "details": (
                     f"The enterprise distribution certificate of {team} expires {when}. Builds signed "
