@@ -24,20 +24,23 @@ plain_facts = sourcetools.plain_facts
 errors_of = partial(sourcetools.errors_of, "appflow")
 
 
-@pytest.mark.parametrize("base", [PACKAGE, WEB], ids=["package", "web"])
 @pytest.mark.parametrize(
-    ("state", "event", "outcome", "verb"),
+    ("base", "state", "event", "outcome", "title"),
     [
-        ("success", "build.succeeded", "success", "succeeded"),
-        ("failed", "build.failed", "failure", "failed"),
-        ("canceled", "build.canceled", "canceled", "was canceled"),
-        ("FAILED", "build.failed", "failure", "failed"),
+        (PACKAGE, "success", "build.succeeded", "success", "Android build #777 succeeded"),
+        (PACKAGE, "failed", "build.failed", "failure", "Android build #777 failed"),
+        (PACKAGE, "canceled", "build.canceled", "canceled", "Android build #777 was canceled"),
+        (PACKAGE, "FAILED", "build.failed", "failure", "Android build #777 failed"),
+        # A web build with a live update channel is a deploy: the title says where to.
+        (WEB, "success", "build.succeeded", "success", "Web build #101 deployed to threeve"),
+        (WEB, "failed", "build.failed", "failure", "Web build #101 failed to deploy to threeve"),
+        (WEB, "canceled", "build.canceled", "canceled", "Web build #101 was canceled"),
+        (WEB, "FAILED", "build.failed", "failure", "Web build #101 failed to deploy to threeve"),
     ],
 )
-def test_final_states(base: dict[str, Any], state: str, event: str, outcome: str, verb: str) -> None:
+def test_final_states(base: dict[str, Any], state: str, event: str, outcome: str, title: str) -> None:
     n = notification({**base, "state": state})
-    assert (n.event, n.outcome) == (event, outcome)
-    assert n.title.endswith(f" {verb}")
+    assert (n.event, n.outcome, n.title) == (event, outcome, title)
 
 
 @pytest.mark.parametrize("state", ["created", "pending", "running", "Running"])
@@ -55,7 +58,7 @@ def test_skipped_state_is_ignored_even_when_the_rest_is_incomplete() -> None:
 
 def test_package_build_fields() -> None:
     n = notification(PACKAGE)
-    assert n.title == "Android debug build #777 succeeded"
+    assert n.title == "Android build #777 succeeded"
     assert (n.app, n.platform, n.build_number, n.build_id) == (
         "Awesome App",
         "Android",
@@ -77,47 +80,64 @@ def test_package_build_fields() -> None:
     assert n.started_at is not None and n.finished_at is not None
     facts = plain_facts(n)
     assert facts["Automation"] == "my-awesome-automation" and "Workflow" not in facts
-    assert "Build type" not in facts and "debug" in n.title, "the title says the build type"
+    assert "Build type" not in facts and "debug" not in n.title, "the build type helps nobody at a glance"
     assert "Platform" not in facts and "Android" in n.title, "the title says the platform"
-    assert "Signing certificate" not in facts, "a debug profile that repeats the build type is left out"
+    assert "Certificate" not in facts, "said on failures only"
     assert "Channel" not in facts
+    assert n.commit_url is None, "Appflow's payload names no repository, only its id"
 
 
 def test_download_link_says_it_expires() -> None:
     n = notification(PACKAGE)
-    assert n.links[0].url == "https://www.ionicjs.com/one-awesome-app"
-    assert n.links[0].label == DOWNLOAD_LABEL and "24 h" in DOWNLOAD_LABEL
+    # Appflow documents no page of one build: the app's builds list is the main button.
     assert n.url == "https://dashboard.ionicframework.com/app/abcd1234/build/builds"
-    assert n.links[1].url == n.url
+    assert n.links[0].url == n.url and n.links[0].label == "Open builds"
+    assert n.links[1].url == "https://www.ionicjs.com/one-awesome-app"
+    assert n.links[1].label == DOWNLOAD_LABEL and "24h" in DOWNLOAD_LABEL and len(DOWNLOAD_LABEL) <= 14
 
 
 def test_no_download_link_without_download_url_or_on_failure() -> None:
     without = {k: v for k, v in PACKAGE.items() if k != "downloadUrl"}
-    assert [link.label for link in notification(without).links] == ["Open builds in Appflow"]
+    assert [link.label for link in notification(without).links] == ["Open builds"]
     assert DOWNLOAD_LABEL not in [link.label for link in notification({**PACKAGE, "state": "failed"}).links]
 
 
 def test_web_build_fields() -> None:
     n = notification(WEB)
-    assert n.title == "Web build #101 succeeded"
+    assert n.title == "Web build #101 deployed to threeve"
     assert n.platform == "Web"
     facts = plain_facts(n)
-    assert facts["Channel"] == "threeve" and "Build type" not in facts
-    assert [link.label for link in n.links] == ["Open builds in Appflow"]
+    assert "Channel" not in facts and "Build type" not in facts, "the title says the channel"
+    assert [link.label for link in n.links] == ["Open builds"]
+    canceled = notification({**WEB, "state": "canceled"})
+    assert plain_facts(canceled)["Channel"] == "threeve", "said where the title does not"
+
+
+def test_web_failed_sample_says_the_deploy_failed() -> None:
+    n = notification(json.loads(sample("appflow/web-failed").body()))
+    assert n.title == "Web build #4527502 failed to deploy to Production"
+    assert "Channel" not in plain_facts(n)
+    assert n.summary == (
+        "Awesome App: Web build #4527502 failed to deploy to Production"
+        " (Appflow automation deploy-web-production)"
+    )
 
 
 def test_build_type_typo_and_corrected_spelling_are_both_read() -> None:
+    # Read to tell a signing certificate that merely repeats the build type, not shown.
     top_level_dropped = {k: v for k, v in PACKAGE.items() if k != "type"}
-    assert notification(top_level_dropped).title == "Android debug build #777 succeeded"
+    failed = {**top_level_dropped, "state": "failed"}
+    assert "Certificate" not in plain_facts(notification(failed)), "profile 'debug' is the build type"
     automation = {k: v for k, v in PACKAGE["automation"].items() if k != "buidType"}
-    fixed = {**top_level_dropped, "automation": {**automation, "buildType": "release"}}
-    assert notification(fixed).title == "Android release build #777 succeeded"
+    fixed = {**failed, "automation": {**automation, "buildType": "release"}}
+    assert plain_facts(notification(fixed))["Certificate"] == "debug"
+    assert notification(fixed).title == "Android build #777 failed"
 
 
 def test_ios_failed_sample() -> None:
     n = notification(json.loads(sample("appflow/package-ios-failed").body()))
-    assert n.title == "iOS app-store build #4527329 failed"
-    assert plain_facts(n)["Signing certificate"] == "Acme Distribution 2025"
+    assert n.title == "iOS build #4527329 failed"
+    assert plain_facts(n)["Certificate"] == "Acme Distribution 2025", "a failure's possible cause"
     assert n.commit_message is not None and n.commit_message.startswith("Bump version to 2.4.0")
     assert plain_facts(n).get("Commit") == "3f9c2a71 Bump version to 2.4.0"
 
@@ -125,6 +145,7 @@ def test_ios_failed_sample() -> None:
 def test_tag_ref_is_a_tag() -> None:
     n = notification(json.loads(sample("appflow/package-canceled").body()))
     assert (n.tag, n.branch) == ("v2.4.0", None)
+    assert "Certificate" not in plain_facts(n), "a canceled build's certificate is not its cause"
 
 
 def test_platform_comes_from_the_job_type_when_not_sent() -> None:

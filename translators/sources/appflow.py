@@ -31,7 +31,8 @@ FINAL_STATES: dict[str, tuple[str, str, str]] = {
 State = Literal["created", "pending", "running", "success", "failed", "canceled"]
 
 #: Label of the signed download link: the reader may see the message after it stopped working.
-DOWNLOAD_LABEL = "Download (valid 24 h)"
+#: Short: two buttons side by side must fit a phone.
+DOWNLOAD_LABEL = "Download (24h)"
 
 _model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True, defer_build=True)  # built on first use
 
@@ -196,10 +197,18 @@ class Appflow:
         build_number = b.buildInfo.id if b.buildInfo and b.buildInfo.id else None
         build_type = None if b.is_web else (b.type or a.buildType)
         platform = b.platform_name
-        # "Android debug build"; payload words are clipped here because titles are not clipped later.
-        kind = " ".join(clip(x, 40) for x in (platform, build_type, "build") if x)
+        # "iOS build #4527329 failed": the build type ("app-store", "debug") is Appflow's word for
+        # the signing setup, which the reader does not need in the title, nor as a fact.
+        # Payload words are clipped here because titles are not clipped later.
+        kind = f"{clip(platform, 40)} build" if platform else "Build"
         number = f" #{clip(build_number, 20)}" if build_number else ""
-        title = f"{kind if platform else kind.capitalize()}{number} {verb}"
+        channel = a.channel.name.strip() if a.channel and a.channel.name and a.channel.name.strip() else None
+        # A web build with a live update channel is a deploy: the title says where it went.
+        deploy = b.is_web and channel is not None and b.state in ("success", "failed")
+        if deploy:
+            verb = {"success": "deployed to", "failed": "failed to deploy to"}[b.state]
+            verb = f"{verb} {clip(channel or '', 40)}"
+        title = f"{kind}{number} {verb}"
 
         commit = b.commit
         branch = tag = None
@@ -209,25 +218,26 @@ class Appflow:
             else:
                 branch = commit.ref
 
+        # The app's builds list, not the build's own page: the webhook carries no build page URL and
+        # Appflow documents no address of one build (guessing one could open a 404).
         builds_url = f"{DASHBOARD_URL}/app/{quote(app_id, safe='')}/build/builds" if app_id else None
         links = []
+        if builds_url:
+            links.append(Link(label="Open builds", url=builds_url))
         if b.downloadUrl and outcome == "success":
             links.append(Link(label=DOWNLOAD_LABEL, url=b.downloadUrl))
-        if builds_url:
-            links.append(Link(label="Open builds in Appflow", url=builds_url))
 
         facts: list[Fact] = []
-        if build_type:
-            facts.append(Fact("Build type", build_type, code=True))
-        if a.channel and a.channel.name:
-            facts.append(Fact("Channel", a.channel.name, code=True))
+        if channel and not deploy:
+            facts.append(Fact("Channel", channel, code=True))
         environment = b.environmentName or a.environmentName
         if a.nativeConfigName and a.nativeConfigName != environment:
-            facts.append(Fact("Native config", a.nativeConfigName, code=True))
+            facts.append(Fact("Config", a.nativeConfigName, code=True))
         profile = b.profile or a.profile
-        if profile and profile != build_type:
-            # Appflow's "signing certificate"; with debug builds it merely repeats the build type.
-            facts.append(Fact("Signing certificate", profile))
+        if profile and profile != build_type and outcome == "failure":
+            # Appflow's "signing certificate", where a failed build may have gone wrong; on any
+            # other build it is noise. With debug builds it merely repeats the build type.
+            facts.append(Fact("Certificate", profile))
         return Notification.model_validate(
             {
                 "source": self.name,
@@ -235,7 +245,8 @@ class Appflow:
                 "event": event,
                 "outcome": outcome,
                 "title": title,
-                "summary": f"{app}: {kind}{number} {verb} (Appflow automation {a.name})",
+                "summary": f"{app}: {kind.lower() if not platform else kind}{number} {verb}"
+                f" (Appflow automation {a.name})",
                 "app": app,
                 "app_id": app_id,
                 "app_key": app_id,
