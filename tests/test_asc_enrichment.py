@@ -84,6 +84,27 @@ def test_the_api_and_the_recorded_answers_complete_a_message_alike(
     assert replayed != n, "the API said more than the webhook"
 
 
+EXPECTED_BUTTONS = {
+    "alternative-distribution-available": ["Open app"],
+    "build-upload-complete": ["Open build"],
+    "build-upload-failed": ["Open build"],
+    "feedback-crash": ["Open crash"],
+    "feedback-screenshot": ["Open feedback", "Screenshot"],
+    "testflight-approved": ["Open build"],
+    "version-ready-for-distribution": ["Open version"],
+    "version-rejected": ["Open version"],
+}
+
+
+@pytest.mark.parametrize("s", ENRICHED, ids=lambda s: s.id)
+def test_completed_messages_have_short_buttons_and_no_bundle_id(s: Any, env: dict[str, str]) -> None:
+    n = sample_notification(s, settings.load(env))
+    assert isinstance(n, Notification)
+    assert [link.label for link in n.links] == EXPECTED_BUTTONS[s.name]
+    assert n.links[0].url == n.url
+    assert "Bundle ID" not in [fact.label for fact in n.facts], "an identifier nobody reads at a glance"
+
+
 def test_one_token_serves_many_calls_and_is_renewed_before_it_expires(
     env: dict[str, str], asc: FakeAsc
 ) -> None:

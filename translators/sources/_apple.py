@@ -10,6 +10,8 @@ from translators.formats import clip
 WEB = "https://appstoreconnect.apple.com"
 #: Where to go when the payload names no app: the list of apps.
 APPS_URL = f"{WEB}/apps"
+#: The button to that list: short, to fit two buttons side by side on a phone.
+OPEN_ASC = "Open in ASC"
 
 
 def web_url(app_id: str | None, *path: str) -> str:

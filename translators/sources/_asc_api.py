@@ -40,7 +40,7 @@ from translators.formats import clip
 from translators.model import Fact, Link, Notification, safe_url
 from translators.sources import Enrichment, Loose, platform_name
 from translators.sources._api import JsonApi, TimedCache, Unavailable, per_process
-from translators.sources._apple import web_url
+from translators.sources._apple import OPEN_ASC, web_url
 from translators.sources.appstoreconnect import lookup_target
 
 if TYPE_CHECKING:
@@ -324,27 +324,30 @@ def apply(n: Notification, details: Details) -> Notification:
     update["title"] = title
     shown = n.app_name or app  # APP_NAMES first, as everywhere
     update["summary"] = f"{clip(shown, 80)}: {title}" if shown else f"{n.source_label}: {title}"
+    # The bundle ID is not shown: an identifier that tells nobody anything at a glance.
     facts = list(n.facts)
-    if d.bundle_id:
-        facts.append(Fact("Bundle ID", d.bundle_id, code=True))
     app_id = d.app_id or n.app_id
     links: list[Link] = []
     if kind in FEEDBACK_PAGES:
         url = web_url(app_id, "testflight", FEEDBACK_PAGES[kind], resource) if app_id else n.url
-        what = "crash report" if kind == "betaFeedbackCrashSubmissions" else "feedback"
+        what = "crash" if kind == "betaFeedbackCrashSubmissions" else "feedback"
         links.append(Link(label=f"Open {what}", url=url or web_url(None)))
         if d.feedback is not None:
             _add_feedback(update, facts, links, d.feedback, d)
     elif kind in ("buildUploads", "buildBetaDetails"):
         path = ("testflight", _platform_path(d.platform), d.build_id) if d.build_id else ("testflight",)
         url = web_url(app_id, *path) if app_id else n.url
-        links.append(Link(label="Open in TestFlight", url=url or web_url(None)))
+        links.append(Link(label="Open build", url=url or web_url(None)))
         if d.upload_errors:
             update["details_title"] = "What App Store Connect said"
             update["details"] = "\n".join(d.upload_errors)
     else:
         url = web_url(app_id, "distribution") if app_id else n.url
-        links.append(Link(label="Open in App Store Connect", url=url or web_url(None)))
+        # The app's App Store page, which shows the version; short labels fit a phone's buttons.
+        label = (
+            "Open version" if kind == "appStoreVersions" and app_id else "Open app" if app_id else OPEN_ASC
+        )
+        links.append(Link(label=label, url=url or web_url(None)))
     # Addresses built from the API's ids are checked like any payload URL (the model's validators
     # do not run on a copy): one too long for a chat tool falls back to the list of apps.
     url = safe_url(url) or web_url(None)

@@ -28,7 +28,7 @@ from translators.errors import Ignored
 from translators.formats import clip
 from translators.model import Fact, Link, Notification, Timestamp
 from translators.sources import Enrichment, Loose, Signing, validate_model
-from translators.sources._apple import state_key, web_url, words
+from translators.sources._apple import OPEN_ASC, state_key, web_url, words
 
 if TYPE_CHECKING:
     from translators.settings import AppSettings
@@ -273,7 +273,7 @@ class AppStoreConnect:
             "sent_at": d.attributes.timestamp,
             # Until the API says which app this is, the way in is the list of apps.
             "url": web_url(None),
-            "links": [Link(label="Open App Store Connect", url=web_url(None))],
+            "links": [Link(label=OPEN_ASC, url=web_url(None))],
         }
 
     def _state_change(self, d: Data, instance_type: str, subject: str) -> Notification:
@@ -339,7 +339,9 @@ class AppStoreConnect:
                 "app_id": app_id,
                 "app_key": app_id,
                 "url": web_url(app_id, "distribution") if app_id else web_url(None),
-                "links": [Link(label="Open in App Store Connect", url=web_url(app_id, "distribution"))],
+                "links": [
+                    Link(label="Open app" if app_id else OPEN_ASC, url=web_url(app_id, "distribution"))
+                ],
                 "facts": facts,
             }
         )
