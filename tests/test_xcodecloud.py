@@ -117,7 +117,9 @@ def test_a_branch_build_shows_what_a_developer_reads_first() -> None:
     assert facts["Commit"] == "10c5e40f" and facts["Duration"] == "12m 27s" and facts["Platform"] == "iOS"
     assert facts["Failed"] == "Test - iOS"
     assert facts["Issues"] == "3 test failures · 14 warnings"
-    assert [link.label for link in n.links] == ["Open build", "Open commit"]
+    # The commit is a link in the message (its short sha), not a button.
+    assert [link.label for link in n.links] == ["Open build"]
+    assert n.commit_url == "https://github.com/acme/field-ios/commit/10c5e40fcdad562e05ffc87a4c85651670f24161"
     assert n.url == (
         "https://appstoreconnect.apple.com/apps/6450012345/ci/builds/349aca4f-4e7a-4a9a-ae75-13812a2ac372/summary"
     )
@@ -126,8 +128,25 @@ def test_a_branch_build_shows_what_a_developer_reads_first() -> None:
 def test_a_pull_request_build_shows_source_target_and_title() -> None:
     n = notification(PR)
     assert plain_facts(n)["Branch"] == "annejohnson/order-form-a11y → main · PR #123"
-    assert plain_facts(n)["PR title"] == "Add accessibility labels to the order form"
-    assert [link.label for link in n.links] == ["Open build", "Open pull request #123", "Open commit"]
+    assert "PR title" not in plain_facts(n)
+    assert n.pull_request_title == "Add accessibility labels to the order form"
+    assert n.pull_request_url == "https://github.com/acme/field-ios/pull/123"
+    assert n.commit_url == "https://github.com/acme/field-ios/commit/4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+    assert [link.label for link in n.links] == ["Open build"]
+    pr = dict(n.top_facts)["PR"]
+    assert str(pr) == "#123 → main Add accessibility labels to the order form"
+
+
+def test_without_xcode_clouds_links_the_repository_makes_them() -> None:
+    body = copy.deepcopy(PR)
+    del body["ciBuildRun"]["attributes"]["sourceCommit"]["htmlUrl"]
+    del body["scmPullRequest"]["attributes"]["htmlUrl"]
+    n = notification(body)
+    assert n.commit_url == "https://github.com/acme/field-ios/commit/4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+    assert n.pull_request_url == "https://github.com/acme/field-ios/pull/123"
+    body["scmRepository"]["attributes"] = {"httpCloneUrl": "https://git.acme.example/field-ios.git"}
+    unknown = notification(body)
+    assert (unknown.commit_url, unknown.pull_request_url) == (None, None), "no guess for an unknown host"
 
 
 def test_a_tag_build_shows_the_tag() -> None:
@@ -148,7 +167,7 @@ def test_unsafe_links_are_dropped_and_ids_are_quoted() -> None:
     body = changed(FAILED, sourceCommit={"commitSha": "abc", "htmlUrl": "javascript:alert(1)"})
     body["ciBuildRun"]["id"] = "../x y"
     n = notification(body)
-    assert [link.label for link in n.links] == ["Open build"]
+    assert [link.label for link in n.links] == ["Open build"] and n.commit_url is None
     assert n.url is not None and n.url.endswith("/ci/builds/..%2Fx%20y/summary")
 
 
@@ -211,4 +230,6 @@ def test_build_modes_judge_each_workflow_and_branch_apart(chat: ChatServer, chan
     )
     fixed = run(4, "SUCCEEDED", "Release", "main")
     assert fixed["status"] == "delivered" and fixed["previous_outcome"] == "failure"
-    assert "Fixed: Build #4 succeeded" in json.dumps(chat.at(path_of(env, "slack"))[-1].json())
+    assert "Fixed: Acme Field · Build #4 succeeded" in json.dumps(
+        chat.at(path_of(env, "slack"))[-1].json(), ensure_ascii=False
+    )

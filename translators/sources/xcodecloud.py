@@ -22,8 +22,8 @@ from pydantic import Field
 
 from translators.errors import FieldError, Ignored, PayloadInvalid
 from translators.formats import clip
-from translators.model import Fact, Link, Notification, Timestamp, duration_between
-from translators.sources import Loose, platform_name, validate_model
+from translators.model import Fact, Link, Notification, Timestamp, duration_between, safe_url
+from translators.sources import Loose, _repo, platform_name, validate_model
 from translators.sources._apple import state_key, web_url
 
 #: executionProgress -> the event type it stands for, for payloads without ``metadata``.
@@ -140,6 +140,15 @@ class MetadataAttributes(Loose):
     createdDate: Timestamp | None = None
 
 
+class RepositoryAttributes(Loose):
+    httpCloneUrl: str | None = None
+    sshCloneUrl: str | None = None
+
+
+class Repository(Loose):
+    attributes: RepositoryAttributes = Field(default_factory=RepositoryAttributes)
+
+
 class Metadata(Loose):
     attributes: MetadataAttributes = Field(default_factory=MetadataAttributes)
 
@@ -153,6 +162,7 @@ class Payload(Loose):
     ciBuildActions: list[Action] = Field(default_factory=list)
     scmPullRequest: PullRequest | None = None
     scmGitReference: GitReference = Field(default_factory=GitReference)
+    scmRepository: Repository = Field(default_factory=Repository)
 
     @property
     def event_type(self) -> str | None:
@@ -236,10 +246,13 @@ class XcodeCloud:
         )
         build_url = web_url(p.app.id, "ci", "builds", p.ciBuildRun.id, "summary") if p.app.id else None
         links = [Link(label="Open build", url=build_url)] if build_url else []
-        if pr is not None and pr.htmlUrl:
-            links.append(Link(label=f"Open pull request{f' #{pull}' if pull else ''}", url=pr.htmlUrl))
-        if commit and commit.htmlUrl:
-            links.append(Link(label="Open commit", url=commit.htmlUrl))
+        # The commit and the pull request are links in the message (its short sha, its number),
+        # not buttons: as Xcode Cloud gave them, else from the repository's clone URL.
+        sha = commit.commitSha if commit and commit.commitSha else None
+        repo = p.scmRepository.attributes
+        clone = repo.httpCloneUrl or repo.sshCloneUrl
+        commit_url = safe_url(commit.htmlUrl if commit else None) or _repo.commit_url(clone, sha)
+        pull_url = safe_url(pr.htmlUrl if pr else None) or _repo.pull_request_url(clone, pull)
         workflow_part = f" ({clip(workflow, 80)})" if workflow else ""
         return Notification.model_validate(
             {
@@ -264,7 +277,10 @@ class XcodeCloud:
                 "pull_request": pull,
                 "tag": tag or None,
                 "workflow": workflow,
-                "commit": commit.commitSha if commit and commit.commitSha else None,
+                "commit": sha,
+                "commit_url": commit_url,
+                "pull_request_url": pull_url if pull else None,
+                "pull_request_title": pr.title.strip() if pr and pr.title and pr.title.strip() else None,
                 "author": author,
                 "people": (author,) if author else (),
                 "url": build_url or web_url(None),
@@ -273,14 +289,12 @@ class XcodeCloud:
                 "finished_at": run.finishedDate,
                 "sent_at": p.metadata.attributes.createdDate,
                 "duration_seconds": duration_between(run.startedDate, run.finishedDate),
-                "facts": self._facts(p, outcome, pr),
+                "facts": self._facts(p, outcome),
             }
         )
 
-    def _facts(self, p: Payload, outcome: str, pr: PullRequestAttributes | None) -> list[Fact]:
+    def _facts(self, p: Payload, outcome: str) -> list[Fact]:
         facts: list[Fact] = []
-        if pr is not None and pr.title and pr.title.strip():
-            facts.append(Fact("PR title", pr.title.strip()))
         if outcome == "failure":
             failed = [
                 a.attributes.name.strip()
