@@ -86,14 +86,28 @@ def test_what_a_developer_reads_first() -> None:
     assert facts["Commit"] == "9fceb02d Fix the login button on small screens"
     assert (facts["Author"], facts["Triggered by"], facts["Duration"]) == ("Dana Lee", "danalee", "11m 37s")
     assert n.url == "https://github.com/acme/field-ios/actions/runs/12873460712"
-    assert [link.label for link in n.links] == ["Open run", "Open commit"]
+    # The commit is a link in the message (its short sha), not a second button.
+    assert [link.label for link in n.links] == ["Open run"]
+    assert n.commit_url == "https://github.com/acme/field-ios/commit/9fceb02d0ae598e95dc970b74767f19372d61af8"
+    assert n.pull_request_url is None and n.pull_request_title is None
 
 
 def test_a_pull_request_run_names_both_branches_and_links_the_pr() -> None:
     n = notification(PR, RUN)
     assert plain_facts(n)["Branch"] == "annejohnson/order-form-a11y → main · PR #123"
-    assert plain_facts(n)["Title"] == "Add accessibility labels to the order form"
-    assert n.links[1].url == "https://github.com/acme/field-ios/pull/123"
+    # The run's title is the pull request's: said beside its number, not as a fact of its own.
+    assert "Title" not in plain_facts(n)
+    assert n.pull_request_title == "Add accessibility labels to the order form"
+    assert n.pull_request_url == "https://github.com/acme/field-ios/pull/123"
+    assert [link.label for link in n.links] == ["Open run"]
+    assert str(dict(n.top_facts)["PR"]) == "#123 → main Add accessibility labels to the order form"
+
+
+def test_a_run_name_that_is_not_the_commits_subject_is_said() -> None:
+    n = notification(
+        {**FAILED, "workflow_run": {**FAILED["workflow_run"], "display_title": "Nightly for QA"}}, RUN
+    )
+    assert plain_facts(n)["Title"] == "Nightly for QA" and n.pull_request_title is None
 
 
 def test_a_rerun_is_its_own_event_and_message() -> None:

@@ -185,14 +185,16 @@ class GitHub:
         first_line = _first_line(commit.message if commit else None)
         author = commit.author if commit else None
         actor = (run.triggering_actor or run.actor or p.sender or Account()).login
+        # A pull request's run is titled with the pull request's title; another run's title is its
+        # commit's subject, or the workflow's run-name, said when it says something else.
+        title_shown = (run.display_title or "").strip() or None
         facts: list[Fact] = []
-        if run.display_title and run.display_title.strip() and run.display_title.strip() != first_line:
-            facts.append(Fact("Title", run.display_title.strip()))
+        if pr is None and title_shown and title_shown != first_line:
+            facts.append(Fact("Title", title_shown))
+        # The commit and the pull request are links in the message (the repository's own pages,
+        # on github.com or a GitHub Enterprise host alike); the run is the one button.
         links = [Link(label="Open run", url=run.html_url)] if run.html_url else []
-        if pr is not None:
-            links.append(Link(label=f"Open pull request #{pr.number}", url=f"{repo_url}/pull/{pr.number}"))
-        if run.head_sha:
-            links.append(Link(label="Open commit", url=f"{repo_url}/commit/{quote(run.head_sha, safe='')}"))
+        sha = run.head_sha or (commit.id if commit else None)
         started = run.run_started_at or run.created_at
         key = f"github:{repo.id or repo.full_name}:{run.id}:{run.run_attempt or 1}"
         return Notification.model_validate(
@@ -216,7 +218,10 @@ class GitHub:
                 "target_branch": pr.base.ref if pr is not None and pr.base.ref else None,
                 "pull_request": str(pr.number) if pr is not None else None,
                 "workflow": workflow,
-                "commit": run.head_sha or (commit.id if commit else None),
+                "commit": sha,
+                "commit_url": f"{repo_url}/commit/{quote(sha, safe='')}" if sha else None,
+                "pull_request_url": f"{repo_url}/pull/{pr.number}" if pr is not None else None,
+                "pull_request_title": title_shown if pr is not None else None,
                 "commit_message": first_line,
                 "author": (author.name or author.email) if author else None,
                 "triggered_by": actor,
@@ -259,7 +264,7 @@ class GitHub:
                 # Each ping is news (a redelivery of one is not): the delivery's id, else the hook's.
                 "event_id": f"github:ping:{clip(delivery or str(p.hook_id), 80)}",
                 "url": url,
-                "links": [Link(label="Open repository" if repo else "Open GitHub", url=url)],
+                "links": [Link(label="Open repo" if repo else "Open GitHub", url=url)],
                 "facts": facts,
             }
         )
