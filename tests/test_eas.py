@@ -56,7 +56,7 @@ def test_build_statuses(status: str, event: str, outcome: str, title: str) -> No
 def test_submit_statuses(status: str, event: str, title: str) -> None:
     n = notification(with_status(SUBMIT, status))
     assert (n.event, n.title) == (event, title)
-    assert (n.details is not None) == (status == "errored")
+    assert (n.error is not None) == (status == "errored")
 
 
 @pytest.mark.parametrize("status", ["in-progress", "new", "in-queue"])
@@ -67,7 +67,8 @@ def test_a_status_that_is_not_final_is_acknowledged(status: str) -> None:
 
 def test_a_failed_build_says_why_and_a_finished_one_links_its_artifact() -> None:
     failed = notification(ERRORED)
-    assert failed.details == "Unknown error. Please see logs.\n(UNKNOWN_ERROR)"
+    assert failed.error == "Unknown error. Please see logs. (UNKNOWN_ERROR)"
+    assert failed.details is None, "a short error is said once"
     assert [link.label for link in failed.links] == ["Open build"], "no download for a failed build"
     ok = notification(FINISHED)
     facts = plain_facts(ok)
@@ -75,21 +76,28 @@ def test_a_failed_build_says_why_and_a_finished_one_links_its_artifact() -> None
     assert (
         facts["Commit"] == "9fceb02d Fix the login button on small screens" and facts["Duration"] == "14m 44s"
     )
-    assert (facts["App identifier"], facts["Distribution"], facts["Update channel"]) == (
-        "com.acme.field",
-        "internal",
-        "preview",
-    )
+    for noise in ("App identifier", "Distribution", "Update channel"):
+        assert noise not in facts
+    assert ok.error is None and ok.commit_url is None, "EAS names no git remote"
     assert ok.title == "iOS build 2.4.0 (212) succeeded"
     assert ok.links[1].url == "https://expo.dev/artifacts/eas/q8Hn2vXk4bTt7PzR1sLm.ipa"
 
 
 def test_a_submission_links_its_page_its_build_and_its_logs() -> None:
     n = notification(SUBMIT)
-    assert [link.label for link in n.links] == ["Open submission", "Open build", "Submission logs"]
+    assert [link.label for link in n.links] == ["Submission", "Open build", "Logs"]
     assert n.links[1].url.endswith(
         "/accounts/dsokal/projects/example/builds/8c84111e-6d39-449c-9895-071d85fd3e61"
     )
+
+
+def test_a_long_error_is_also_kept_whole() -> None:
+    text = "Gradle build failed.\n" + "> Task :app:compileReleaseKotlin FAILED\n" * 3
+    body = {**ERRORED, "error": {"message": text, "errorCode": "EAS_BUILD_UNKNOWN_GRADLE_ERROR"}}
+    n = notification(body)
+    assert n.error is not None and n.error.startswith("Gradle build failed. > Task")
+    assert n.error.endswith("(EAS_BUILD_UNKNOWN_GRADLE_ERROR)") and "\n" not in n.error
+    assert n.details == text.strip() + "\n(EAS_BUILD_UNKNOWN_GRADLE_ERROR)"
 
 
 @pytest.mark.parametrize(

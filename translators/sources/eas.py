@@ -170,13 +170,10 @@ class Eas:
         links = [Link(label="Open build", url=p.buildDetailsPageUrl)] if p.buildDetailsPageUrl else []
         if outcome == "success" and p.artifacts.buildUrl:
             links.append(Link(label="Download", url=p.artifacts.buildUrl))
-        facts = [Fact("App identifier", m.appIdentifier, code=True)] if m.appIdentifier else []
-        if m.distribution:
-            facts.append(Fact("Distribution", m.distribution))
-        if m.channel:
-            facts.append(Fact("Update channel", m.channel, code=True))
-        if m.message and m.message.strip():
-            facts.append(Fact("Message", m.message.strip()))
+        # The app identifier, distribution and update channel are left out: identifiers and
+        # settings that tell nobody anything at a glance (the profile says the kind of build).
+        # EAS's metadata names no git remote, so the commit is not linked.
+        facts = [Fact("Message", m.message.strip())] if m.message and m.message.strip() else []
         error = p.error if outcome == "failure" else None
         started = p.workerStartedAt or p.createdAt
         return Notification.model_validate(
@@ -213,10 +210,9 @@ class Eas:
         store = STORES.get((p.platform or "").strip().lower(), "the store")
         platform = platform_name(p.platform)
         title = f"{platform + ' build' if platform else 'Build'} {what.format(store=store)}"
+        # Short labels: two buttons side by side must fit a phone.
         links = (
-            [Link(label="Open submission", url=p.submissionDetailsPageUrl)]
-            if p.submissionDetailsPageUrl
-            else []
+            [Link(label="Submission", url=p.submissionDetailsPageUrl)] if p.submissionDetailsPageUrl else []
         )
         if p.turtleBuildId and p.accountName:
             project = (
@@ -225,7 +221,7 @@ class Eas:
             build = f"{project}/builds/{quote(p.turtleBuildId, safe='')}"
             links.append(Link(label="Open build", url=build))
         if p.submissionInfo.logsUrl:
-            links.append(Link(label="Submission logs", url=p.submissionInfo.logsUrl))
+            links.append(Link(label="Logs", url=p.submissionInfo.logsUrl))
         return Notification.model_validate(
             self._common(p, "submit", status)
             | {
@@ -242,14 +238,21 @@ class Eas:
         )
 
 
+#: An error longer than this (or of several lines) is also kept whole in the details.
+ERROR_CHARS = 160
+
+
 def _error_details(error: Error | None) -> dict[str, Any]:
-    """What went wrong, as the message's details: EAS's message, then its error code."""
-    if error is None or not (error.message or error.errorCode):
+    """What went wrong: EAS's message and its error code as the message's ``error``; a long one
+    is also kept whole in the details."""
+    if error is None or not ((error.message or "").strip() or (error.errorCode or "").strip()):
         return {}
-    text = "\n".join(
-        x.strip() for x in (error.message, f"({error.errorCode})" if error.errorCode else None) if x
-    )
-    return {"details_title": "Error", "details": text}
+    message = (error.message or "").strip()
+    code = f"({error.errorCode.strip()})" if error.errorCode and error.errorCode.strip() else ""
+    said = {"error": " ".join(x for x in (" ".join(message.split()), code) if x)}
+    if "\n" in message or len(said["error"]) > ERROR_CHARS:
+        said |= {"details_title": "Error", "details": "\n".join(x for x in (message, code) if x)}
+    return said
 
 
 SOURCE = Eas()
