@@ -92,7 +92,9 @@ def test_the_docs_example_reads_branch_profile_and_links() -> None:
         "7f17fdb4-46e7-40c3-a01d-1ef18de06890",
     )
     assert n.build_id == "9e3c7dcd-d292-4144-9844-ca07df6a8924", "the task, not the all-zero build id"
-    assert [link.label for link in n.links] == ["Open in Appcircle", "Build logs"]
+    # The build's own view (its logs) first; the profile's page second.
+    assert [link.label for link in n.links] == ["Open build", "Open profile"]
+    assert n.url == START["links"]["viewlogs"] and n.links[1].url == START["links"]["detail"]
     assert n.sent_at is not None and n.sent_at.year == 2022, "seven fractional digits and +00:00 are read"
 
 
@@ -100,7 +102,21 @@ def test_a_message_of_another_shape_is_shown_as_it_is() -> None:
     n = notification(
         event("Build|BuildFailed", "Build Failed", "Build #12 of Acme failed https://my.appcircle.io/x")
     )
-    assert n.branch is None and plain_facts(n)["Message"] == "Build #12 of Acme failed"
+    assert n.branch is None and n.details == "Build #12 of Acme failed"
+    assert n.title == "Build failed" and "Message" not in plain_facts(n)
+
+
+def test_a_distribution_says_its_message_as_its_title() -> None:
+    n = notification(json.loads(sample("appcircle/distribution-shared").body()))
+    assert n.title == "Acme Field iOS 2.4.0 (212) was shared with the QA testing group"
+    assert n.status_text == "Shared with testers" and n.details is None and n.facts == ()
+    assert n.url == "https://my.appcircle.io/distribute/detail/8b9c0d1e-2f3a-4b4c-8d5e-6f7a8b9c0d1e"
+    assert [link.label for link in n.links] == ["Open profile"]
+    long = "The publish flow of Acme Field Android 2.4.0 (212) succeeded. " * 5
+    n = notification(event("Publish|PublishFlowSucceeded", None, long))
+    assert len(n.title) <= 150 and n.title.endswith("…") and n.details == long.strip()
+    n = notification(event("Publish|PublishFlowSucceeded", None, ""))
+    assert n.title == "Publish flow succeeded" and n.details is None
 
 
 @pytest.mark.parametrize(("change", "path"), [({"action": ""}, "action"), ({"item": "x"}, "item")])

@@ -25,7 +25,7 @@ from pydantic import Field
 
 from translators.errors import Ignored
 from translators.formats import clip
-from translators.model import Fact, Link, Notification, Timestamp
+from translators.model import Link, Notification, Timestamp
 from translators.sources import Loose, Signing, validate_model
 
 SIGNING = Signing(header="ac_signature", setting="APPCIRCLE_WEBHOOK_SECRET", digest="sha256")
@@ -93,6 +93,8 @@ MESSAGE = re.compile(
     r"for the (?P<branch>\S.*?) branch for the profile (?P<profile>\S.*?)(?:\s+https?://\S+)?\s*$"
 )
 _NOT_LETTERS = re.compile(r"[^a-z]+")
+#: A message that becomes the title is cut here (the whole stays in the details).
+TITLE_CHARS = 150
 #: The all-zero id Appcircle sends for a build that has none yet.
 NO_ID = "00000000-0000-0000-0000-000000000000"
 
@@ -159,14 +161,29 @@ class Appcircle:
         item = p.item
         run = next((x for x in (item.taskId, item.id, item.buildId) if x and x != NO_ID), None)
         subject = run or p.deliveryId or "?"
-        links = [Link(label="Open in Appcircle", url=p.links.detail)] if p.links.detail else []
-        if p.links.viewlogs and event.startswith("build.") and event != "build.uploaded":
-            links.append(Link(label="Build logs", url=p.links.viewlogs))
-        rest = (p.message or "").strip()
-        facts = []
-        if not found and rest:
-            facts.append(Fact("Message", re.sub(r"\s+https?://\S+\s*$", "", rest)))
         kind = event.split(".")[0]
+        # ``detail`` is the profile's page (build/detail/<profileId>), not the build's: Appcircle
+        # has no page of one build, but ``viewlogs`` opens that build (its logs) over the profile,
+        # so a build's message opens it first.
+        own = p.links.viewlogs if kind == "build" and event != "build.uploaded" else None
+        links = [Link(label="Open build", url=own)] if own else []
+        if p.links.detail:
+            links.append(Link(label="Open profile", url=p.links.detail))
+        # A message of another shape than the builds' is the only thing said about the event:
+        # the title of a distribution, publish or signing event (the rule's words are then the
+        # status), the details of a build, whose title says its outcome. Never a fact beside a
+        # heading that says the same.
+        rest = re.sub(r"\s+https?://\S+\s*$", "", (p.message or "").strip()) if not found else ""
+        status = (p.title or "").strip() or None
+        said: dict[str, Any] = {}
+        first = rest.splitlines()[0].strip() if rest else ""
+        if first and kind != "build":
+            status = title
+            title = clip(first, TITLE_CHARS)
+            if title != rest:
+                said = {"details": rest}
+        elif rest:
+            said = {"details": rest}
         return Notification.model_validate(
             {
                 "source": self.name,
@@ -184,11 +201,11 @@ class Appcircle:
                 # The same event of the same build is one event, whichever delivery brings it.
                 "event_id": f"appcircle:{clip(p.action, 80)}:{subject}",
                 "message_key": f"appcircle:{kind}:{run}" if run and kind == "build" else None,
-                "status_text": (p.title or "").strip() or None,
-                "url": p.links.detail,
+                "status_text": status,
+                "url": own or p.links.detail,
                 "links": links,
                 "sent_at": p.timestamp,
-                "facts": facts,
+                **said,
             }
         )
 
