@@ -210,6 +210,15 @@ def test_bitrise_without_a_title_names_no_app() -> None:
 # -- Every source ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("sample", all_samples(), ids=lambda s: s.id)
+def test_buttons_are_short_and_the_main_one_is_a_link(sample: Any) -> None:
+    """Two buttons side by side on a phone: short labels; the event's own page among the links."""
+    n = notification(sample.source, json.loads(sample.body()), sample.headers)
+    assert all(len(link.label) <= 14 for link in n.links), [link.label for link in n.links]
+    assert n.url in [link.url for link in n.links]
+    assert all(len(label) <= 12 for label, *_ in n.facts), [fact.label for fact in n.facts]
+
+
 @pytest.mark.parametrize(
     ("repo", "commit", "pull"),
     [
