@@ -199,7 +199,7 @@ def test_apply_keeps_what_the_webhook_said() -> None:
     done = _bitrise_api.apply(n, details)
     assert done.workflow == "primary" and done.commit_message is None
     assert done.app_display is None and done.app_id == "305da28f92b6b419", "a blank title names nothing"
-    assert done.triggered_by == "schedule" and done.people == ("schedule",)
+    assert done.triggered_by == "schedule" and done.people == (), "a schedule is nobody"
 
 
 def test_the_api_links_the_commit_and_the_pull_request() -> None:

@@ -166,7 +166,15 @@ def trigger(value: str | None) -> tuple[str | None, tuple[str, ...]]:
     if value.lower().startswith("manual-") and len(value) > len("manual-"):
         user = value[len("manual-") :]
         return user, (user, value)
+    if value.lower() in MACHINES or value.lower().startswith("api-"):
+        return value, ()
     return value, (value,)
+
+
+#: ``triggered_by`` words that name a mechanism, never a person: not looked up in MENTIONS.
+MACHINES = frozenset(
+    {"webhook", "schedule", "scheduled", "api", "manual", "pipeline", "build-trigger", "trigger"}
+)
 
 
 SOURCE = Bitrise()
