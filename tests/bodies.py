@@ -31,7 +31,10 @@ def title(fmt: str, body: dict[str, Any]) -> str:
         assert found, first
         return html.unescape(found["title"])
     if fmt == "teams":
-        return unescape_markdown(body["attachments"][0]["content"]["body"][0]["items"][0]["text"])
+        first = body["attachments"][0]["content"]["body"][0]["items"][0]
+        if first["type"] == "RichTextBlock":  # payload text in TextRuns: shown exactly as written
+            return "".join(run["text"] for run in first["inlines"])
+        return unescape_markdown(first["text"])
     return unescape_markdown(body["title"])
 
 

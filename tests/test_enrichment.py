@@ -70,9 +70,9 @@ def test_a_failed_build_gets_title_commit_trigger_workflow_duration_and_a_mentio
     assert card["msteams"]["entities"] == [
         {"type": "mention", "text": "<at>Dana</at>", "mentioned": {"id": "dana@contoso.com", "name": "Dana"}}
     ]
-    assert "<at>Dana</at>" in json.dumps(card["body"])
+    assert any(b.get("text") == "cc @<at>Dana</at>" for b in card["body"]), "one mention, in a TextBlock"
     legacy = json.dumps(drawn["legacy"])
-    assert "For Dana" in legacy and "<at>" not in legacy and "U012AB3CD" not in legacy
+    assert "cc @Dana" in legacy and "<at>" not in legacy and "U012AB3CD" not in legacy
 
 
 def test_app_names_win_over_the_apis_title(env: dict[str, str]) -> None:
@@ -94,7 +94,8 @@ def test_a_successful_build_links_each_install_page(env: dict[str, str], api: Fa
     asked = [path for path, _ in api.requests]
     assert not any(path.endswith("/artifacts/0a1b2c3d4e5f6071") for path in asked), "no page, no call"
     text = json.dumps(bodies(answer)["teams"], ensure_ascii=False)
-    assert "feature/branch → master" in text and "4b825dc6 Add the offline banner" in text
+    assert "Build #3 succeeded on feature/branch" in text and '"text": "#32"' in text
+    assert "4b825dc6" in text and " Add the offline banner" in text
 
 
 def test_the_token_goes_in_the_header_only_and_is_never_shown(

@@ -126,7 +126,7 @@ def test_dry_run_renders_and_sends_nothing(
 ) -> None:
     status, body = call("bitrise/slack+teams", BITRISE_FAILED, FINISHED, {"dry_run": "1"})
     assert status == 200 and body["status"] == "dry_run"
-    assert bodies.title("slack", body["channels"][0]["body"]).endswith("Build #41 failed")
+    assert bodies.title("slack", body["channels"][0]["body"]).endswith("Build #41 failed on main")
     assert body["channels"][1]["body"]["attachments"][0]["content"]["type"] == "AdaptiveCard"
     assert chat.at(path_of(channels, "slack")) == [] and chat.at(path_of(channels, "teams")) == []
 

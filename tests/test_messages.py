@@ -16,8 +16,8 @@ import pytest
 from tests import bodies, crosscheck
 from tests.sourcetools import notification
 from tests.test_golden import FORMATS, SETTINGS, notification_of
-from translators import pipeline, text
-from translators.model import EVENTS, Notification, safe_url
+from translators import pipeline
+from translators.model import EVENTS, MAX_FRAMES, NOTES_CHARS, NOTES_LINES, Notification, safe_url
 from translators.samples import all_samples
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -46,6 +46,50 @@ def card(body: dict[str, Any]) -> dict[str, Any]:
 def slack_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = body["attachments"][0]["blocks"]
     return blocks
+
+
+def teams_lines(body: dict[str, Any]) -> list[str]:
+    """The visible text of every RichTextBlock of a Teams card (payload text), one per block."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "RichTextBlock":
+                found.append("".join(run["text"] for run in node["inlines"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(card(body)["body"])
+    return found
+
+
+def teams_runs(body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [run for b in _blocks_of(card(body)["body"]) for run in b["inlines"]]
+
+
+def _blocks_of(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for item in items:
+        if item["type"] == "RichTextBlock":
+            out.append(item)
+        out.extend(_blocks_of(item.get("items", [])))
+    return out
+
+
+def teams_markdown(body: dict[str, Any]) -> list[str]:
+    """The texts Teams reads as Markdown: every TextBlock's text and every fact's title and value."""
+    return [b["text"] for b in _all(card(body)["body"]) if b.get("type") == "TextBlock"]
+
+
+def _all(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for item in items:
+        out.append(item)
+        out.extend(_all(item.get("items", [])))
+    return out
 
 
 def rich_texts(body: dict[str, Any], *, details: bool = False) -> list[dict[str, Any]]:
@@ -87,6 +131,7 @@ BITRISE = {
     },
 }
 FINISHED = {"Bitrise-Event-Type": "build/finished"}
+_BUG: dict[str, Any] = json.loads(next(s for s in all_samples() if s.id == "applivery/bug-multiline").body())
 
 
 def release(notes: str, install_link: str = "https://install.appcenter.ms/x?sig=a&se=b") -> Notification:
@@ -125,24 +170,54 @@ def test_the_crosscheck_schema_is_1_4() -> None:
 def test_multi_line_text_keeps_its_lines_in_teams_and_messagecard() -> None:
     n = notification_of(next(s for s in all_samples() if s.id == "applivery/bug-multiline"))
     assert n.details is not None
-    for fmt in ("teams", "teams-messagecard"):
-        body = render(n, fmt)
-        details = next(s for s in strings(body) if "Steps" in s)
-        shown = bodies.unescape_markdown(details)
-        # Every line of the report starts a line of its own (a blank line or a list item).
-        for line in ("Steps:", "1. Add one item to the cart", "2. Apply coupon SPRING24"):
-            assert re.search(rf"(^|\n){re.escape(line)}", shown), (fmt, shown)
-        assert "\n\n" in details, "Teams and MessageCard need a blank line for a line break"
+    # Every line of the report is a line of its own, exactly as typed.
+    lines = teams_lines(render(n, "teams"))
+    steps = lines.index("Steps:")
+    assert lines[steps + 1 : steps + 3] == ["1. Add one item to the cart", "2. Apply coupon SPRING24"]
+    body = render(n, "teams-messagecard")
+    details = next(s for s in strings(body) if "Steps" in s)
+    shown = bodies.unescape_markdown(details)
+    for line in ("Steps:", "1. Add one item to the cart", "2. Apply coupon SPRING24"):
+        assert re.search(rf"(^|\n){re.escape(line)}", shown), shown
+    assert "\n\n" in details, "MessageCard needs a blank line for a line break"
 
 
-def test_stack_frames_keep_their_lines_and_a_fixed_width_font() -> None:
-    n = notification_of(next(s for s in all_samples() if s.id == "appcenter/crash-with-stack"))
+def test_a_sentence_after_a_list_stays_a_paragraph_of_its_own() -> None:
+    report = "Steps:\n1. Open the app\n2. Tap Pay\nIt closes every time."
+    n = notification("applivery", {**_BUG, "report": {**_BUG["report"], "message": report}})
+    lines = teams_lines(render(n, "teams"))
+    assert "2. Tap Pay" in lines and "It closes every time." in lines, lines
     slack = render(n, "slack")
-    pre = slack_blocks(slack)[2]["elements"][0]
-    assert pre["type"] == "rich_text_preformatted" and "\n" in pre["elements"][0]["text"]
+    lists = [e for b in slack_blocks(slack) if b["type"] == "rich_text" for e in b["elements"]]
+    ordered = next(e for e in lists if e["type"] == "rich_text_list")
+    assert [i["elements"][0]["text"] for i in ordered["elements"]] == ["Open the app", "Tap Pay"]
+    assert any(
+        e["type"] == "rich_text_section" and e["elements"][0]["text"] == "It closes every time."
+        for e in lists
+    )
+
+
+def test_a_crash_leads_with_its_exception_then_one_location_then_at_most_three_frames() -> None:
+    n = notification_of(next(s for s in all_samples() if s.id == "appcenter/crash-with-stack"))
+    assert n.error and n.error_location and n.emoji == "💥"
+    assert 1 <= len(n.frames) <= MAX_FRAMES and n.error_location not in n.frames[0]
+    slack = render(n, "slack")
+    first = slack_blocks(slack)[0]["elements"]
+    assert first[0]["elements"][0]["text"].startswith("💥 ")
+    crash = next(e for e in first if e["type"] == "rich_text_section" and e["elements"][0]["text"] == n.error)
+    assert crash["elements"][0]["style"] == {"bold": True}
+    assert crash["elements"][-1] == {"type": "text", "text": n.error_location, "style": {"code": True}}
+    pre = next(e for e in first if e["type"] == "rich_text_preformatted")
+    assert pre["elements"][0]["text"].split("\n") == list(n.frames)
     teams = render(n, "teams")
-    frames = next(b for b in card(teams)["body"] if b.get("fontType") == "Monospace")
-    assert frames["text"].count("\n\n") >= 2
+    lines = teams_lines(teams)
+    assert lines.index(n.error) < lines.index(n.error_location) < lines.index(n.frames[0])
+    assert lines.count(n.error_location) == 1, "the location is not repeated as the first frame"
+    frames = [b for b in _blocks_of(card(teams)["body"]) if b["inlines"][0].get("fontType") == "Monospace"]
+    assert [b["inlines"][0]["text"] for b in frames] == [n.error_location, *n.frames]
+    assert all(b["spacing"] == "None" for b in frames[2:]), "frames are single-spaced"
+    legacy = render(n, "teams-messagecard")
+    assert any(f"`{n.frames[0]}`" in s for s in strings(legacy)), "frames in a fixed-width font"
 
 
 def test_teams_titles_are_not_coloured_like_their_band() -> None:
@@ -170,10 +245,18 @@ def test_markdown_release_notes_are_written_in_each_formats_markup() -> None:
     lists = [e for b in slack_blocks(slack)[1:] if b["type"] == "rich_text" for e in b["elements"]]
     assert any(e["type"] == "rich_text_list" and e["style"] == "bullet" for e in lists)
 
-    for fmt in ("teams", "teams-messagecard"):
-        notes = next(s for s in strings(render(n, fmt)) if "Fixed" in s)
-        assert notes.startswith("**Release**\n\n**Fixed** the _login_ crash"), notes
-        assert "- faster start\n- [ticket](https://jira.example/T-1?a=1&b=2) (jira.example)" in notes
+    teams = render(n, "teams")
+    runs = teams_runs(teams)
+    assert {"type": "TextRun", "text": "Release", "weight": "Bolder"} in runs
+    assert {"type": "TextRun", "text": "Fixed", "weight": "Bolder"} in runs
+    assert {"type": "TextRun", "text": "login", "italic": True} in runs
+    ticket = next(r for r in runs if r["text"] == "ticket")
+    assert ticket["selectAction"] == {"type": "Action.OpenUrl", "url": "https://jira.example/T-1?a=1&b=2"}
+    lines = teams_lines(teams)
+    assert "• faster start" in lines and "• ticket (jira.example)" in lines
+    notes = next(s for s in strings(render(n, "teams-messagecard")) if "Fixed" in s)
+    assert notes.startswith("**Release**\n\n**Fixed** the _login_ crash"), notes
+    assert "- faster start\n- [ticket](https://jira.example/T-1?a=1&b=2) (jira.example)" in notes
 
 
 def test_a_link_in_markdown_shows_where_it_goes() -> None:
@@ -182,42 +265,56 @@ def test_a_link_in_markdown_shows_where_it_goes() -> None:
     assert [r["text"] for r in runs] == ["Release notes", "Download the fix", " (evil.example)"]
 
 
-def test_long_free_text_is_clipped_to_what_a_person_reads() -> None:
+def test_long_free_text_is_cut_at_a_word_with_a_link_to_the_rest() -> None:
     n = release("word " * 2000 + "\n" + "\n".join(f"line {i}" for i in range(40)))
     for fmt in FORMATS:
         body = render(n, fmt)
         if fmt == "slack":
-            shown = "".join(r["text"] for r in rich_texts(body, details=True)[1:])
+            runs = rich_texts(body, details=True)
+            shown = "".join(r["text"] for r in runs[1:-1])
+            assert runs[-1] == {"type": "link", "url": n.url, "text": "Read the full notes"}
+        elif fmt == "teams":
+            lines = teams_lines(body)
+            shown = next(line for line in lines if "word word" in line)
+            more = next(r for r in teams_runs(body) if r["text"] == "Read the full notes")
+            assert more["selectAction"]["url"] == n.url
         else:
             shown = next(bodies.unescape_markdown(s) for s in strings(body) if "word word" in s)
-        assert len(shown) <= text.MAX_CHARS + 1 and shown.endswith("…"), (fmt, len(shown))
+            assert any("[Read the full notes](" in s for s in strings(body))
+        assert len(shown) <= NOTES_CHARS + 1 and shown.endswith("word…"), (fmt, len(shown))
     many_lines = release("\n\n".join(f"paragraph {i}" for i in range(30)))
     slack = render(many_lines, "slack")
-    assert sum(1 for r in rich_texts(slack) if r["text"].startswith("paragraph")) == text.MAX_LINES
-    assert rich_texts(slack, details=True)[-1]["text"].endswith("…")
+    assert sum(1 for r in rich_texts(slack) if r["text"].startswith("paragraph")) == NOTES_LINES
+    teams = teams_lines(render(many_lines, "teams"))
+    assert sum(1 for line in teams if line.startswith("paragraph")) == NOTES_LINES
+    short = release("Fixes the login crash.")
+    assert short.more is None, "nothing left out, no link"
 
 
 def test_identifiers_read_literally_in_every_format() -> None:
     n = notification("bitrise", BITRISE, FINISHED)
     slack = render(n, "slack")
+    assert bodies.title("slack", slack).endswith("on fix/*star*_x_")
     runs = rich_texts(slack)
-    branch = runs.index({"type": "text", "text": "Branch  ", "style": {"bold": True}})
-    assert runs[branch + 1 : branch + 4] == [
-        {"type": "text", "text": "fix/*star*_x_", "style": {"code": True}},
+    pr = runs.index({"type": "text", "text": "PR  ", "style": {"bold": True}})
+    assert runs[pr + 1 : pr + 4] == [
+        {"type": "text", "text": "#7"},
         {"type": "text", "text": " → "},
         {"type": "text", "text": "main", "style": {"code": True}},
     ]
-    assert {"type": "text", "text": "release_*beta*", "style": {"code": True}} in runs
     # Free text is rich text too: Slack shows it exactly as committed, formatting characters and all.
     assert any(
-        r["text"].startswith(" [Approve the release](https://evil.example) <at>Dana</at> *now*") for r in runs
+        r["text"].startswith(" [Approve the release](https://evil.example) <at>Dana</at>") for r in runs
     )
     fallback = slack["attachments"][0]["fallback"]
     mrkdwn = [t for t in bodies.slack_markup_texts(slack) if t != fallback]
-    assert mrkdwn == ["Bitrise"], "the only mrkdwn is ours: the footer"
-    for fmt in ("teams", "teams-messagecard"):
-        values = [s for s in strings(render(n, fmt)) if "star" in s]
-        assert values and all("fix/\\*star\\*\\_x\\_" in v for v in values), values
+    # The only mrkdwn is the footer: ours, and the app's slug (escaped) where no name is known.
+    assert mrkdwn == ["Bitrise · app 305da28f92b6b419"]
+    teams = render(n, "teams")
+    assert bodies.title("teams", teams).endswith("on fix/*star*_x_"), "a TextRun: exactly as written"
+    assert not any("star" in t for t in teams_markdown(teams)), "no payload text where Markdown is read"
+    legacy = [s for s in strings(render(n, "teams-messagecard")) if "star" in s]
+    assert legacy and all("fix/\\*star\\*\\_x\\_" in v for v in legacy), legacy
 
 
 def test_no_event_name_jargon_in_any_message() -> None:
@@ -298,12 +395,18 @@ def test_urls_without_a_host_make_no_button(url: str) -> None:
 
 def test_payload_text_makes_no_link_mention_formatting_or_date_in_teams_and_messagecard() -> None:
     n = notification("bitrise", BITRISE, FINISHED)
-    for fmt in ("teams", "teams-messagecard"):
+    teams = render(n, "teams")
+    subject = next(r for r in teams_runs(teams) if "Approve the release" in r["text"])
+    # A TextRun: no Markdown, no link; only a word joiner keeps <at> and DATE() from being read.
+    assert subject["text"].startswith(
+        " [Approve the release](https://evil.example) <\u2060at>Dana<\u2060/at>"
+    )
+    assert "selectAction" not in subject
+    assert not any("Approve" in t for t in teams_markdown(teams))
+    for fmt in ("teams-messagecard",):
         body = render(n, fmt)
         commit = next(s for s in strings(body) if "Approve the release" in s)
         assert "[Approve the release](" not in commit and "\\[Approve the release\\]" in commit
         assert "<at>" not in commit and "{{DATE(" not in commit and "*now*" not in commit
         # Yet a person reads exactly what was committed.
-        assert "[Approve the release](https://evil.example) <at>Dana</at> *now*" in bodies.unescape_markdown(
-            commit
-        )
+        assert "[Approve the release](https://evil.example) <at>Dana</at>" in bodies.unescape_markdown(commit)

@@ -93,14 +93,14 @@ def test_after_change_modes_get_exactly_the_transitions(env: dict[str, str], cha
     assert numbers(chat, env, "teams") == list(range(1, 13)), "always/always gets every event"
     assert numbers(chat, env, "legacy") == [2, 3, 4, 5, 7, 9, 12]
     slack = titles(chat, env, "slack")
-    assert [t.split(" ", 1)[1].split(" · ")[0] for t in slack] == [
-        "Build #2 failed",
-        "Fixed: Build #6 succeeded",
-        "Build #9 failed",
-        "Fixed: Build #10 succeeded",
-        "Build #12 failed",
+    assert [t.split(" ", 1)[1] for t in slack] == [
+        "primary · Build #2 failed on main",
+        "Fixed: primary · Build #6 succeeded on main",
+        "primary · Build #9 failed on main",
+        "Fixed: primary · Build #10 succeeded on main",
+        "primary · Build #12 failed on main",
     ]
-    assert "Still failing: Build #3 failed" in titles(chat, env, "teams")[2]
+    assert "Still failing: primary · Build #3 failed" in titles(chat, env, "teams")[2]
     first, third, fourth = answers[0].body, answers[2].body, answers[3].body
     assert statuses(answers[0]) == {"slack": "skipped", "teams": "delivered", "legacy": "skipped"}
     assert first["status"] == "delivered" and "previous_outcome" not in first
@@ -144,7 +144,7 @@ def test_history_is_per_source_app_branch_and_workflow(env: dict[str, str], chat
     )
     assert post(env, "bitrise", "slack", build(5, "S"), FINISHED).body["status"] == "delivered"
     assert numbers(chat, env, "slack") == [1, 5]
-    assert titles(chat, env, "slack")[1].split(" ", 1)[1].startswith("Fixed: Build #5 succeeded")
+    assert titles(chat, env, "slack")[1].split(" ", 1)[1].startswith("Fixed: primary · Build #5 succeeded")
 
 
 def test_outcomes_are_recorded_even_when_no_channel_takes_them(env: dict[str, str], chat: ChatServer) -> None:
@@ -222,7 +222,7 @@ def test_a_retried_fix_is_still_a_fix(env: dict[str, str], chat: ChatServer) -> 
     retry = post(env, "bitrise", "slack+teams", fixed, FINISHED)
     assert retry.status == 200 and statuses(retry) == {"slack": "delivered", "teams": "skipped"}, retry.body
     assert retry.body["previous_outcome"] == "failure"
-    assert titles(chat, env, "slack")[-1].split(" ", 1)[1].startswith("Fixed: Build #2")
+    assert titles(chat, env, "slack")[-1].split(" ", 1)[1].startswith("Fixed: primary · Build #2")
 
 
 def test_racing_deliveries_of_one_event_send_once(env: dict[str, str], chat: ChatServer) -> None:
@@ -280,7 +280,7 @@ def test_dry_run_changes_nothing(env: dict[str, str], chat: ChatServer) -> None:
     assert post(env, "bitrise", "teams", build(1, "F"), FINISHED).body["status"] == "delivered"
     dry_fix = post(env, "bitrise", "slack", build(2, "S"), FINISHED, dry)
     assert dry_fix.body["previous_outcome"] == "failure", "a dry run reads memory"
-    assert "Fixed: Build #2" in bodies.title("slack", dry_fix.body["channels"][0]["body"])
+    assert "Fixed: primary · Build #2" in bodies.title("slack", dry_fix.body["channels"][0]["body"])
     assert post(env, "bitrise", "slack", build(2, "S"), FINISHED).body["status"] == "delivered"
     assert numbers(chat, env, "slack") == [2] and numbers(chat, env, "teams") == [1]
 
@@ -384,7 +384,7 @@ TITLE_PATHS = {
         ("attachments", 0, "fallback"),
     ],
     "teams": [
-        ("attachments", 0, "content", "body", 0, "items", 0, "text"),
+        ("attachments", 0, "content", "body", 0, "items", 0, "inlines", 0, "text"),
         ("attachments", 0, "content", "fallbackText"),
     ],
     "teams-messagecard": [("title",), ("summary",)],

@@ -160,7 +160,9 @@ class Notification(BaseModel):
     workflow: str | None = None
     commit: str | None = None
     commit_message: str | None = None
-    commit_url: str | None = Field(default=None, description="the commit's page, where the repository is known")
+    commit_url: str | None = Field(
+        default=None, description="the commit's page, where the repository is known"
+    )
     pull_request_url: str | None = None
     pull_request_title: str | None = None
     author: str | None = None
@@ -353,7 +355,6 @@ class Notification(BaseModel):
             return doc if doc.blocks else from_lines(self.details)
         return from_lines(self.details, code_block=self.details_kind == "code")
 
-
     # -----------------------------------------------------------------------------------------
     # The layout rule: what every built-in template shows, decided here once for every format.
 
@@ -475,7 +476,7 @@ class Notification(BaseModel):
 
     @property
     def more(self) -> Link | None:
-        """"Read the full notes" or "Open the report", when ``notes`` left text out and the page is known."""
+        """ "Read the full notes" or "Open the report", when ``notes`` left text out and the page is known."""
         notes = self.notes
         if notes is None or not notes.clipped or not self.url:
             return None

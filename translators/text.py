@@ -17,6 +17,7 @@ Inline runs (``Inline``) are also what a fact's value is made of: ``code`` runs 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 MAX_LINES = 8
 MAX_CHARS = 700
 ELLIPSIS = "…"
+#: The least of a line worth starting when the character budget runs out inside it.
+_SHORTEST_PART = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +142,41 @@ def _parser() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": False, "breaks": True}).enable("strikethrough")
 
 
+#: A list item's marker at the start of a line (CommonMark: up to 3 spaces of indent).
+_LIST_ITEM = re.compile(r" {0,3}(?:[-+*]|\d{1,9}[.)])(?:[ \t]|$)")
+_FENCE = re.compile(r" {0,3}(?:```|~~~)")
+
+
+def _end_lazy_lines(text: str) -> str:
+    """The text with a blank line before a line that would continue a list item "lazily".
+
+    In CommonMark an unindented line right after a list item belongs to that item ("3. Tap Pay\n
+    Happens every time" is one item). People who type release notes and bug reports mean a new
+    paragraph, and with every line break kept (``breaks``) that is how it reads.
+    """
+    if "\n" not in text:
+        return text
+    out: list[str] = []
+    in_item = in_fence = False
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if _FENCE.match(line):
+            in_fence = not in_fence
+        elif in_fence:
+            pass
+        elif not line.strip():
+            in_item = False
+        elif _LIST_ITEM.match(line):
+            in_item = True
+        elif in_item and not line.startswith((" ", "\t")):
+            out.append("")
+            in_item = False
+        out.append(line)
+    return "\n".join(out)
+
+
 def from_markdown(text: str) -> Doc:
     """Markdown parsed by markdown-it-py; links keep only URLs that ``safe_url`` accepts."""
-    tokens = _parser().parse(text)
+    tokens = _parser().parse(_end_lazy_lines(text))
     blocks, _ = _blocks(tokens, 0, None)
     return Doc(tuple(blocks))
 
@@ -278,7 +313,12 @@ class _Budget:
     def __init__(self, lines: int, chars: int) -> None:
         self.lines = lines
         self.chars = chars
+        self.start = chars
         self.cut = False
+
+    @property
+    def taken(self) -> bool:
+        return self.chars < self.start
 
     def spent(self) -> bool:
         return self.cut
@@ -292,6 +332,10 @@ class _Budget:
         if len(text) <= self.chars:
             self.chars -= len(text)
             return text
+        if self.chars < _SHORTEST_PART and self.taken:
+            # A few words of a new line read as noise: end after the last whole line instead.
+            self.cut = True
+            return None
         keep = _cut_at_word(text, self.chars)
         self.chars = 0
         self.cut = True
@@ -299,11 +343,14 @@ class _Budget:
 
 
 def _cut_at_word(text: str, limit: int) -> str:
+    """The longest start of ``text`` that ends on a whole word and leaves room for the ellipsis
+    (a single word longer than the limit is cut where it must be)."""
     head = text[: max(limit - len(ELLIPSIS), 0)]
-    space = head.rfind(" ")
-    if space > limit * 0.6:  # end on a whole word unless that throws away too much
-        head = head[:space]
-    return head.rstrip()
+    if len(text) > len(head) and not text[len(head)].isspace():
+        space = head.rfind(" ")
+        if space > 0:
+            head = head[:space]
+    return head.rstrip(" ,;:")
 
 
 def clip(doc: Doc, lines: int = MAX_LINES, chars: int = MAX_CHARS) -> Doc:

@@ -59,8 +59,14 @@ def escape_text(text: str, escape_line: LineEscape) -> str:
     return BREAK.join(line for line in lines if line.strip()) or escape_line(text.strip())
 
 
-def write_inline(line: Inline, escape_line: LineEscape) -> str:
-    return "".join(_span(span, escape_line, at_start=i == 0) for i, span in enumerate(line))
+def write_inline(line: Inline, escape_line: LineEscape, code: Callable[[str], str] | None = None) -> str:
+    """Runs as Markdown; ``code``, where the format has code spans, writes an identifier's run."""
+    return "".join(
+        code(span.text)
+        if code is not None and span.code and not span.url
+        else _span(span, escape_line, at_start=i == 0)
+        for i, span in enumerate(line)
+    )
 
 
 def _span(span: Span, escape_line: LineEscape, *, at_start: bool) -> str:

@@ -10,6 +10,7 @@ line. MessageCards have no date functions, so times are shown in UTC.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from translators.formats import (
@@ -18,14 +19,23 @@ from translators.formats import (
     ChatFormat,
     OutputInvalid,
     _markdown,
+    dumps,
     escape_entities,
 )
 from translators.model import Notification
+from translators.people import Mentions
 from translators.text import Doc, Inline
 
 CONTEXT = "http://schema.org/extensions"
 
 _escape_line = _markdown.escaper(escape_entities)
+
+
+def code_span(text: str) -> str:
+    """An identifier or a stack frame in a fixed-width font: a Markdown code span, where no
+    Markdown is read (so no backslash escapes), with ``<>&`` as entities for the card's HTML and a
+    look-alike for a backtick, which no code span can hold."""
+    return f"`{escape_entities(text.replace('`', 'ˋ'))}`" if text.strip() else text
 
 
 class MessageCard(ChatFormat):
@@ -43,7 +53,14 @@ class MessageCard(ChatFormat):
         return _markdown.link(url, label)
 
     def inline(self, line: Inline) -> str:
-        return _markdown.write_inline(line, _escape_line)
+        return _markdown.write_inline(line, _escape_line, code_span)
+
+    def mentions(self, mentions: Mentions) -> str:
+        """A connector cannot mention: everyone this channel would mention, named (``@Dana, @mobile``)."""
+        return ", ".join("@" + self.escape(m.name) for m in mentions)
+
+    def template_helpers(self) -> dict[str, Callable[..., str]]:
+        return {"code": lambda text: dumps(code_span(str(text))).decode("utf-8")[1:-1]}
 
     def document(self, doc: Doc) -> str:
         return _markdown.write_doc(doc, _escape_line)

@@ -100,8 +100,9 @@ class Slack(ChatFormat):
         return {"rich": rich, "rich_facts": rich_facts}
 
     def mentions(self, mentions: Mentions) -> str:
-        """mrkdwn mentions: ``<@U…>``, ``<!subteam^S…>``, ``<!here>``; a name where there is no id."""
-        return " ".join(_mrkdwn_mention(m) for m in mentions)
+        """mrkdwn mentions, comma-separated: ``<@U…>``, ``<!subteam^S…>``, ``<!here>`` (Slack draws
+        each as @name); ``@name`` where there is no id."""
+        return ", ".join(_mrkdwn_mention(m) for m in mentions)
 
     def time(self, moment: datetime) -> str:
         """``<!date^...>``: each reader sees it in their own time zone; the fallback is UTC."""
@@ -219,7 +220,7 @@ def _mrkdwn_mention(m: Mention) -> str:
         return f"<!subteam^{m.slack}>"
     if kind == "broadcast":
         return f"<!{m.slack}>"
-    return escape_entities(m.name)
+    return "@" + escape_entities(m.name)
 
 
 def _rich_mentions(mentions: Mentions) -> list[dict[str, Any]]:
@@ -227,7 +228,7 @@ def _rich_mentions(mentions: Mentions) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in mentions:
         if out:
-            out.append({"type": "text", "text": " "})
+            out.append({"type": "text", "text": ", "})
         kind = m.slack_kind
         if kind == "user":
             out.append({"type": "user", "user_id": m.slack})
@@ -236,7 +237,7 @@ def _rich_mentions(mentions: Mentions) -> list[dict[str, Any]]:
         elif kind == "broadcast":
             out.append({"type": "broadcast", "range": m.slack})
         else:
-            out.append({"type": "text", "text": m.name})
+            out.append({"type": "text", "text": "@" + m.name})
     return out
 
 

@@ -6,15 +6,18 @@ Workflows webhook ("Post card in a chat or channel") show "We're sorry, this car
 displayed" at 1.5 and display at 1.4 (MicrosoftDocs/msteams-docs#9801, microsoft/AdaptiveCards#7676),
 while the flow still answers 202. So cards are 1.4 and use nothing newer. Messages up to 28 KB.
 
-TextBlock and FactSet text is Markdown (a subset): payload text is escaped for it
-(``formats/_markdown.py``) and a line break needs a blank line. Times use the card's own
-``{{DATE()}}``/``{{TIME()}}`` functions, which Teams shows in the reader's time zone.
+Payload text goes into ``RichTextBlock``s of ``TextRun``s (card 1.2+), which no client parses as
+Markdown: it needs no escaping, so a version ``3.2.0`` is ``3.2.0`` in the card's JSON and on screen.
+Only our own words (labels, the footer, mentions from settings) are TextBlocks, whose text is
+Markdown (a subset; ``| text`` still writes payload text escaped for it, for templates that want
+TextBlocks). Times use the card's ``{{DATE()}}``/``{{TIME()}}`` functions in a TextBlock, which
+Teams shows in the reader's time zone.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -27,9 +30,9 @@ from translators.formats import (
     _markdown,
     dumps,
 )
-from translators.model import Notification
+from translators.model import Notification, safe_url
 from translators.people import Mentions
-from translators.text import Doc, Inline
+from translators.text import Code, Doc, Inline, ListBlock, Paragraph, Quote, Span, clip_inline
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION = "1.4"
@@ -38,6 +41,151 @@ CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 #: ``<``, ``>`` and ``&`` get a backslash like every other Markdown character: a ``<at>`` tag in a
 #: payload then never matches a mention, and an entity is shown as typed.
 _escape_line = _markdown.escaper(lambda text: re.sub(r"([<>&])", r"\\\1", text))
+
+
+#: A TextRun is never Markdown, but the renderers still evaluate ``{{DATE(...)}}``/``{{TIME(...)}}``
+#: in it, and Teams matches mention entities against ``<at>`` tags in the card's text: a word joiner
+#: (invisible, U+2060) inside such a call or tag keeps it text.
+_CARD_FUNCTION = re.compile(r"\{(?=\{(?:DATE|TIME)\()|<(?=/?at>)", re.IGNORECASE)
+#: Separates a fact's label from its value: HTML renderers collapse plain spaces.
+LABEL_GAP = "\u2002"
+
+
+def literal(text: str) -> str:
+    """Payload text for a TextRun: exactly as it came, save that a DATE()/TIME() call cannot run
+    and an ``<at>`` tag cannot become a mention."""
+    if "{{" not in text and "<" not in text:
+        return text
+    return _CARD_FUNCTION.sub(lambda m: m[0] + "\u2060", text)
+
+
+def text_runs(line: Inline, **style: Any) -> list[dict[str, Any]]:
+    """TextRuns of one line of spans; ``style`` (e.g. ``weight``, ``size``) applies to every run."""
+    out: list[dict[str, Any]] = []
+    for span in line:
+        if not span.text:
+            continue
+        run: dict[str, Any] = {"type": "TextRun", "text": literal(span.text), **style}
+        if span.bold:
+            run["weight"] = "Bolder"
+        if span.italic:
+            run["italic"] = True
+        if span.strike:
+            run["strikethrough"] = True
+        if span.code:
+            run["fontType"] = "Monospace"
+        if span.url:
+            run["selectAction"] = {"type": "Action.OpenUrl", "url": span.url}
+        out.append(run)
+    return out
+
+
+def rich_block(inlines: list[dict[str, Any]], **props: Any) -> dict[str, Any]:
+    return {"type": "RichTextBlock", "inlines": inlines or [{"type": "TextRun", "text": " "}], **props}
+
+
+def rich(
+    value: object,
+    url: str | None = None,
+    *,
+    bold: bool = False,
+    italic: bool = False,
+    code: bool = False,
+    size: str | None = None,
+    subtle: bool = False,
+) -> str:
+    """TextRuns for a ``RichTextBlock``'s ``inlines``, comma-separated: payload text shown exactly
+    as it is (a fact's identifiers in a fixed-width font). ``url`` links it when ``safe_url``
+    accepts it. The twin of Slack's ``rich()``."""
+    line = value if isinstance(value, Inline) else Inline.of("" if value is None else str(value))
+    target = safe_url(url)
+    if target is not None or code or italic:
+        line = Inline(
+            Span(s.text, s.bold, s.italic or italic, s.strike, s.code or code, target or s.url) for s in line
+        )
+    style: dict[str, Any] = {}
+    if bold:
+        style["weight"] = "Bolder"
+    if size:
+        style["size"] = size
+    if subtle:
+        style["isSubtle"] = True
+    runs = text_runs(line, **style) or [{"type": "TextRun", "text": " "}]
+    return _items(runs)
+
+
+def rich_facts(facts: Sequence[tuple[str, Inline]], limit: int = 160) -> str:
+    """Facts as RichTextBlocks, one line each: the label in bold, then the value. A label is a
+    run at the start of its line, so it never wraps in a column of its own on a phone."""
+    blocks = []
+    for label, value in facts:
+        clipped = clip_inline(value, int(limit)) if isinstance(value, Inline) else Inline.of(str(value))
+        inlines = [{"type": "TextRun", "text": label + LABEL_GAP, "weight": "Bolder"}, *text_runs(clipped)]
+        blocks.append(rich_block(inlines, spacing="Small"))
+    return _items(blocks) if blocks else ""
+
+
+def rich_blocks(doc: Doc | None, first: dict[str, Any] | None = None) -> str:
+    """Free text as RichTextBlocks, comma-separated, structure kept: a block per line of a
+    paragraph, list items with their marker, quotes behind a bar, code in a fixed-width font.
+    ``first``: properties of the first block (e.g. ``{"separator": true}``)."""
+    if doc is None:
+        return ""
+    blocks = _doc_blocks(doc.blocks, "")
+    if blocks and first:
+        blocks[0].update(first)
+    return _items(blocks) if blocks else ""
+
+
+def _doc_blocks(blocks: tuple[object, ...], indent: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for block in blocks:
+        start = len(out)
+        if isinstance(block, Paragraph):
+            style = {"weight": "Bolder"} if block.heading else {}
+            for line in block.lines:
+                out.append(rich_block(_indented(indent, text_runs(line, **style)), spacing="None"))
+        elif isinstance(block, Code):
+            for text in block.lines:
+                kept = "\u00a0" * (len(text) - len(text.lstrip(" "))) + text.lstrip(" ")
+                run = {
+                    "type": "TextRun",
+                    "text": literal(kept or " "),
+                    "fontType": "Monospace",
+                    "size": "Small",
+                }
+                out.append(rich_block(_indented(indent, [run]), spacing="None"))
+        elif isinstance(block, Quote):
+            for quoted in _doc_blocks(block.blocks, ""):
+                bar = {"type": "TextRun", "text": indent + "\u2502 ", "isSubtle": True}
+                out.append(rich_block([bar, *quoted["inlines"]], spacing="None"))
+        elif isinstance(block, ListBlock):
+            for number, item in enumerate(block.items, start=block.start):
+                marker = f"{number}. " if block.ordered else "\u2022 "
+                inner = _doc_blocks(item, indent + "\u2003")
+                if inner and isinstance(item[0], Paragraph):
+                    # The item's first line follows its marker; further lines stay indented under it.
+                    head = inner[0]["inlines"][1:] if len(inner[0]["inlines"]) > 1 else inner[0]["inlines"]
+                    inner[0] = rich_block(
+                        [{"type": "TextRun", "text": indent + marker}, *head], spacing="None"
+                    )
+                else:
+                    inner.insert(
+                        0, rich_block([{"type": "TextRun", "text": indent + marker}], spacing="None")
+                    )
+                out.extend(inner)
+        if len(out) > start and start > 0:
+            out[start]["spacing"] = "Small"  # a new paragraph or list: a little air, not a blank line
+    return out
+
+
+def _indented(indent: str, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"type": "TextRun", "text": indent}, *runs] if indent else runs
+
+
+def _items(items: list[dict[str, Any]]) -> str:
+    """JSON array items, comma-separated, for a template to put inside ``[...]``."""
+    return dumps(items).decode("utf-8")[1:-1]
 
 
 def _at(name: str) -> str:
@@ -115,13 +263,18 @@ class Teams(ChatFormat):
         return f"{{{{DATE({stamp}, SHORT)}}}} at {{{{TIME({stamp})}}}}"
 
     def mentions(self, mentions: Mentions) -> str:
-        """``<at>Name</at>`` for each person with a Teams account; the card's ``msteams`` entities
-        (``mention_entities``) make them mentions. Slack's groups and @here have no Teams twin: they
-        are shown by name."""
-        return " ".join(_at(m.name) if m.teams else self.escape(m.name) for m in mentions)
+        """``@<at>Name</at>, @group``: each person with a Teams account mentioned (the card's
+        ``msteams`` entities, ``mention_entities``, make the tags mentions); Slack's groups and
+        @here have no Teams twin and are named."""
+        return ", ".join(f"@{_at(m.name)}" if m.teams else "@" + self.escape(m.name) for m in mentions)
 
     def template_helpers(self) -> dict[str, Callable[..., str]]:
-        return {"mention_entities": mention_entities}
+        return {
+            "mention_entities": mention_entities,
+            "rich": rich,
+            "rich_facts": rich_facts,
+            "rich_blocks": rich_blocks,
+        }
 
     def validate(self, body: dict[str, Any], encoded: bytes | None = None) -> None:
         from translators.formats import _adaptivecard
@@ -134,9 +287,10 @@ class Teams(ChatFormat):
         super().validate(body, encoded)
 
     def minimal(self, n: Notification) -> dict[str, Any]:
-        e = self.escape
-        title = f"{n.emoji or OUTCOME_EMOJI.get(n.outcome, '')} {n.title}".strip()
-        footer = e(n.source_label) + (f" · {self.time(n.when)}" if n.when else "")
+        """The heading, the summary and the footer; payload text in TextRuns, as in the templates."""
+        icon = n.emoji or OUTCOME_EMOJI.get(n.outcome, "")
+        heading = Inline.of(f"{icon} {self.clip_text(n.heading, 300)}".strip())
+        footer = self.escape(n.source_label) + (f" · {self.time(n.when)}" if n.when else "")
         card: dict[str, Any] = {
             "type": "AdaptiveCard",
             "$schema": CARD_SCHEMA,
@@ -147,27 +301,9 @@ class Teams(ChatFormat):
                     "type": "Container",
                     "style": OUTCOME_CARD_COLORS.get(n.outcome, "default"),
                     "bleed": True,
-                    "items": [
-                        {
-                            "type": "TextBlock",
-                            "text": e(title),
-                            "weight": "Bolder",
-                            "size": "Medium",
-                            "wrap": True,
-                        },
-                        *(
-                            {
-                                "type": "TextBlock",
-                                "text": e(n.app_display or ""),
-                                "spacing": "None",
-                                "wrap": True,
-                            }
-                            for _ in [0]
-                            if n.app_display
-                        ),
-                    ],
+                    "items": [rich_block(text_runs(heading, weight="Bolder", size="Medium"))],
                 },
-                {"type": "TextBlock", "text": self.clip_text(e(n.summary), 2000), "wrap": True},
+                rich_block(text_runs(Inline.of(self.clip_text(n.summary, 2000)))),
                 {"type": "TextBlock", "text": footer, "size": "Small", "isSubtle": True, "wrap": True},
             ],
         }
