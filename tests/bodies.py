@@ -15,8 +15,9 @@ _MARKDOWN_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!<>&|~=])")
 
 
 def unescape_markdown(text: str) -> str:
-    """Teams and MessageCard text as shown: backslash escapes and HTML entities undone."""
-    return html.unescape(_MARKDOWN_ESCAPE.sub(r"\1", text))
+    """Teams and MessageCard text as shown: backslash escapes and HTML entities undone, and the
+    zero-width spaces that let a long word wrap (``text.soft_breaks``) left out, as no one sees them."""
+    return html.unescape(_MARKDOWN_ESCAPE.sub(r"\1", text)).replace("\u200b", "")
 
 
 def title(fmt: str, body: dict[str, Any]) -> str:

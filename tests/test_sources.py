@@ -324,9 +324,10 @@ def test_appcenter_crash_details() -> None:
     # The stack stays in details, as code; its first frame is the location, so not repeated.
     assert n.details_kind == "code" and n.details is not None
     assert n.details.startswith("com.example.app.MainActivity.onCreate (MainActivity.kt:88)")
+    # The frames after the location, each without its package: a phone's line holds it.
     assert n.frames == (
-        "android.app.Activity.performCreate (Activity.java:8051)",
-        "android.app.Instrumentation.callActivityOnCreate (Instrumentation.java:1329)",
+        "Activity.performCreate (Activity.java:8051)",
+        "Instrumentation.callActivityOnCreate (Instrumentation.java:1329)",
     )
     assert plain_facts(n).get("Crashes") == "14" and plain_facts(n).get("Users") == "9"
     # app_platform is the language ("Java"), not the platform.

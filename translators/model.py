@@ -463,7 +463,7 @@ class Notification(BaseModel):
         lines = [line.strip() for line in self.details.splitlines() if line.strip()]
         if lines and location and location in lines[0]:
             lines.pop(0)
-        return tuple(_cut(line, 120) for line in lines[:MAX_FRAMES])
+        return tuple(_cut(_short_frame(line), 120) for line in lines[:MAX_FRAMES])
 
     @property
     def notes(self) -> Doc | None:
@@ -567,6 +567,20 @@ _NOT_PEOPLE = frozenset(
 
 #: Events whose free text is a person's report: the link says "Open the report".
 _REPORT_EVENTS = frozenset({"feedback.received", "bug.reported", "crash.reported"})
+
+
+#: A JVM or .NET frame: ``[at ]package.Class.method (File.kt:88)``; group 1 is the qualified name.
+_QUALIFIED_FRAME = re.compile(r"(?:at )?((?:[\w$<>]+\.){2,}[\w$<>]+)(.*)", re.DOTALL)
+
+
+def _short_frame(line: str) -> str:
+    """A stack frame as it fits a phone: ``Class.method (File.kt:88)``, without the package (the
+    full trace is a click away), so that it wraps at most once and never mid-name."""
+    match = _QUALIFIED_FRAME.fullmatch(line)
+    if match is None:
+        return " ".join(line.split())
+    name = ".".join(match[1].split(".")[-2:])
+    return f"{name}{match[2]}"
 
 
 def _cut(text: str, limit: int) -> str:

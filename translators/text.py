@@ -446,6 +446,35 @@ def clip_inline(line: Inline, limit: int) -> Inline:
     return Inline((*kept, Span(ELLIPSIS)))
 
 
+#: A run of text with no space longer than a phone's line (about 330 px) can hold.
+_LONG_WORD = re.compile(r"[^\s\u200b]{31,}")
+#: Where a long word may wrap: after these characters, else every ``_WORD_PIECE`` characters.
+_BREAK_AFTER = re.compile(r"(?<=[_./\-:?&=,)])(?=[^\s])")
+_WORD_PIECE = 24
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def soft_breaks(text: str) -> str:
+    """``text`` with invisible break opportunities (U+200B) in words too long for a phone's line.
+
+    Microsoft's card renderer does not wrap a long word (an error code, a URL, a dotted name) in
+    a RichTextBlock: it runs past the card's edge and is cut. A zero-width space after each
+    ``_ . / -`` of such a word lets it wrap there, and changes nothing a reader sees; words that
+    fit a line (versions, most branch names) are left exactly as written.
+    """
+    if len(text) <= 30 or _LONG_WORD.search(text) is None:
+        return text
+    return _LONG_WORD.sub(_break_word, text)
+
+
+def _break_word(match: re.Match[str]) -> str:
+    pieces = _BREAK_AFTER.sub(ZERO_WIDTH_SPACE, match[0]).split(ZERO_WIDTH_SPACE)
+    out: list[str] = []
+    for piece in pieces:
+        out.extend(piece[i : i + _WORD_PIECE] for i in range(0, len(piece), _WORD_PIECE))
+    return ZERO_WIDTH_SPACE.join(out)
+
+
 def as_doc(value: Any, *, markdown: bool, code_block: bool = False) -> Doc:
     """A template value as a Doc: a Doc as is, anything else read as Markdown or as lines."""
     if isinstance(value, Doc):

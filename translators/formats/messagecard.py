@@ -24,11 +24,11 @@ from translators.formats import (
 )
 from translators.model import Notification
 from translators.people import Mentions
-from translators.text import Doc, Inline
+from translators.text import Doc, Inline, soft_breaks
 
 CONTEXT = "http://schema.org/extensions"
 
-_escape_line = _markdown.escaper(escape_entities)
+_escape_line = _markdown.escaper(lambda text: escape_entities(soft_breaks(text)))
 
 
 def code_span(text: str) -> str:

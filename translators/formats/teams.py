@@ -32,7 +32,7 @@ from translators.formats import (
 )
 from translators.model import Notification, safe_url
 from translators.people import Mentions
-from translators.text import Code, Doc, Inline, ListBlock, Paragraph, Quote, Span, clip_inline
+from translators.text import Code, Doc, Inline, ListBlock, Paragraph, Quote, Span, clip_inline, soft_breaks
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_VERSION = "1.4"
@@ -52,8 +52,10 @@ LABEL_GAP = "\u2002"
 
 
 def literal(text: str) -> str:
-    """Payload text for a TextRun: exactly as it came, save that a DATE()/TIME() call cannot run
-    and an ``<at>`` tag cannot become a mention."""
+    """Payload text for a TextRun: exactly as it came, save that a DATE()/TIME() call cannot run,
+    an ``<at>`` tag cannot become a mention, and a word too long for a phone may wrap
+    (``text.soft_breaks``)."""
+    text = soft_breaks(text)
     if "{{" not in text and "<" not in text:
         return text
     return _CARD_FUNCTION.sub(lambda m: m[0] + "\u2060", text)
