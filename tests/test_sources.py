@@ -26,6 +26,7 @@ EXPECTED_EVENTS = {
     "appcenter/crash": "crash.new_group",
     "appcenter/crash-with-stack": "crash.new_group",
     "appcenter/distribute": "release.published",
+    "appcenter/distribute-long-notes": "release.published",
     "applivery/build-created": "build.uploaded",
     "applivery/build-processed": "build.ready",
     "applivery/build-processed-ios": "build.ready",

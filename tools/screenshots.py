@@ -17,14 +17,21 @@ from typing import Any
 from translators.preview import MAPPED_SUFFIX as MAPPED
 
 ROOT = Path(__file__).resolve().parent.parent
-#: (sample, format) pairs that show what each format looks like: a failure with facts, as a team
-#: with app names, mentions and a Bitrise token sees it (the preview's "mapped" drawing); a release
-#: with Markdown notes; and tester feedback whose lines matter.
+#: (sample, format) pairs that show what each format looks like: a failure, as a team with app
+#: names, mentions and a Bitrise token sees it (the preview's "mapped" drawing); a crash; a release
+#: whose long notes are cut with a link to the rest; and a tester's report whose lines matter.
 PICKS: list[tuple[str, str]] = [
     (sample, fmt)
-    for sample in ("bitrise/build-failed" + MAPPED, "appcenter/distribute", "applivery/bug-multiline")
+    for sample in (
+        "bitrise/build-failed" + MAPPED,
+        "appcenter/crash-with-stack",
+        "appcenter/distribute-long-notes",
+        "applivery/bug-multiline",
+    )
     for fmt in ("slack", "teams", "teams-messagecard")
 ]
+#: Pictures are drawn at a phone's width: what a chat app gives a message there is the harder test.
+PHONE_VIEWPORT = {"width": 375, "height": 812}
 
 
 def file_name(sample: str, fmt: str) -> str:
@@ -34,7 +41,7 @@ def file_name(sample: str, fmt: str) -> str:
 def capture(browser: Any, base: str, out: Path, picks: Sequence[tuple[str, str]] = PICKS) -> list[Path]:
     """Screenshot each picked message of ``base``/preview into ``out``; the paths written."""
     out.mkdir(parents=True, exist_ok=True)
-    context = browser.new_context(viewport={"width": 1500, "height": 1000}, device_scale_factor=2)
+    context = browser.new_context(viewport=PHONE_VIEWPORT, device_scale_factor=2)
     try:
         page = context.new_page()
         page.goto(f"{base}/preview")

@@ -120,10 +120,10 @@ def rich_facts(facts: Sequence[tuple[str, Inline]], limit: int = 160) -> str:
     """Facts as RichTextBlocks, one line each: the label in bold, then the value. A label is a
     run at the start of its line, so it never wraps in a column of its own on a phone."""
     blocks = []
-    for label, value in facts:
+    for i, (label, value) in enumerate(facts):
         clipped = clip_inline(value, int(limit)) if isinstance(value, Inline) else Inline.of(str(value))
         inlines = [{"type": "TextRun", "text": label + LABEL_GAP, "weight": "Bolder"}, *text_runs(clipped)]
-        blocks.append(rich_block(inlines, spacing="Small"))
+        blocks.append(rich_block(inlines, spacing="Small" if i == 0 else "None"))
     return _items(blocks) if blocks else ""
 
 
