@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Literal, NamedTuple
 from urllib.parse import urlsplit
 
@@ -459,20 +460,15 @@ class Notification(BaseModel):
         """A crash's first ``MAX_FRAMES`` stack frames, without the one its location already shows."""
         if not self.is_crash or self.details_kind != "code" or not self.details:
             return ()
-        location = (self.error_location or "").strip()
-        lines = [line.strip() for line in self.details.splitlines() if line.strip()]
-        if lines and location and location in lines[0]:
-            lines.pop(0)
-        return tuple(_cut(_short_frame(line), 120) for line in lines[:MAX_FRAMES])
+        return _frames(self.details, (self.error_location or "").strip())
 
     @property
     def notes(self) -> Doc | None:
         """The free text (release notes, a tester's report) as a phone shows it at a glance: about
         ``NOTES_LINES`` lines or ``NOTES_CHARS`` characters, structure kept; ``more`` leads on."""
-        if self.frames:
+        if self.frames or not self.details or not self.details.strip():
             return None
-        doc = self.details_doc
-        return clip(doc, NOTES_LINES, NOTES_CHARS) if doc is not None else None
+        return _notes(self.details, self.details_kind)
 
     @property
     def more(self) -> Link | None:
@@ -560,6 +556,31 @@ def _said_in(value: str, padded_title: str) -> bool:
     return _words(value) in padded_title
 
 
+#: What of a free text is read before clipping: far more than ``notes`` keeps, far less than a
+#: changelog pasted whole (parsing Markdown is the costliest step of a translation).
+_READ_LINES = 4 * NOTES_LINES
+_READ_CHARS = 4 * NOTES_CHARS
+
+
+@lru_cache(maxsize=16)
+def _notes(details: str, kind: Literal["text", "markdown", "code"]) -> Doc:
+    """``details`` read as ``kind`` and clipped for a phone. Cached: a template asks for it twice
+    (``notes``, then ``more``) and an event is drawn once per channel."""
+    head = details
+    lines = details.split("\n", _READ_LINES)
+    if len(lines) > _READ_LINES or len(details) > _READ_CHARS:
+        head = "\n".join(lines[:_READ_LINES])[:_READ_CHARS]
+    if kind == "markdown":
+        doc = from_markdown(head)
+        doc = doc if doc.blocks else from_lines(head)
+    else:
+        doc = from_lines(head, code_block=kind == "code")
+    notes = clip(doc, NOTES_LINES, NOTES_CHARS)
+    if head is not details and not notes.clipped:  # what was read fits, but there was more
+        notes = clip(doc, NOTES_LINES, max(len(doc.plain()) - 1, 1))
+    return notes
+
+
 #: What platforms put in "triggered by" when no person started the build.
 _NOT_PEOPLE = frozenset(
     {"webhook", "manual", "schedule", "scheduled", "continuous integration", "api", "push", "trigger", "ci"}
@@ -567,6 +588,15 @@ _NOT_PEOPLE = frozenset(
 
 #: Events whose free text is a person's report: the link says "Open the report".
 _REPORT_EVENTS = frozenset({"feedback.received", "bug.reported", "crash.reported"})
+
+
+@lru_cache(maxsize=16)
+def _frames(trace: str, location: str) -> tuple[str, ...]:
+    """Cached: templates ask for the frames several times per message."""
+    lines = [line.strip() for line in trace.splitlines()[: MAX_FRAMES + 2] if line.strip()]
+    if lines and location and location in lines[0]:
+        lines.pop(0)
+    return tuple(_cut(_short_frame(line), 120) for line in lines[:MAX_FRAMES])
 
 
 #: A JVM or .NET frame: ``[at ]package.Class.method (File.kt:88)``; group 1 is the qualified name.
