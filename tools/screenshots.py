@@ -68,7 +68,8 @@ def before_after_html() -> str:
     updated to its outcome with the broadcast reply that notifies (the preview's Slack drawing)."""
     import json
 
-    from translators import pipeline, preview, samples, settings, slackapp, sources
+    from translators import pipeline, preview, samples, settings, sources
+    from translators.destinations import slackapp
     from translators.model import Notification
     from translators.preview import slack_html
 
@@ -85,7 +86,8 @@ def before_after_html() -> str:
     started_body = pipeline.prepare(channel, pipeline.named(started, example), example).body
     failed_body = pipeline.prepare(channel, failed, example).body
     names = preview.slack_names(example)
-    reply = slackapp.reply_text(failed_body) or ""
+    # The broadcast reply, as the Slack app channel sends it (its text made from the notification).
+    reply = slackapp.message_text(pipeline.for_channel(channel, failed, example))
     css = (ROOT / "translators" / "preview" / "static" / "preview.css").read_text()
 
     def message(body: dict[str, object], time: str, note: str = "") -> str:

@@ -11,17 +11,15 @@ For each rendered body of a request it decides, in this order:
    delivered, ``mark_unknown`` when sent with no answer in time, ``release`` when it failed. A stop
    or a crash after one channel of a fan-out therefore never leaves that channel's delivery
    unconfirmed, and a retry of the event reaches only the channels that did not get it.
-4. What failed in a way another attempt could mend (no connection, a timeout before sending, 5xx,
-   429, 408, a destination busy with hanging deliveries) goes to the outbox (``queued``), which
-   owns it from then on. A refusal (another 4xx) fails the channel for good (``failed``, 502).
+4. What failed in a way another attempt could mend (the destination says so: ``retry``) goes to
+   the outbox (``queued``), which owns it from then on. What was refused for good fails the channel
+   (``failed``, 502) and is kept as a dead letter (``dead_letter``: its id), to replay after the fix.
 
-When a destination refuses the rich body as malformed (Slack ``invalid_blocks``, a Teams 400), the
-format's minimal message is sent once instead, and the result says ``fallback: "rejected: <error>"``.
-
-A destination that hangs cannot take every worker: at most ``DESTINATION_CONCURRENCY`` deliveries
-to one channel wait for answers at a time; another waits a moment for one of them, then gives up
-as ``busy`` (and is queued). The drainer (translators/drainer.py) sends queued entries with
-``send``, the same claim-send-settle path without the queueing.
+Sending is the destination's (translators/destinations/: a webhook, a Slack app channel), each
+behind the same interface; the deliverer treats them alike. Events of one build reach a channel in
+the order they came: while one is being tried inside its request, a later one of the same build
+queues behind it, and the drainer waits for it too. The drainer (translators/drainer.py) sends
+queued entries with ``send``, the same claim-send-settle path without the queueing.
 """
 
 from __future__ import annotations
@@ -32,40 +30,34 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from translators import logs
-from translators.formats import ChatFormat, dumps
+from translators import destinations, logs
+from translators.destinations import MINIMAL_TEMPLATE
+from translators.formats import ChatFormat
 from translators.memory import Memory
 from translators.model import Notification
 from translators.pacing import PACER, Pacer
 from translators.results import ChannelResult, Status
 from translators.settings import Channel
-from translators.slackapp import Thread
 from translators.state import StoreUnavailable, now
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
+    from datetime import datetime
 
-    from translators.delivery import DeliveryPolicy, DeliveryResult
+    from translators.delivery import DeliveryPolicy
     from translators.outbox import OutboxStore
     from translators.settings import AppSettings
 
 log = logs.logger("translators.deliverer")
 
-#: Deliveries to one channel that may wait for its answers at the same time, in one process, and
-#: how long another waits for one of them to finish before giving up (``busy``).
-DESTINATION_CONCURRENCY = 4
-DESTINATION_WAIT_SECONDS = 2.0
-MINIMAL_TEMPLATE = "(built-in minimal)"
+__all__ = ["MINIMAL_TEMPLATE", "Deliverer", "Prepared", "in_flight"]
 
 IN_PROGRESS = "another request is delivering this event to this channel right now; retry later"
 UNKNOWN_HELD = (
     "an earlier attempt was sent and got no answer in time, so the channel most likely has it; "
     "a retry more than 10 minutes after that attempt sends it again"
 )
-BUSY = (
-    f"{DESTINATION_CONCURRENCY} deliveries to this channel are already waiting for its answer "
-    "(is the destination hanging?)"
-)
+BEHIND_EVENT = "an earlier event of this build is still being sent to this channel; this one follows it"
 
 
 @dataclass(frozen=True)
@@ -85,8 +77,8 @@ class Prepared:
     minimal_body: dict[str, Any] | None = None
     event: str | None = None
     title: str | None = None
-    #: Slack app channels: which build's message this posts or updates (translators/slackapp.py).
-    thread: Thread | None = None
+    #: What the channel's destination keeps beside the body (translators/destinations/).
+    state: dict[str, Any] | None = None
 
     def minimal(self) -> dict[str, Any] | None:
         if self.minimal_body is not None:
@@ -119,28 +111,30 @@ def fan_out_pool() -> ThreadPoolExecutor:
         return _executor
 
 
-_limits: dict[str, threading.BoundedSemaphore] = {}
-_limits_lock = threading.Lock()
+_flight_lock = threading.Lock()
+_flights: dict[tuple[str, str], int] = {}
 
 
 @contextmanager
-def _admitted(channel: str) -> Iterator[bool]:
-    with _limits_lock:
-        semaphore = _limits.setdefault(channel, threading.BoundedSemaphore(DESTINATION_CONCURRENCY))
-    if not semaphore.acquire(timeout=DESTINATION_WAIT_SECONDS):
-        yield False
+def _flying(channel: str, key: str | None) -> Iterator[None]:
+    """Mark an event of build ``key`` as being sent to ``channel`` in this process."""
+    if key is None:
+        yield
         return
+    with _flight_lock:
+        _flights[(channel, key)] = _flights.get((channel, key), 0) + 1
     try:
-        yield True
+        yield
     finally:
-        semaphore.release()
+        with _flight_lock:
+            left = _flights.pop((channel, key)) - 1
+            if left:
+                _flights[(channel, key)] = left
 
 
-def retryable(result: ChannelResult) -> bool:
-    """Whether another attempt later could deliver what this one did not."""
-    if result.status != "failed" or result.in_progress:
-        return False
-    return result.http_status is None or result.http_status in (408, 429) or result.http_status >= 500
+def in_flight(channel: str, key: str | None) -> bool:
+    """Whether an event of build ``key`` is being sent to ``channel`` right now, in this process."""
+    return key is not None and (channel, key) in _flights
 
 
 class Deliverer:
@@ -165,6 +159,8 @@ class Deliverer:
         self.pacer = pacer
         #: Send even what memory says was delivered (``send --force``), and remember it afresh.
         self.force = force
+        #: When the event came: a delivery retried later keeps its place in the channel's order.
+        self.arrived = now()
 
     def deliver(self, event_id: str | None, prepared: Sequence[Prepared]) -> list[ChannelResult]:
         """The request path: send now, or queue behind a backlog, for the pace, or after a failure."""
@@ -180,6 +176,7 @@ class Deliverer:
         from translators import outbox as outboxes
 
         name = p.channel.name
+        key = destinations.order_key(p.state)
         if self.outbox is not None and not self.force:
             try:
                 if self.outbox.has_queued(name):
@@ -187,31 +184,57 @@ class Deliverer:
             except StoreUnavailable as exc:
                 log.warning("outbox unavailable (%s): delivering without it", exc)
                 self.outbox = None
+        if self.outbox is not None and not self.force and in_flight(name, key):
+            return self._queue(event_id, p, "behind_event", outboxes.after(0))
         if self.outbox is not None:
             wait = self.pacer.take(name, p.channel.rate)
             if wait > 0:
                 return self._queue(event_id, p, "paced", outboxes.after(wait))
-        result = self.send(event_id, p)
-        if self.outbox is not None and retryable(result):
-            return self._queue(event_id, p, "retrying", None, result)
+        with _flying(name, key):
+            result = self.send(event_id, p)
+            # Queued before the mark is gone, so that no later event of the build overtakes it.
+            if result.retry and self.outbox is not None:
+                return self._queue(event_id, p, "retrying", None, result)
+        if result.status == "failed" and not result.in_progress:
+            return self._keep_dead(event_id, p, result)
         return result
 
-    def _queue(
-        self, event_id: str | None, p: Prepared, reason: str, due: Any, failed: ChannelResult | None = None
-    ) -> ChannelResult:
-        """Write ``p`` to the outbox; the result says when it is tried next (or ``failed`` if it cannot)."""
+    def _keep_dead(self, event_id: str | None, p: Prepared, failed: ChannelResult) -> ChannelResult:
+        """Refused for good: the channel failed (502), and the body is kept as a dead letter."""
+        if self.outbox is None or failed.reason in ("memory_unavailable",):
+            return failed
+        entry = self._entry(event_id, p, now(), now(), failed)
+        reason = f"refused: {failed.error or failed.http_status}"
+        try:
+            self.outbox.add(entry)
+            self.outbox.bury(entry, None, reason)
+        except StoreUnavailable as exc:
+            log.warning("outbox unavailable (%s): the refused delivery could not be kept", exc)
+            return failed
+        log.warning("dead letter %s for channel %s: %s", entry.id, entry.channel, reason)
         from translators import drainer
+
+        drainer.log_change("dead", entry, reason=reason, request_id=self.request_id)
+        return replace(
+            failed,
+            extra={**failed.extra, "dead_letter": entry.id},
+            message=(failed.message + "; " if failed.message else "")
+            + "kept as a dead letter: `outbox replay "
+            + entry.id
+            + "` sends it again once the cause is fixed",
+        )
+
+    def _entry(
+        self,
+        event_id: str | None,
+        p: Prepared,
+        created: datetime,
+        due: datetime,
+        failed: ChannelResult | None,
+    ) -> Any:
         from translators import outbox as outboxes
 
-        assert self.outbox is not None and self.app is not None
-        created = now()
-        if due is None:
-            assert failed is not None
-            delay = outboxes.backoff(
-                1, self.app.outbox_min_delay_seconds, self.app.outbox_max_delay_seconds, failed.retry_after
-            )
-            due = outboxes.after(delay, created)
-        entry = outboxes.Entry(
+        return outboxes.Entry(
             id=outboxes.new_id(created),
             channel=p.channel.name,
             format=p.fmt.name,
@@ -225,8 +248,27 @@ class Deliverer:
             next_attempt_at=due,
             attempts=1 if failed is not None else 0,
             last_error=failed.error if failed is not None else None,
-            thread=p.thread.dump() if p.thread is not None else None,
+            thread=p.state,
         )
+
+    def _queue(
+        self, event_id: str | None, p: Prepared, reason: str, due: Any, failed: ChannelResult | None = None
+    ) -> ChannelResult:
+        """Write ``p`` to the outbox; the result says when it is tried next (or ``failed`` if it cannot)."""
+        from translators import drainer
+        from translators import outbox as outboxes
+
+        assert self.outbox is not None and self.app is not None
+        # A retry keeps its place: it is ordered by when the event came, ahead of any later event of
+        # the same build that queued behind it meanwhile.
+        created = self.arrived if failed is not None else now()
+        if due is None:
+            assert failed is not None
+            delay = outboxes.backoff(
+                1, self.app.outbox_min_delay_seconds, self.app.outbox_max_delay_seconds, failed.retry_after
+            )
+            due = outboxes.after(delay, now())
+        entry = self._entry(event_id, p, created, due, failed)
         try:
             self.outbox.add(entry)
         except StoreUnavailable as exc:
@@ -243,9 +285,12 @@ class Deliverer:
                 "attempts": failed.attempts,
                 "retry_after": failed.retry_after,
                 "hint": failed.hint,
+                "extra": failed.extra,
             }
         if reason == "behind_queue":
             fields["message"] = "earlier deliveries to this channel are waiting; this one follows them"
+        elif reason == "behind_event":
+            fields["message"] = BEHIND_EVENT
         elif reason == "paced":
             fields["message"] = f"this channel is paced at {p.channel.rate:g} a second; it follows shortly"
         return p.result("queued", **fields)
@@ -277,119 +322,17 @@ class Deliverer:
         token = claim.token if claim is not None else None
         settled = False
         try:
-            result = self._send(p)
+            context = destinations.Context(self.memory, self.policy, self.request_id)
+            result = destinations.of(p.channel).send(p, context)
             if event_id and token:
                 if result.status == "delivered":
                     self.memory.confirm(event_id, name, token)
-                elif result.status == "unknown":
+                elif result.status == "unknown" and not result.retry:
                     self.memory.mark_unknown(event_id, name, token)
-                else:
+                else:  # failed, or an idempotent send to be tried again: a later attempt may send it
                     self.memory.release(event_id, name, token)
             settled = True
             return result
         finally:
             if not settled and event_id and token:  # a bug of ours: let a retry send it
                 self.memory.release(event_id, name, token)
-
-    def _send(self, p: Prepared) -> ChannelResult:
-        if p.channel.slack_app:
-            return self._send_app(p)
-        with _admitted(p.channel.name) as admitted:
-            if not admitted:
-                return p.result("failed", reason="busy", error=BUSY)
-            sent = self._post(p, p.body)
-            refused = sent.outcome == "failed" and sent.final and p.template != MINIMAL_TEMPLATE
-            if refused and p.fmt.is_rejected(sent.status or 0, sent.error or ""):
-                minimal = p.minimal()
-                if minimal is not None:
-                    return self._fallback(p, sent, minimal)
-            return self._result(p, sent)
-
-    def _send_app(self, p: Prepared) -> ChannelResult:
-        """A Slack app channel: post the build's message or update it (translators/slackapp.py)."""
-        from translators import slackapp
-
-        with _admitted(p.channel.name) as admitted:
-            if not admitted:
-                return p.result("failed", reason="busy", error=BUSY)
-            context = {"request_id": self.request_id, "channel": p.channel.name, "format": p.fmt.name}
-            done = slackapp.send(p.channel, p.body, p.thread, self.memory, self.policy, context)
-            sent = done.sent
-            fallback: str | None = None
-            if sent is not None and not sent.ok and p.template != MINIMAL_TEMPLATE:
-                minimal = p.minimal()
-                if minimal is not None and slackapp.is_rejected(sent.status or 0, sent.error or ""):
-                    log.warning(
-                        "channel %s refused the body of template %s (%s); sending the minimal message",
-                        p.channel.name,
-                        p.template,
-                        sent.error,
-                    )
-                    fallback = f"rejected: {sent.error}"
-                    done = slackapp.send(p.channel, minimal, p.thread, self.memory, self.policy, context)
-        extra: dict[str, Any] = {"slack_message": done.action}
-        if done.reply_error:
-            extra["reply_error"] = done.reply_error
-        if done.sent is None:
-            if done.action == "waiting":  # http_status None: the outbox tries it again shortly
-                return p.result("failed", reason="message_in_progress", error=done.message, extra=extra)
-            skip = p.thread.skip if p.thread is not None and p.thread.skip else None
-            if done.action == "not_posted" and skip is not None:
-                return p.result("skipped", reason=skip[0], message=skip[1], extra=extra)
-            return p.result("skipped", reason=done.action, message=done.message, extra=extra)
-        result = self._result(p, done.sent, hint=slackapp.hint)
-        changes: dict[str, Any] = {"extra": extra}
-        if fallback is not None:
-            changes |= {"template": MINIMAL_TEMPLATE, "fallback": fallback}
-        if done.message and result.message is None:
-            changes["message"] = done.message
-        return replace(result, **changes)
-
-    def _post(self, p: Prepared, body: dict[str, Any]) -> DeliveryResult:
-        from translators import delivery  # requests is imported only when something is sent
-
-        assert p.channel.url is not None, "a webhook channel has a URL"
-        context = {"request_id": self.request_id, "channel": p.channel.name, "format": p.fmt.name}
-        return delivery.deliver(
-            p.channel.url.get_secret_value(),
-            dumps(body),
-            is_success=p.fmt.is_success,
-            policy=self.policy,
-            context=context,
-        )
-
-    def _fallback(self, p: Prepared, refused: DeliveryResult, minimal: dict[str, Any]) -> ChannelResult:
-        """The destination refused the body: send the minimal message once, and say why."""
-        log.warning(
-            "channel %s refused the body of template %s (%s %s); sending the minimal message instead",
-            p.channel.name,
-            p.template,
-            refused.status,
-            refused.error,
-        )
-        sent = self._post(p, minimal)
-        return replace(
-            self._result(p, sent),
-            template=MINIMAL_TEMPLATE,
-            fallback=f"rejected: {refused.error or refused.status}",
-            attempts=(refused.attempts or 0) + (sent.attempts or 0),
-        )
-
-    @staticmethod
-    def _result(
-        p: Prepared, sent: DeliveryResult, hint: Callable[[int | None, str], str | None] | None = None
-    ) -> ChannelResult:
-        fields: dict[str, Any] = {
-            "http_status": sent.status,
-            "attempts": sent.attempts,
-            "error": sent.error,
-            "retry_after": sent.retry_after,
-            "ms": sent.elapsed_ms,
-        }
-        if sent.outcome == "failed":
-            fields["hint"] = (hint or p.fmt.hint)(sent.status, sent.error or "")
-        if sent.incomplete:
-            fields["message"] = (
-                "the destination took it (2xx) but the rest of its answer did not come in time"
-            )
-        return p.result(sent.outcome, **fields)

@@ -30,14 +30,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from translators import formats, logs
-from translators.deliverer import Deliverer, Prepared, fan_out_pool, retryable
+from translators import destinations, formats, logs
+from translators.deliverer import Deliverer, Prepared, fan_out_pool, in_flight
 from translators.memory import Memory
 from translators.outbox import LEASE, Entry, OutboxStore, after, backoff, iso, leased, open_outbox
 from translators.pacing import PACER, Pacer
 from translators.results import ChannelResult
 from translators.settings import Settings
-from translators.slackapp import Thread
 from translators.state import StoreUnavailable, now
 
 log = logs.logger("translators.drainer")
@@ -102,6 +101,8 @@ class Drainer:
         for head in heads:
             if leased(head, moment) or head.next_attempt_at > moment:
                 continue
+            if in_flight(head.channel, destinations.order_key(head.thread)):
+                continue  # an earlier event of the build is still being tried in its request
             channel = settings.channels.get(head.channel)
             if channel is None and head.channel not in settings.channel_errors:
                 self._bury(outbox, head, None, f"channel {head.channel!r} is no longer configured", report)
@@ -155,7 +156,7 @@ class Drainer:
                 entry.body,
                 minimal_body=entry.minimal,
                 event=entry.event,
-                thread=Thread.load(entry.thread),
+                state=entry.thread,
             )
             result = deliverer.send(entry.event_id or f"outbox:{entry.id}", prepared, require_claim=True)
             self._settle(outbox, entry, token, result, app, report)
@@ -165,15 +166,15 @@ class Drainer:
     def _settle(
         self, outbox: OutboxStore, entry: Entry, token: str, result: ChannelResult, app: Any, report: Report
     ) -> None:
-        if result.status in ("delivered", "skipped", "unknown"):
+        if result.retry or result.in_progress:
+            self._retry(outbox, entry, token, result.error, result.retry_after, app, report)
+        elif result.status in ("delivered", "skipped", "unknown"):
             outbox.remove(entry, token)
             change = {"delivered": "delivered", "skipped": "duplicate", "unknown": "unknown"}[result.status]
             log_change(
                 change, entry, http_status=result.http_status, fallback=result.fallback, error=result.error
             )
             report.add(change)
-        elif retryable(result) or result.in_progress:
-            self._retry(outbox, entry, token, result.error, result.retry_after, app, report)
         else:
             self._bury(outbox, entry, token, f"refused: {result.error or result.http_status}", report)
 

@@ -143,7 +143,7 @@ class Memory:
             _unconfirmed.pop((event_id, channel), None)
         self._do("forgetting a delivery", lambda s: s.forget(event_id, channel))
 
-    # -- messages of Slack app channels (translators/slackapp.py) ---------------------------
+    # -- one message per build, where a destination keeps one (translators/destinations/) ----
 
     def message(self, key: str, channel: str) -> tuple[bool, state.Message | None]:
         """(known, the build's message): known is False when memory could not be asked."""

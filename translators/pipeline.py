@@ -19,10 +19,9 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from translators import formats, guard, logs, people, render, rules, slackapp, sources, state
+from translators import destinations, formats, guard, logs, people, render, rules, sources, state
 from translators.deliverer import MINIMAL_TEMPLATE, Deliverer, Prepared
 from translators.errors import BadBody, Ignored, NotFound, TranslatorError
 from translators.formats import OutputInvalid, dumps
@@ -228,8 +227,8 @@ def prepare(
 ) -> Prepared:
     """Render with the channel's templates; on any template problem use the minimal built-in body.
 
-    ``update_only``: the rules skipped this event, and it only updates the build's message in a Slack
-    app channel (translators/rules.py says why).
+    ``update_only``: the rules skipped this event, and it only updates the build's message where the
+    channel's destination keeps one (translators/rules.py says why).
     """
     n = for_channel(channel, n, settings)
     fmt = formats.get(channel.format)
@@ -237,7 +236,8 @@ def prepare(
     renderer = render.renderer_for(fmt, channel.templates, settings.templates_dir)
     try:
         name, body = render_checked(renderer, n)
-        return Prepared(channel, fmt, name, body, n, thread=_thread(channel, n, body, update_only))
+        state = destinations.of(channel).state(channel, n, body, update_only)
+        return Prepared(channel, fmt, name, body, n, state=state)
     except TemplateFailure as exc:
         problem = str(exc)
     log.warning(
@@ -245,24 +245,8 @@ def prepare(
     )
     body = fmt.minimal(n)
     fmt.validate(body)
-    thread = _thread(channel, n, body, update_only)
-    return Prepared(channel, fmt, MINIMAL_TEMPLATE, body, n, template_error=problem, thread=thread)
-
-
-def _thread(
-    channel: Channel, n: Notification, body: dict[str, Any], update_only: rules.Skip | None
-) -> slackapp.Thread | None:
-    """For a Slack app channel: the build whose message this is, and the broadcast reply if any."""
-    if not channel.slack_app:
-        return None
-    broadcast = any(fnmatchcase(n.event, pattern) for pattern in channel.broadcast)
-    return slackapp.Thread(
-        key=n.message_key,
-        stage=n.stage,
-        reply=slackapp.reply_text(body) if broadcast else None,
-        update_only=update_only is not None,
-        skip=(update_only.reason, update_only.message) if update_only is not None else None,
-    )
+    state = destinations.of(channel).state(channel, n, body, update_only)
+    return Prepared(channel, fmt, MINIMAL_TEMPLATE, body, n, template_error=problem, state=state)
 
 
 def handle(req: Request, settings: Settings, *, force: bool = False) -> Answer:
@@ -458,27 +442,22 @@ def _notify(
 
 
 def _posted(n: Notification, channels: Sequence[Channel], memory: Memory) -> frozenset[str]:
-    """The Slack app channels where this build already has a message (memory asked only for those)."""
-    if not n.message_key:
+    """The channels whose destination keeps one message per build and has this build's already
+    (memory is asked only for those)."""
+    key = n.message_key
+    if not key:
         return frozenset()
-    found = set()
-    for channel in channels:
-        if channel.slack_app:
-            _, message = memory.message(n.message_key, channel.name)
-            if message is not None and message.ts is not None:
-                found.add(channel.name)
-    return frozenset(found)
+    return frozenset(
+        c.name
+        for c in channels
+        if (dest := destinations.of(c)).keeps_one_message and dest.has_message(c, key, memory)
+    )
 
 
 def _dry(p: Prepared, memory: Memory) -> ChannelResult:
-    """A dry run's result: the body, and for a Slack app channel whether it would post or update."""
-    if not p.channel.slack_app:
-        return p.result("dry_run", body=p.body)
-    from translators import slackapp
-
-    return p.result(
-        "dry_run", body=p.body, extra={"slack_message": slackapp.plan(p.channel, p.thread, memory)}
-    )
+    """A dry run's result: the body, and what the destination would do with it now."""
+    extra = destinations.of(p.channel).plan(p, memory)
+    return p.result("dry_run", body=p.body, extra=extra) if extra else p.result("dry_run", body=p.body)
 
 
 def _outbox(settings: Settings) -> OutboxStore | None:

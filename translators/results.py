@@ -42,6 +42,9 @@ class ChannelResult:
     #: What a dry run would send.
     body: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Decided by the destination: another attempt later could mend this failure (the outbox takes
+    #: it); a failure without it was refused for good (a dead letter). Not part of the answer.
+    retry: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"channel": self.channel}

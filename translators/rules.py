@@ -18,7 +18,8 @@ With no earlier build on record (a new branch, a fresh deploy), ``after-success`
 failure: people choose it to hear of breakages, and the first failure of a branch is one. An
 ``after-failure`` success is not sent: there was no failure to recover from.
 
-A Slack app channel keeps one message per build and updates it (translators/slackapp.py). When
+A destination may keep one message per build and update it (a Slack app channel,
+translators/destinations/slackapp.py). When
 the rules skip an event for such a channel but the build already has a message there, the message
 is still updated, so that it never goes on saying "started" for a build that finished: its
 *notification* is what the rules decide about, and an update notifies nobody (no broadcast reply

@@ -1,8 +1,8 @@
 """Chat formats: one module per format, limits as class constants.
 
 Each format knows how to escape payload text for its markup, how to clip a rendered body to its
-limits, how to validate it, what a successful delivery answer looks like, and how to build a
-minimal message when a template fails.
+limits, how to validate it, and how to build a minimal message when a template fails. How a
+destination answers (success, refusal, hints) is the destination's (translators/destinations/).
 """
 
 from __future__ import annotations
@@ -161,17 +161,6 @@ class ChatFormat:
     def minimal(self, n: Notification) -> dict[str, Any]:
         """A small built-in message (no templates involved) for when a template fails."""
         raise NotImplementedError
-
-    def is_success(self, status: int, text: str) -> bool:
-        return 200 <= status < 300
-
-    def is_rejected(self, status: int, text: str) -> bool:
-        """The destination refused this body as malformed: its minimal message may get through."""
-        return status == 400
-
-    def hint(self, status: int | None, text: str) -> str | None:
-        """What to do about a destination error with a known meaning (None when there is none)."""
-        return None
 
 
 def utc_text(moment: datetime) -> str:

@@ -101,17 +101,5 @@ class MessageCard(ChatFormat):
             ]
         return self.shrink(body)
 
-    def is_success(self, status: int, text: str) -> bool:
-        # The connector answers 200 "1"; a 200 with any other body (throttling was seen so) failed.
-        return status == 200 and text.strip() == "1"
-
-    def hint(self, status: int | None, text: str) -> str | None:
-        if status in (401, 403, 404, 410):
-            return (
-                "Office 365 connectors were retired in 2026: use a Teams Workflows webhook with "
-                "CHANNEL_<NAME>_FORMAT=teams instead"
-            )
-        return None
-
 
 FORMAT = MessageCard()

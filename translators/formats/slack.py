@@ -39,24 +39,6 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _OPEN_ENTITY = re.compile(r"&[a-z]{0,4}$")
 #: How Slack shows a time in the reader's own time zone ("Nov 30th, 2026 at 10:00 AM").
 DATE_FORMAT = "{date_short_pretty} at {time}"
-#: Slack's answers for a body it will not take; the minimal message may still get through.
-REJECTED = frozenset({"invalid_blocks", "invalid_blocks_format", "invalid_payload", "invalid_attachments"})
-#: What to do about Slack's errors with a known meaning
-#: (https://docs.slack.dev/messaging/sending-messages-using-incoming-webhooks/).
-HINTS = {
-    "no_service": "the incoming webhook was revoked or its Slack app removed: create a new webhook "
-    "(api.slack.com/apps -> Incoming Webhooks) and update CHANNEL_<NAME>_URL",
-    "no_active_hooks": "the app's incoming webhooks are turned off: turn them on or create a new webhook",
-    "channel_not_found": "the webhook's channel was deleted or the app lost access to it: "
-    "create a new webhook",
-    "channel_is_archived": "the webhook's channel is archived: unarchive it, or create a webhook "
-    "for another channel",
-    "invalid_token": "the webhook's token is no longer valid: create a new webhook and update "
-    "CHANNEL_<NAME>_URL",
-    "action_prohibited": "a workspace admin restricted posting to this channel: ask them, or use "
-    "another channel",
-    "posting_to_general_channel_denied": "only admins may post in #general: use another channel",
-}
 
 
 class Slack(ChatFormat):
@@ -201,15 +183,6 @@ class Slack(ChatFormat):
                 }
             ],
         }
-
-    def is_success(self, status: int, text: str) -> bool:
-        return status == 200 and text.strip() == "ok"
-
-    def is_rejected(self, status: int, text: str) -> bool:
-        return status == 400 and text.strip() in REJECTED
-
-    def hint(self, status: int | None, text: str) -> str | None:
-        return HINTS.get(text.strip())
 
 
 def _mrkdwn_mention(m: Mention) -> str:

@@ -313,20 +313,5 @@ class Teams(ChatFormat):
             card["actions"] = [{"type": "Action.OpenUrl", "title": "Open", "url": n.url}]
         return self.shrink(envelope(card))
 
-    def is_success(self, status: int, text: str) -> bool:
-        # Workflows answers 202 Accepted: accepted by the flow, not proven posted.
-        return 200 <= status < 300
-
-    def hint(self, status: int | None, text: str) -> str | None:
-        if status in (401, 403, 404):
-            return (
-                "the Workflows URL is wrong, or its flow was deleted or turned off (a flow stops when its "
-                "owner leaves): in Teams, create a new 'Post to a channel when a webhook request is "
-                "received' workflow and update CHANNEL_<NAME>_URL"
-            )
-        if status == 429:
-            return "Workflows throttles more than about 4 requests a second: slow this channel down"
-        return None
-
 
 FORMAT = Teams()

@@ -59,7 +59,8 @@ class Entry:
     status: Status = "queued"
     dead_reason: str | None = None
     lease_until: datetime | None = None
-    #: For a Slack app channel: which build's message this is, and how (translators/slackapp.py).
+    #: What the channel's destination keeps beside the body (translators/destinations/): the build
+    #: (for the order of its events) and, for a Slack app channel, how its one message is sent.
     thread: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -20,24 +20,41 @@ For one event of a build (``Notification.message_key``) in one channel:
    ``reply_broadcast``, which shows in the channel too and carries the mentions.
 
 Success is HTTP 200 with ``"ok": true``; a 200 with ``"ok": false`` is a failure named by Slack's
-``error``, with a hint for the usual ones. A 429 ``ratelimited`` answer's ``Retry-After`` is
-honoured by the delivery's retries and then by the outbox. The bot token is sent in the
-``Authorization`` header and is kept out of every answer and log line.
+``error``, with a hint for the usual ones. Errors Slack documents as transient (``internal_error``,
+``fatal_error``, ``ratelimited``, ``request_timeout``, ``service_unavailable``...) are retried by
+the outbox like a 5xx; any other (``invalid_auth``, ``channel_not_found``, ``not_in_channel``...)
+is refused for good and kept as a dead letter to replay once the token or channel is fixed. An
+update whose answer did not come in time is tried again (``chat.update`` is idempotent), and the
+broadcast reply follows it. A 429's ``Retry-After`` is honoured by the delivery's retries and then
+by the outbox. The bot token is sent in the ``Authorization`` header and is kept out of every
+answer and log line.
+
+The message's ``text`` (what a notification and a screen reader show) is made from the
+notification, not from the blocks: Slack reads it as mrkdwn, where ``*``, ``_``, ``~``, ``` ` ```
+and ``:emoji:`` format and no escape exists, so a zero-width space after each of them in payload
+text keeps it literal, as the blocks' rich text is.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from translators import logs
+from translators.destinations import BUSY, MINIMAL_TEMPLATE, Context, admitted, result_of, transient_http
 
 if TYPE_CHECKING:
+    from translators.deliverer import Prepared
     from translators.delivery import DeliveryPolicy, DeliveryResult
     from translators.memory import Memory
+    from translators.model import Notification
+    from translators.results import ChannelResult
+    from translators.rules import Skip
     from translators.settings import Channel
     from translators.state import Message
 
@@ -47,6 +64,18 @@ UPDATE = "chat.update"
 GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
 #: Errors that mean Slack refused the body itself: the minimal message may still get through.
 REJECTED = frozenset({"invalid_blocks", "invalid_blocks_format", "invalid_attachments", "msg_too_long"})
+#: Web API errors Slack documents as temporary (chat.postMessage, chat.update): tried again later.
+TRANSIENT = frozenset(
+    {
+        "internal_error",
+        "fatal_error",
+        "ratelimited",
+        "rate_limited",
+        "request_timeout",
+        "service_unavailable",
+        "team_added_to_org",
+    }
+)
 #: How long an event waits for another request's post of the same build before it is retried later.
 WAIT_FOR_POST_SECONDS = 3.0
 POLL_SECONDS = 0.1
@@ -87,6 +116,8 @@ class Thread:
     #: so that it does not go on saying "started" (docs/slack-app.md).
     update_only: bool = False
     skip: tuple[str, str] | None = None
+    #: The message's ``text`` (notifications, screen readers), payload text made literal for mrkdwn.
+    text: str | None = None
 
     def dump(self) -> dict[str, Any]:
         return {
@@ -95,6 +126,7 @@ class Thread:
             "reply": self.reply,
             "update_only": self.update_only,
             "skip": list(self.skip) if self.skip else None,
+            "text": self.text,
         }
 
     @classmethod
@@ -108,6 +140,7 @@ class Thread:
             reply=data.get("reply"),
             update_only=bool(data.get("update_only")),
             skip=(str(skip[0]), str(skip[1])) if skip else None,
+            text=data.get("text") if isinstance(data.get("text"), str) else None,
         )
 
 
@@ -159,11 +192,19 @@ def ts_of(answer: str | None) -> str | None:
 class Api:
     """Calls of the Slack Web API for one channel, with the delivery's retries and deadline."""
 
-    def __init__(self, channel: Channel, policy: DeliveryPolicy, context: Mapping[str, object]) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        policy: DeliveryPolicy,
+        context: Mapping[str, object],
+        text: str | None = None,
+    ) -> None:
         assert channel.slack_channel is not None and channel.slack_token is not None
         self.channel = channel
         self.policy = policy
         self.context = context
+        #: The message's ``text``, made from the notification (``message_text``).
+        self.text = text
 
     def call(self, method: str, body: Mapping[str, Any]) -> DeliveryResult:
         from translators import delivery
@@ -172,7 +213,7 @@ class Api:
         token = self.channel.slack_token.get_secret_value()  # type: ignore[union-attr]
         payload = {**body, "channel": self.channel.slack_channel}
         if method in (POST, UPDATE):
-            payload.setdefault("text", _notification_text(payload))
+            payload.setdefault("text", self.text or _notification_text(payload))
         return delivery.deliver(
             f"{self.channel.slack_api_url}/{method}",
             dumps(payload),
@@ -221,7 +262,7 @@ def send(
     policy: DeliveryPolicy,
     context: Mapping[str, object],
 ) -> Outcome:
-    api = Api(channel, policy, context)
+    api = Api(channel, policy, context, thread.text if thread is not None else None)
     name = channel.name
     if thread is None or thread.key is None:
         return Outcome(api.call(POST, body), "posted")
@@ -298,3 +339,107 @@ def _update(
     # The update notified nobody: a reply in the thread, also shown in the channel, does.
     reply = api.call(POST, {"thread_ts": message.ts, "reply_broadcast": True, "text": thread.reply})
     return Outcome(sent, "updated", reply_error=None if reply.ok else reply.error or "the reply failed")
+
+
+#: mrkdwn's formatting characters: a zero-width space after each keeps payload text from pairing
+#: into bold, italics, strike-through, code or an :emoji: (Slack has no escape for them).
+_FORMATTING = re.compile(r"([*_~`:])")
+
+
+def literal(text: str) -> str:
+    """Payload text for a mrkdwn ``text``: ``& < >`` as entities (no mention, no link), and no
+    formatting character able to pair up."""
+    from translators.formats import escape_entities
+
+    return _FORMATTING.sub("\\1\u200b", escape_entities(text))
+
+
+def message_text(n: Notification) -> str:
+    """The message's ``text``: the heading (payload text made literal) and the channel's mentions."""
+    from translators.formats import OUTCOME_EMOJI
+    from translators.formats.slack import FORMAT as SLACK
+
+    line = f"{n.emoji or OUTCOME_EMOJI.get(n.outcome, '')} {literal(n.heading)}".strip()
+    return f"{line} cc {SLACK.mentions(n.mentions)}" if n.mentions else line
+
+
+def retryable(sent: DeliveryResult, method_error: str | None) -> bool:
+    """Another attempt could mend it: no answer, 408/429/5xx, or an error Slack calls temporary."""
+    if sent.outcome != "failed":
+        return False
+    return (sent.status != 200 and transient_http(sent.status)) or method_error in TRANSIENT
+
+
+class SlackApp:
+    """A Slack app channel: one message per build, posted and updated in place."""
+
+    name: ClassVar[str] = "slack-app"
+    keeps_one_message: ClassVar[bool] = True
+
+    def state(
+        self, channel: Channel, n: Notification, body: dict[str, Any], update_only: Skip | None
+    ) -> dict[str, Any] | None:
+        text = message_text(n)
+        broadcast = any(fnmatchcase(n.event, pattern) for pattern in channel.broadcast)
+        return Thread(
+            key=n.message_key,
+            stage=n.stage,
+            reply=text if broadcast else None,
+            update_only=update_only is not None,
+            skip=(update_only.reason, update_only.message) if update_only is not None else None,
+            text=text,
+        ).dump()
+
+    def has_message(self, channel: Channel, key: str, memory: Memory) -> bool:
+        _, message = memory.message(key, channel.name)
+        return message is not None and message.ts is not None
+
+    def plan(self, p: Prepared, memory: Memory) -> dict[str, Any]:
+        return {"slack_message": plan(p.channel, Thread.load(p.state), memory)}
+
+    def send(self, p: Prepared, ctx: Context) -> ChannelResult:
+        thread = Thread.load(p.state)
+        with admitted(p.channel.name) as ok:
+            if not ok:
+                return p.result("failed", reason="busy", error=BUSY, retry=True)
+            context = {"request_id": ctx.request_id, "channel": p.channel.name, "format": p.fmt.name}
+            done = send(p.channel, p.body, thread, ctx.memory, ctx.policy, context)
+            sent = done.sent
+            fallback: str | None = None
+            if sent is not None and not sent.ok and p.template != MINIMAL_TEMPLATE:
+                minimal = p.minimal()
+                if minimal is not None and is_rejected(sent.status or 0, sent.error or ""):
+                    log.warning(
+                        "channel %s refused the body of template %s (%s); sending the minimal message",
+                        p.channel.name,
+                        p.template,
+                        sent.error,
+                    )
+                    fallback = f"rejected: {sent.error}"
+                    done = send(p.channel, minimal, thread, ctx.memory, ctx.policy, context)
+        extra: dict[str, Any] = {"slack_message": done.action}
+        if done.reply_error:
+            extra["reply_error"] = done.reply_error
+        if done.sent is None:
+            if done.action == "waiting":  # the outbox tries it again shortly, after the post
+                return p.result(
+                    "failed", reason="message_in_progress", error=done.message, extra=extra, retry=True
+                )
+            skip = thread.skip if thread is not None and thread.skip else None
+            if done.action == "not_posted" and skip is not None:
+                return p.result("skipped", reason=skip[0], message=skip[1], extra=extra)
+            return p.result("skipped", reason=done.action, message=done.message, extra=extra)
+        error = error_of(done.sent.error)
+        # An update with no answer in time is sent again (chat.update is idempotent), and the
+        # broadcast reply follows it; a post is not (a second one would be a second message).
+        again = retryable(done.sent, error) or (done.sent.outcome == "unknown" and done.action == "updated")
+        result = result_of(p, done.sent, hint, retry=again)
+        changes: dict[str, Any] = {"extra": extra, "retry": again}
+        if fallback is not None:
+            changes |= {"template": MINIMAL_TEMPLATE, "fallback": fallback}
+        if done.message and result.message is None:
+            changes["message"] = done.message
+        return replace(result, **changes)
+
+
+DESTINATION = SlackApp()
