@@ -10,8 +10,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from translators import drainer, pipeline
-from translators.outbox import open_outbox
+from translators import pipeline
+from translators.outbox import log_change, open_outbox
 from translators.settings import Settings
 from translators.state import StoreUnavailable, now
 
@@ -46,7 +46,7 @@ def replay(settings: Settings, ids: Sequence[str] | None) -> pipeline.Answer:
         return _unavailable(exc)
     for entry in dead.values():
         if ids is None or entry.id in ids:
-            drainer.log_change("replayed", entry)
+            log_change("replayed", entry)
     body: dict[str, Any] = {"replayed": count}
     missing = sorted(set(ids or ()) - set(dead))
     if missing:
@@ -64,7 +64,7 @@ def drop(settings: Settings, ids: Sequence[str]) -> pipeline.Answer:
         return _unavailable(exc)
     for entry_id in ids:
         if entry_id in known:
-            drainer.log_change("dropped", known[entry_id])
+            log_change("dropped", known[entry_id])
     missing = sorted(set(ids) - set(known))
     body: dict[str, Any] = {"dropped": count}
     if missing:

@@ -201,6 +201,8 @@ class Deliverer:
 
     def _keep_dead(self, event_id: str | None, p: Prepared, failed: ChannelResult) -> ChannelResult:
         """Refused for good: the channel failed (502), and the body is kept as a dead letter."""
+        from translators import outbox as outboxes
+
         if self.outbox is None or failed.reason in ("memory_unavailable",):
             return failed
         entry = self._entry(event_id, p, now(), now(), failed)
@@ -212,9 +214,7 @@ class Deliverer:
             log.warning("outbox unavailable (%s): the refused delivery could not be kept", exc)
             return failed
         log.warning("dead letter %s for channel %s: %s", entry.id, entry.channel, reason)
-        from translators import drainer
-
-        drainer.log_change("dead", entry, reason=reason, request_id=self.request_id)
+        outboxes.log_change("dead", entry, reason=reason, request_id=self.request_id)
         return replace(
             failed,
             extra={**failed.extra, "dead_letter": entry.id},
@@ -255,7 +255,6 @@ class Deliverer:
         self, event_id: str | None, p: Prepared, reason: str, due: Any, failed: ChannelResult | None = None
     ) -> ChannelResult:
         """Write ``p`` to the outbox; the result says when it is tried next (or ``failed`` if it cannot)."""
-        from translators import drainer
         from translators import outbox as outboxes
 
         assert self.outbox is not None and self.app is not None
@@ -276,7 +275,7 @@ class Deliverer:
             if failed is not None:
                 return failed
             return self.send(event_id, p)  # nothing kept it: better sent now than not at all
-        drainer.log_change("queued", entry, reason=reason, request_id=self.request_id)
+        outboxes.log_change("queued", entry, reason=reason, request_id=self.request_id)
         fields: dict[str, Any] = {"reason": reason, "next_attempt_at": outboxes.iso(due)}
         if failed is not None:
             fields |= {

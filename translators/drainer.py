@@ -33,7 +33,7 @@ from typing import Any
 from translators import destinations, formats, logs
 from translators.deliverer import Deliverer, Prepared, fan_out_pool, in_flight
 from translators.memory import Memory
-from translators.outbox import LEASE, Entry, OutboxStore, after, backoff, iso, leased, open_outbox
+from translators.outbox import LEASE, Entry, OutboxStore, after, backoff, iso, leased, log_change, open_outbox
 from translators.pacing import PACER, Pacer
 from translators.results import ChannelResult
 from translators.settings import Settings
@@ -43,22 +43,6 @@ log = logs.logger("translators.drainer")
 
 #: Between passes when nothing was due, and the longest a pass waits for a due entry.
 IDLE_SECONDS = 0.5
-
-
-def log_change(change: str, entry: Entry, **fields: Any) -> None:
-    """One structured line per change of an entry: never a body, never a URL (entries hold none)."""
-    logs.event(
-        log,
-        f"outbox.{change}",
-        {
-            "id": entry.id,
-            "channel": entry.channel,
-            "event": entry.event,
-            "event_id": entry.event_id,
-            "attempts": entry.attempts,
-            **{k: v for k, v in fields.items() if v is not None},
-        },
-    )
 
 
 @dataclass

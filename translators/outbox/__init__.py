@@ -139,6 +139,22 @@ class OutboxStore(Protocol):
     def close(self) -> None: ...
 
 
+def log_change(change: str, entry: Entry, **fields: Any) -> None:
+    """One structured line per change of an entry: never a body, never a URL (entries hold none)."""
+    logs.event(
+        log,
+        f"outbox.{change}",
+        {
+            "id": entry.id,
+            "channel": entry.channel,
+            "event": entry.event,
+            "event_id": entry.event_id,
+            "attempts": entry.attempts,
+            **{k: v for k, v in fields.items() if v is not None},
+        },
+    )
+
+
 def iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
