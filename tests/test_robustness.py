@@ -189,6 +189,19 @@ DRY_RUNS: list[tuple[str, str]] = [
     ("dryrun=1", "refused"),
     ("dry_run=0&dry_run=1", "refused"),
     ("dry_run=1&dry_run=0", "refused"),
+    # Look-alikes a person reads as dry_run: an attack run found each of them posting for real.
+    ("dry%20run=1", "refused"),
+    ("dry.run=1", "refused"),
+    ("%20dry_run=1", "refused"),
+    ("dry_run%20=1", "refused"),
+    ("dry_run%00=1", "refused"),
+    ("dry%E2%80%8B_run=1", "refused"),  # a zero-width space
+    ("%EF%BD%84%EF%BD%92%EF%BD%99_run=1", "refused"),  # fullwidth "dry"
+    ("dry_runs=1", "refused"),
+    ("dry_run[]=1", "refused"),
+    ("dry_run.x=1", "refused"),
+    ("amp;dry_run=1", "refused"),  # a URL copied out of HTML: ?a=1&amp;dry_run=1
+    ("dryness=1", "real"),
 ]
 
 
@@ -526,3 +539,21 @@ def test_health_is_degraded_naming_the_failure_class_when_memory_is_unavailable(
     assert answer.body["memory"] == {"backend": "sqlite", "available": False}
     (problem,) = answer.body["problems"]
     assert problem.startswith("memory unavailable: ") and str(tmp_path) not in problem
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"build_slug": "815697039aa6c07c", "build_status": 2, "build_status": 1, "app_slug": "a"}',
+        b'{"build_slug": "815697039aa6c07c", "build_status": 2,'
+        b' "git": {"src_branch": "a", "src_branch": "b"}}',
+    ],
+)
+def test_a_duplicate_json_key_is_refused_naming_the_key(
+    raw: bytes, channels: dict[str, str], chat: ChatServer
+) -> None:
+    answer = post(channels, "bitrise", "slack", raw, FINISHED)
+    assert answer.status == 400 and answer.body["error"] == "duplicate_key", answer.body
+    key = "build_status" if b'"build_status": 1' in raw else "src_branch"
+    assert f"'{key}' appears twice" in answer.body["message"]
+    assert calls(chat, channels, "slack") == 0

@@ -52,7 +52,10 @@ log = logs.logger("translators.deliverer")
 
 __all__ = ["MINIMAL_TEMPLATE", "Deliverer", "Prepared", "in_flight"]
 
-IN_PROGRESS = "another request is delivering this event to this channel right now; retry later"
+IN_PROGRESS = (
+    "another request is delivering this event to this channel right now: it arrives once, or is"
+    " kept and retried by that request"
+)
 UNKNOWN_HELD = (
     "an earlier attempt was sent and got no answer in time, so the channel most likely has it; "
     "a retry more than 10 minutes after that attempt sends it again"
@@ -315,9 +318,9 @@ class Deliverer:
                 )
             if claim.unknown:
                 return p.result("unknown", reason="unknown_outcome", message=UNKNOWN_HELD)
-            # Not "skipped": if that other delivery fails, this retry must not have been the last
-            # chance, so the channel counts as failed and the source may retry later.
-            return p.result("failed", reason="in_progress", error=IN_PROGRESS, in_progress=True)
+            # Not "skipped", not "failed": the other request owns it, and what it cannot deliver it
+            # keeps (outbox, dead letter). A 5xx would only make the platform send it again.
+            return p.result("in_progress", reason="in_progress", message=IN_PROGRESS, in_progress=True)
         token = claim.token if claim is not None else None
         settled = False
         try:

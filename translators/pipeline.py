@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import time
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -103,6 +104,8 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise BadBody(
             f"the request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
         ) from None
+    except DuplicateKey as exc:
+        raise BadBody(f"the request body is ambiguous JSON: {exc}", error="duplicate_key") from None
     except ValueError as exc:
         raise BadBody(f"the request body is not valid JSON: {exc}") from None
     except RecursionError:
@@ -136,8 +139,42 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-#: What ``json.loads(text, parse_constant=...)`` builds on every call, built once.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+class DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are all different: ``{"build_status": 2, "build_status": 1}`` is read
+    as 1 by us and perhaps as 2 by whoever signed or checked it, so it is refused, not guessed."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(f"the key {key[:60]!r} appears twice in one object")
+            seen.add(key)
+    return found
+
+
+#: What ``json.loads(text, parse_constant=..., object_pairs_hook=...)`` builds on every call, built once.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_unique_keys)
+
+
+#: Everything but the letters a-z, once a name is normalised: spaces, punctuation, NUL, brackets,
+#: zero-width and other invisible characters.
+_NOT_LETTERS = re.compile(r"[^a-z]+")
+
+
+def _dry_run_like(name: str) -> bool:
+    """Whether a parameter name reads as ``dry_run`` to a person: after Unicode normalisation
+    (fullwidth letters), case, an ``amp;`` left by a URL copied out of HTML, and every character
+    that is not a letter (``dry run``, ``dry.run``, `` dry_run``, ``dry_run%00``, ``dry_run[]``,
+    ``dry_run.x``, ``dry_runs``)."""
+    if name == DRY_RUN:
+        return True
+    folded = unicodedata.normalize("NFKC", name).casefold().strip()
+    folded = folded.removeprefix("amp;")
+    return _NOT_LETTERS.sub("", folded).startswith("dryrun")
 
 
 def dry_run(query: Sequence[tuple[str, str]]) -> bool:
@@ -147,7 +184,7 @@ def dry_run(query: Sequence[tuple[str, str]]) -> bool:
     A typo must not post to the real channel, so every other use of a dry-run-like parameter
     (no value, ``dry-run``, ``DRY_RUN``, an unknown value, two different values) is refused.
     """
-    used = [(k, v) for k, v in query if k.lower().replace("-", "").replace("_", "") == "dryrun"]
+    used = [(k, v) for k, v in query if _dry_run_like(k)]
     if not used:
         return False
     spelled = sorted({k for k, _ in used if k != DRY_RUN})

@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Status = Literal["delivered", "failed", "unknown", "queued", "skipped", "dry_run", "misconfigured"]
+Status = Literal[
+    "delivered", "failed", "unknown", "queued", "skipped", "in_progress", "dry_run", "misconfigured"
+]
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ def summarise(results: Sequence[ChannelResult]) -> tuple[int, str, str | None]:
 
     - a channel failed for good: 502, so that sources which retry will (only the failed channels
       are sent again: the others' deliveries are remembered);
+    - another request is delivering the same event right now: 200 ``in_progress``;
     - every channel misconfigured: 503 (not the sender's fault; retrying sources try again);
     - queued (the outbox owns it) or unknown (sent, no answer in time): 200, the event is ours now;
     - all skipped: 200 ``skipped``; else ``delivered``.
@@ -94,6 +97,14 @@ def summarise(results: Sequence[ChannelResult]) -> tuple[int, str, str | None]:
     failed = [r for r in results if r.status == "failed"]
     if failed:
         return 502, "failed", f"{len(failed)} of {len(results)} channel(s) failed"
+    if "in_progress" in statuses:
+        # Another request holds this event's delivery right now: it will arrive once. A 5xx would
+        # only make the platform send it yet again.
+        return (
+            200,
+            "in_progress",
+            "another request is delivering this event right now; it arrives once (see channels[])",
+        )
     if statuses and all(s == "misconfigured" for s in statuses):
         return 503, "misconfigured", "every channel asked for is misconfigured (see channels[].error)"
     if "dry_run" in statuses:
