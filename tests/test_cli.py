@@ -291,3 +291,112 @@ def test_make_run_starts_serve_with_overridable_address() -> None:
     assert "-m translators serve --host '0.0.0.0' --port '8123'" in dry_run("PORT=8123", "HOST=0.0.0.0")
     env["PORT"] = "9000"
     assert "--port '9000'" in dry_run()
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 26: template folders, misspelled settings, and the small edges
+
+
+def test_a_missing_template_folder_breaks_the_channel_in_settings_and_send(tmp_path: Path) -> None:
+    env = {
+        "CHANNEL_BUILDS_URL": "https://hooks.slack.com/services/T0/B0/x",
+        "CHANNEL_BUILDS_TEMPLATES": "nope/",
+        "STATE_STORE": f"sqlite://{tmp_path / 's.db'}",
+    }
+    shown = run_cli("settings", cwd=tmp_path, env=env)
+    assert (
+        shown.returncode == 1
+        and "BROKEN channel 'builds': CHANNEL_BUILDS_TEMPLATES names no folder" in shown.stdout
+    )
+    sent = run_cli("send", "--dry-run", "bitrise", "builds", "bitrise/build-failed", cwd=tmp_path, env=env)
+    assert sent.returncode == 1 and json.loads(sent.stdout)["status"] == "misconfigured"
+    checked = run_cli("check", cwd=tmp_path, env=env)
+    assert checked.returncode == 2 and "CHANNEL_BUILDS_TEMPLATES names no folder" in checked.stderr
+
+
+def test_a_relative_template_folder_is_the_apps_from_any_directory(tmp_path: Path) -> None:
+    """`--settings` from another folder: custom-templates/ is the app's, not the current directory's."""
+    (tmp_path / "local.settings.json").write_text(
+        json.dumps(
+            {
+                "Values": {
+                    "CHANNEL_BUILDS_URL": "https://hooks.slack.com/services/T0/B0/x",
+                    "CHANNEL_BUILDS_TEMPLATES": "custom-templates",
+                    "STATE_STORE": f"sqlite://{tmp_path / 's.db'}",
+                }
+            }
+        )
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shown = run_cli("settings", "--settings", str(tmp_path / "local.settings.json"), cwd=elsewhere)
+    assert shown.returncode == 0 and "custom_templates=True" in shown.stdout, shown.stdout
+
+
+def test_misspelled_settings_are_warned_about_by_settings_and_check(tmp_path: Path) -> None:
+    env = {
+        "CHANNEL_BUILDS_URL": "https://hooks.slack.com/services/T0/B0/x",
+        "CHANNEL_BUILDS_EVENT": "build.failed",
+        "CHANNEL_BUILDS_BUILD_SUCCES": "never",
+        "CHANNELS_BUILDS_URL": "https://hooks.slack.com/services/T0/B0/y",
+    }
+    shown = run_cli("settings", cwd=tmp_path, env=env)
+    assert shown.returncode == 0, "a warning blocks nothing"
+    for name, nearest in [
+        ("CHANNEL_BUILDS_EVENT", "CHANNEL_BUILDS_EVENTS"),
+        ("CHANNEL_BUILDS_BUILD_SUCCES", "CHANNEL_BUILDS_BUILD_SUCCESS"),
+        ("CHANNELS_BUILDS_URL", "CHANNEL_BUILDS_URL"),
+    ]:
+        assert (
+            f"WARNING {name} is not a setting the app knows, so it is ignored: did you mean {nearest}?"
+            in shown.stdout
+        )
+    checked = run_cli("check", cwd=tmp_path, env=env)
+    assert "WARNING CHANNEL_BUILDS_EVENT is not a setting" in checked.stdout
+
+
+def test_send_with_a_broken_template_exits_1_and_says_the_minimal_message_was_used(tmp_path: Path) -> None:
+    folder = tmp_path / "tpl"
+    (folder / "slack").mkdir(parents=True)
+    (folder / "slack" / "default.json.j2").write_text('{"text": "{{ n.title }"}\n')
+    env = {
+        "CHANNEL_S_URL": "https://hooks.slack.com/services/T0/B0/x",
+        "CHANNEL_S_TEMPLATES": str(folder),
+        "STATE_STORE": f"sqlite://{tmp_path / 's.db'}",
+    }
+    sent = run_cli("send", "--dry-run", "bitrise", "s", "bitrise/build-failed", cwd=tmp_path, env=env)
+    assert sent.returncode == 1
+    assert "the template failed, so the minimal message was rendered instead" in sent.stderr
+    assert "tpl/slack/default.json.j2, line 1" in sent.stderr
+
+
+def test_outbox_and_memory_alone_say_which_actions_there_are(tmp_path: Path) -> None:
+    alone = run_cli("outbox", cwd=tmp_path)
+    assert alone.returncode == 2 and "`outbox list`" in alone.stderr and "`outbox drop ID...`" in alone.stderr
+    assert "required" not in alone.stderr
+    memory = run_cli("memory", cwd=tmp_path)
+    assert memory.returncode == 2 and "`memory clear`" in memory.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "usage"), [(("samples", "bitrise"), "samples"), (("check", "extra"), "check")]
+)
+def test_extra_arguments_get_the_commands_own_usage(
+    tmp_path: Path, args: tuple[str, ...], usage: str
+) -> None:
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        f"usage: python -m translators {usage} " in result.stderr
+        and f"unrecognized arguments: {args[1]}" in result.stderr
+    )
+
+
+def test_memory_clear_names_the_file_it_cleared(tmp_path: Path) -> None:
+    env = {"STATE_STORE": f"sqlite://{tmp_path / 's.db'}"}
+    default = run_cli(
+        "memory", "clear", "--yes", cwd=tmp_path, env={"STATE_STORE": "sqlite:///" + str(tmp_path / "d.db")}
+    )
+    assert default.returncode == 0 and "()" not in default.stdout
+    cleared = run_cli("memory", "clear", "--yes", cwd=tmp_path, env=env)
+    assert cleared.returncode == 0 and cleared.stdout.strip() == "cleared 0 records from sqlite (s.db)"

@@ -35,23 +35,24 @@ def test_format_by_host(url: str, fmt: str | None) -> None:
     assert settings.format_for_host(url) == fmt
 
 
-def test_channels_from_env() -> None:
+def test_channels_from_env(tmp_path: Path) -> None:
+    (tmp_path / "ops").mkdir()
     loaded = settings.load(
         {
             "CHANNEL_SLACK_URL": "https://hooks.slack.com/services/fake/fake/fake",
             "CHANNEL_Ops_Teams_URL": "https://chat.acme.test/hook",
             "CHANNEL_OPS_TEAMS_FORMAT": "Teams",
-            "CHANNEL_OPS_TEAMS_TEMPLATES": "/srv/templates/ops",
-            "TEMPLATES_DIR": "/srv/templates",
+            "CHANNEL_OPS_TEAMS_TEMPLATES": str(tmp_path / "ops"),
+            "TEMPLATES_DIR": str(tmp_path),
             "UNRELATED": "x",
         }
     )
     assert set(loaded.channels) == {"slack", "ops-teams"}
     assert loaded.channel("OPS_TEAMS").format == "teams"
-    assert loaded.channel("ops-teams").templates == "/srv/templates/ops"
+    assert loaded.channel("ops-teams").templates == str(tmp_path / "ops")
     assert loaded.channel("Slack").format == "slack"
-    assert loaded.templates_dir == "/srv/templates"
-    assert loaded.channel_errors == {} and loaded.errors == {}
+    assert loaded.templates_dir == str(tmp_path)
+    assert loaded.channel_errors == {} and loaded.errors == {} and loaded.warnings == {}
 
 
 @pytest.mark.parametrize(
@@ -257,3 +258,114 @@ def test_an_unresolved_key_vault_reference_is_named_not_used() -> None:
     )
     assert "CHANNEL_BUILDS_URL is a Key Vault reference" in loaded.channel_errors["builds"]
     assert list(loaded.channels) == ["ok"]
+
+
+# -- template folders: one home, relative to the app, a missing one is an error -----------------
+
+
+def test_a_relative_template_folder_is_relative_to_the_app_not_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "custom-templates").mkdir()  # the current directory's is not the one meant
+    loaded = settings.load(
+        {"CHANNEL_B_URL": "https://hooks.slack.com/services/T/B/x", "CHANNEL_B_TEMPLATES": "custom-templates"}
+    )
+    assert loaded.channel("b").templates == str(settings.APP_ROOT / "custom-templates")
+    assert (settings.APP_ROOT / "function_app.py").is_file()
+
+
+def test_a_missing_template_folder_is_the_channels_configuration_error() -> None:
+    loaded = settings.load(
+        {
+            "CHANNEL_BUILDS_URL": "https://hooks.slack.com/services/T/B/x",
+            "CHANNEL_BUILDS_TEMPLATES": "nope/",
+            "CHANNEL_OTHER_URL": "https://hooks.slack.com/services/T/B/y",
+        }
+    )
+    assert "builds" not in loaded.channels and "other" in loaded.channels
+    error = loaded.channel_errors["builds"]
+    assert "CHANNEL_BUILDS_TEMPLATES names no folder" in error and "relative to" in error
+    assert "custom-templates/" in error
+
+
+def test_a_missing_templates_dir_is_a_setting_error() -> None:
+    loaded = settings.load({"TEMPLATES_DIR": "/no/such/folder"})
+    assert "TEMPLATES_DIR names no folder" in loaded.errors["TEMPLATES_DIR"]
+    assert loaded.templates_dir is None
+
+
+# -- names that look like ours but are none -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "nearest"),
+    [
+        ("CHANNEL_BUILDS_EVENT", "CHANNEL_BUILDS_EVENTS"),
+        ("CHANNEL_BUILDS_BUILD_SUCCES", "CHANNEL_BUILDS_BUILD_SUCCESS"),
+        ("CHANNELS_BUILDS_URL", "CHANNEL_BUILDS_URL"),
+        ("CHANNEL_BUILDS_TEMPLATE", "CHANNEL_BUILDS_TEMPLATES"),
+        ("WEBHOOK_TOKN", "WEBHOOK_TOKEN"),
+        ("OUTBOX_MAX_AGE_SECOND", "OUTBOX_MAX_AGE_SECONDS"),
+    ],
+)
+def test_a_misspelled_setting_is_a_warning_naming_the_nearest_valid_name(name: str, nearest: str) -> None:
+    loaded = settings.load({"CHANNEL_BUILDS_URL": "https://hooks.slack.com/services/T/B/x", name: "x"})
+    assert loaded.warnings == {
+        name: f"{name} is not a setting the app knows, so it is ignored: did you mean {nearest}?"
+    }
+    assert loaded.errors == {} and loaded.channel_errors == {} and "builds" in loaded.channels
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "PATH",
+        "HOME",
+        "WEBSITE_SITE_NAME",
+        "FUNCTIONS_WORKER_RUNTIME",
+        "AzureWebJobsStorage__queueServiceUri",
+        "SLACK_API_TOKEN",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    ],
+)
+def test_names_that_are_not_ours_are_left_alone(name: str) -> None:
+    assert settings.load({name: "x"}).warnings == {}
+
+
+def test_setting_warnings_are_logged_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHANNEL_LOGGED_EVENT", "build.failed")
+    monkeypatch.setenv("CHANNEL_LOGGED_URL", "https://hooks.slack.com/services/T/B/x")
+    with caplog.at_level("WARNING", logger="translators.settings"):
+        settings.from_environ()
+        settings.from_environ()
+    lines = [r.getMessage() for r in caplog.records if "CHANNEL_LOGGED_EVENT" in r.getMessage()]
+    assert lines == [
+        "setting warning: CHANNEL_LOGGED_EVENT is not a setting the app knows, so it is ignored:"
+        " did you mean CHANNEL_LOGGED_EVENTS?"
+    ]
+
+
+# -- plain http ----------------------------------------------------------------------------------
+
+
+def test_a_chat_services_webhook_must_be_https() -> None:
+    loaded = settings.load({"CHANNEL_S_URL": "http://hooks.slack.com/services/T/B/x"})
+    assert "CHANNEL_S_URL must start with https://" in loaded.channel_errors["s"]
+
+
+def test_plain_http_elsewhere_is_a_warning_and_loopback_is_fine() -> None:
+    loaded = settings.load(
+        {
+            "CHANNEL_LAN_URL": "http://chat.acme.test/hook",
+            "CHANNEL_LAN_FORMAT": "slack",
+            "CHANNEL_HERE_URL": "http://127.0.0.1:7071/inbox/slack",
+            "CHANNEL_HERE_FORMAT": "slack",
+            "CHANNEL_LOCAL_URL": "http://localhost:8080/hook",
+            "CHANNEL_LOCAL_FORMAT": "teams",
+        }
+    )
+    assert set(loaded.channels) == {"lan", "here", "local"}
+    assert list(loaded.warnings) == ["CHANNEL_LAN_URL"] and "plain http" in loaded.warnings["CHANNEL_LAN_URL"]

@@ -85,7 +85,8 @@ def test_syntax_error_names_template_and_line(tmp_path: Path) -> None:
         r.render(N)
     assert err.value.template == "slack/bitrise/build.failed.json.j2"
     assert err.value.line == 3
-    assert str(err.value).startswith("error in 'slack/bitrise/build.failed.json.j2, line 3'")
+    # Named as a file, as answers, logs, check and the preview all name it.
+    assert str(err.value).startswith(f"error in '{tmp_path}/slack/bitrise/build.failed.json.j2, line 3'")
 
 
 def test_undefined_field_names_template_and_line(tmp_path: Path) -> None:
@@ -120,7 +121,7 @@ def test_broken_template_still_delivers_minimal_message(tmp_path: Path) -> None:
     for name, fmt in (("s", "slack"), ("t", "teams")):
         prepared = pipeline.prepare(loaded.channel(name), N, loaded)
         assert prepared.template == "(built-in minimal)"
-        assert prepared.template_error and f"'{fmt}/default.json.j2" in prepared.template_error
+        assert prepared.template_error and f"{fmt}/default.json.j2" in prepared.template_error
         assert "Build #7 failed" in json.dumps(prepared.body, ensure_ascii=False)
         assert "https://app.bitrise.io/build/x" in json.dumps(prepared.body)
 
@@ -153,3 +154,70 @@ def test_facts_except_is_what_the_rejectattr_idiom_gives() -> None:
         ("Platform", "iOS"),
         ("Team", "t"),
     ]
+
+
+# -- custom-templates/: the one home of a team's templates, deployed with the app ------------------
+
+
+def test_custom_templates_is_deployed_by_funcignore(tmp_path: Path) -> None:
+    """What the package keeps, by git's own matching of .funcignore (as azd and the workflow read it)."""
+    import shutil
+    import subprocess
+
+    root = render.APP_ROOT
+    assert (root / "custom-templates").is_dir(), "the documented home exists in the repository"
+    scratch = tmp_path / "repo"
+    scratch.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=scratch, check=True)
+    shutil.copy(root / ".funcignore", scratch / ".gitignore")
+    for name in (
+        "custom-templates/builds/slack/bitrise/build.failed.json.j2",
+        "custom-templates/shared/teams/default.json.j2",
+        "custom-templates/README.md",
+    ):
+        (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+        (scratch / name).write_text("x")
+    listed = subprocess.run(
+        ["git", "ls-files", "--others", "--exclude-standard"],
+        cwd=scratch,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert sorted(listed) == [
+        "custom-templates/builds/slack/bitrise/build.failed.json.j2",
+        "custom-templates/shared/teams/default.json.j2",
+    ]
+
+
+def test_the_docs_name_custom_templates_as_the_home() -> None:
+    text = (render.APP_ROOT / "docs" / "templates.md").read_text()
+    assert "## Where your templates live" in text and "custom-templates/" in text
+    assert "relative to the app's root" in text
+
+
+def test_health_lists_a_missing_template_folder_as_the_channels_error() -> None:
+    loaded = settings.load(
+        {
+            "CHANNEL_BUILDS_URL": "https://hooks.slack.com/services/T/B/x",
+            "CHANNEL_BUILDS_TEMPLATES": "nope/",
+            "STATE_STORE": "sqlite:///:memory:",
+        }
+    )
+    body = pipeline.health(loaded).body
+    assert (
+        body["status"] == "degraded"
+        and "CHANNEL_BUILDS_TEMPLATES names no folder" in body["channel_errors"]["builds"]
+    )
+
+
+def test_an_error_is_named_by_its_file_relative_to_the_app(tmp_path: Path) -> None:
+    """One name in answers, logs, check and the preview: the file, relative to the app's folder."""
+    r = render.Renderer(SLACK, render.search_path())
+    assert (
+        render.shown_file(render.BUILTIN_TEMPLATES / "slack" / "default.json.j2")
+        == "templates/slack/default.json.j2"
+    )
+    assert r.shown("bitrise", "build.failed") == "templates/slack/default.json.j2"
+    outside = tmp_path / "x.json.j2"
+    assert render.shown_file(outside) == str(outside)

@@ -170,11 +170,19 @@ def _notification(
 
 
 def _templates_dir(given: str | None, env: Mapping[str, str]) -> str | None:
-    """``--templates``, else ``TEMPLATES_DIR`` from the settings; None means the built-in ones only."""
-    folder = given or env.get("TEMPLATES_DIR", "").strip() or None
-    if folder is not None and not Path(folder).expanduser().is_dir():
-        raise UsageError(f"no template folder at {folder}")
-    return folder
+    """``--templates`` (relative to the current directory, as any path on a command line), else
+    ``TEMPLATES_DIR`` from the settings (relative to the app's folder); None: the built-in ones only."""
+    from translators import settings
+
+    if given:
+        folder = Path(given).expanduser().resolve()
+        if not folder.is_dir():
+            raise UsageError(f"no template folder at {given}")
+        return str(folder)
+    loaded = settings.load(env)
+    if "TEMPLATES_DIR" in loaded.errors:
+        raise UsageError(loaded.errors["TEMPLATES_DIR"])
+    return loaded.templates_dir
 
 
 def _shown_path(path: Path) -> str:
@@ -186,12 +194,15 @@ def _shown_path(path: Path) -> str:
 
 
 def _template_path(name: str, dirs: Sequence[Path]) -> str:
-    """The file a template name was loaded from: the first folder of the search path that has it."""
+    """The file a template name was loaded from (the first folder of the search path that has it),
+    named as answers, logs and the preview name it: relative to the app's folder."""
+    from translators.render import shown_file
+
     if Path(name).is_absolute():
-        return _shown_path(Path(name))
+        return shown_file(name)
     for folder in dirs:
         if (folder / name).is_file():
-            return _shown_path(folder / name)
+            return shown_file(folder / name)
     return name
 
 
@@ -218,7 +229,10 @@ def _problem(exc: TemplateFailure, dirs: Sequence[Path]) -> Problem:
     """Where (template file and line) and what, with a validation failure's field paths one per line."""
     from translators.formats import OutputInvalid
 
-    where = _template_path(exc.template, dirs) + (f", line {exc.line}" if exc.line else "")
+    if exc.file:
+        where = exc.where
+    else:
+        where = _template_path(exc.template, dirs) + (f", line {exc.line}" if exc.line else "")
     cause = exc.__cause__
     if isinstance(cause, OutputInvalid):
         count = len(cause.errors)
@@ -271,15 +285,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         sets = [render.TemplateSet("given", f"--templates {given}", render.search_path(None, given))]
     else:
         loaded = settings.load(env)
+        for note in loaded.warnings.values():
+            _out(f"WARNING {note}")
+        # A template folder that is not there is a configuration error, as the settings say it.
         missing = [
-            (s.label, d)
-            for s in render.template_sets(loaded)
-            for d in s.dirs
-            if d != render.BUILTIN_TEMPLATES and not d.is_dir()
+            reason
+            for name, reason in [*loaded.errors.items(), *loaded.channel_errors.items()]
+            if name == "TEMPLATES_DIR" or "_TEMPLATES names no folder" in reason
         ]
         if missing:
-            label, absent = missing[0]
-            raise UsageError(f"no template folder at {absent} ({label})")
+            raise UsageError("\n".join(missing))
         sets = render.template_sets(loaded)
     valid = render.lookup_names(sources.registry(), model.EVENTS, formats.FORMAT_NAMES)
     failed = warned = False
@@ -394,7 +409,12 @@ def _check_set(dirs: Sequence[Path]) -> int:
         try:
             renderers[fmt_name].env.get_template(name)
         except jinja2.TemplateSyntaxError as exc:
-            failure = render.TemplateFailure(exc.name or name, exc.message or str(exc), exc.lineno)
+            failure = render.TemplateFailure(
+                exc.name or name,
+                exc.message or str(exc),
+                exc.lineno,
+                render.shown_file(exc.filename) if exc.filename else None,
+            )
             record(_problem(failure, dirs), f"compiling {name}")
 
     searched = ", ".join(_shown_path(d) if d != render.BUILTIN_TEMPLATES else "built-in" for d in dirs)
@@ -446,8 +466,15 @@ def cmd_send(args: argparse.Namespace) -> int:
         c.get("reason") == "duplicate" for c in answer.body.get("channels", [])
     ):
         _out("already delivered to that channel; --force sends it again", err=True)
+    broken = [c for c in answer.body.get("channels", []) if c.get("template_error")]
+    for channel in broken:
+        _out(
+            f"channel {channel.get('channel')}: the template failed, so the minimal message was"
+            f" {'rendered' if args.dry_run else 'sent'} instead: {channel['template_error']}",
+            err=True,
+        )
     if answer.status == 200:
-        return 0
+        return 1 if broken else 0
     return 2 if answer.status in (400, 404, 413, 422) else 1
 
 
@@ -498,11 +525,18 @@ def cmd_memory(args: argparse.Namespace) -> int:
     from translators import settings, state
     from translators.state import StoreUnavailable
 
+    if args.action is None:
+        raise UsageError("memory: say what to do: the one action is `memory clear` (--yes: do not ask)")
     loaded = settings.load(_settings_env(args.settings))
     where = state.backend(loaded.app)
-    where += (
-        f" ({loaded.app.state_store.removeprefix('sqlite://')})" if where == "sqlite" else " (Table Storage)"
-    )
+    if where == "sqlite":
+        try:
+            where += f" ({_shown_path(state._sqlite_path(loaded.app.state_store.strip() or 'sqlite'))})"
+        except StoreUnavailable as exc:
+            _out(f"memory unavailable: {exc}", err=True)
+            return 1
+    else:
+        where += " (Table Storage)"
     if not args.yes:
         if not sys.stdin.isatty():
             raise UsageError("memory clear forgets every delivery and build outcome: confirm with --yes")
@@ -546,6 +580,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
         _out(f"BROKEN {reason}")
     for reason in loaded.errors.values():
         _out(f"SETTING {reason}")
+    for note in loaded.warnings.values():
+        _out(f"WARNING {note}")
     if not loaded.channels and not loaded.channel_errors:
         _out("no channels: set CHANNEL_<NAME>_URL (see docs/configuration.md)")
     return 1 if loaded.errors or loaded.channel_errors else 0
@@ -554,6 +590,11 @@ def cmd_settings(args: argparse.Namespace) -> int:
 def cmd_outbox(args: argparse.Namespace) -> int:
     from translators import admin, settings
 
+    if args.action is None:
+        raise UsageError(
+            "outbox: say what to do: `outbox list` (--dead for the dead letters), `outbox replay ID...`"
+            " (or --dead for every dead letter), or `outbox drop ID...`"
+        )
     loaded = settings.load(_settings_env(args.settings))
     if args.action == "list":
         answer = admin.listing(loaded, dead=args.dead)
@@ -705,7 +746,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         lines.append(f"channels: {', '.join(channels)} -> the local inbox (no CHANNEL_*_URL is configured)")
     lines += [f"  BROKEN {reason}" for reason in loaded.channel_errors.values()]
     lines += [f"  SETTING {reason}" for reason in loaded.errors.values()]
+    lines += [f"  WARNING {note}" for note in loaded.warnings.values()]
     lines += [f"  WARNING {note}" for note in _unreachable_signatures(loaded)]
+    if not _loopback(args.host) and loaded.app.webhook_token is None:
+        lines.append(
+            f"  WARNING listening on {args.host or 'every address'} with no WEBHOOK_TOKEN: anyone who"
+            " can reach this machine can post to your channels and act on the outbox; set"
+            " WEBHOOK_TOKEN, or serve on 127.0.0.1 (the default)"
+        )
     lines += _try_lines(
         base, server.route_prefix(), channels, inbox=not configured, token=loaded.app.webhook_token
     )
@@ -894,6 +942,18 @@ def _unreachable_signatures(loaded: Any) -> list[str]:
     return found
 
 
+def _loopback(host: str) -> bool:
+    """Whether only this machine can reach a server bound to ``host``."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _url_host(host: str) -> str:
     """How to reach a server bound to ``host`` from this machine."""
     if host in ("", "0.0.0.0"):  # noqa: S104 - comparing, not binding
@@ -1045,7 +1105,9 @@ def build_parser() -> argparse.ArgumentParser:
         "letters); replay puts dead letters back in the queue (IDs, or --dead for all); drop removes "
         "entries for good. Never shows a URL.",
     )
-    outbox.add_argument("action", choices=["list", "replay", "drop"])
+    outbox.add_argument(
+        "action", nargs="?", choices=["list", "replay", "drop"], help="list, replay or drop", metavar="ACTION"
+    )
     outbox.add_argument("ids", nargs="*", metavar="ID", help="entry ids (from `outbox list`)")
     outbox.add_argument("--dead", action="store_true", help="dead letters (list), or all of them (replay)")
     outbox.add_argument("--json", action="store_true", help="print JSON")
@@ -1059,7 +1121,7 @@ def build_parser() -> argparse.ArgumentParser:
         "state store: an event posted again is sent again, and after-change build modes start over. Asks "
         "for confirmation unless --yes.",
     )
-    memory.add_argument("action", choices=["clear"])
+    memory.add_argument("action", nargs="?", choices=["clear"], help="clear", metavar="ACTION")
     memory.add_argument("--yes", action="store_true", help="do not ask")
     memory.set_defaults(handler=cmd_memory)
 
@@ -1089,7 +1151,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # Said by the command's own parser (its usage, its arguments), not the top-level one's.
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.handler(args))
     except UsageError as exc:

@@ -50,7 +50,9 @@ from translators.people import Mentions
 if TYPE_CHECKING:
     from translators.settings import Settings
 
-BUILTIN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+#: The app's folder (that of function_app.py); the built-in templates are in its templates/.
+APP_ROOT = Path(__file__).resolve().parent.parent
+BUILTIN_TEMPLATES = APP_ROOT / "templates"
 TEMPLATE_SUFFIX = ".json.j2"
 
 
@@ -73,10 +75,28 @@ class TemplateFailure(Exception):
     template: str
     message: str
     line: int | None = None
+    #: The file, named as everywhere (answers, logs, ``check``, the preview): see ``shown_file``.
+    file: str | None = None
+
+    @property
+    def where(self) -> str:
+        return (self.file or self.template) + (f", line {self.line}" if self.line else "")
 
     def __str__(self) -> str:
-        where = f"{self.template}" + (f", line {self.line}" if self.line else "")
-        return f"error in '{where}': {self.message}"
+        return f"error in '{self.where}': {self.message}"
+
+
+def shown_file(path: str | Path) -> str:
+    """A template file as every message names it (answers, logs, ``check``, the preview): relative
+    to the app's folder when inside it (``templates/slack/default.json.j2``,
+    ``custom-templates/builds/slack/...``), else to the current directory when inside that, else in full."""
+    full = Path(path).resolve()
+    for base in (APP_ROOT, Path.cwd().resolve()):
+        try:
+            return full.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return str(full)
 
 
 def template_chain(format_name: str, source: str, event: str) -> list[str]:
@@ -89,9 +109,18 @@ def template_chain(format_name: str, source: str, event: str) -> list[str]:
 
 
 def search_path(channel_dir: str | None = None, templates_dir: str | None = None) -> tuple[Path, ...]:
-    """Folders searched in order: the channel's own, TEMPLATES_DIR, then the built-in ones."""
-    dirs = [Path(d).expanduser() for d in (channel_dir, templates_dir) if d]
+    """Folders searched in order: the channel's own, TEMPLATES_DIR, then the built-in ones.
+
+    A relative folder is relative to the app's folder, as the settings take it (not to the current
+    directory, which differs between ``serve``, the CLI run from elsewhere, and Azure).
+    """
+    dirs = [_under_app(d) for d in (channel_dir, templates_dir) if d]
     return (*dirs, BUILTIN_TEMPLATES)
+
+
+def _under_app(folder: str) -> Path:
+    path = Path(folder).expanduser()
+    return path if path.is_absolute() else APP_ROOT / path
 
 
 class _Environment(jinja2.Environment):
@@ -202,6 +231,10 @@ class Renderer:
     def select(self, source: str, event: str) -> str:
         return self._choose(source, event)[1]
 
+    def shown(self, source: str, event: str) -> str:
+        """The file of the template used for ``source``/``event``, named as errors name it."""
+        return shown_file(self._choose(source, event)[2])
+
     def _choose(self, source: str, event: str) -> tuple[Path, str, str]:
         """The folder and name of the template to use, and its file name as Jinja reports it."""
         if self._chosen is not None and (source, event) in self._chosen:
@@ -227,31 +260,42 @@ class Renderer:
                 template = self.env.get_template(name)
             text = template.render(n=n)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateFailure(exc.name or name, exc.message or str(exc), exc.lineno) from None
+            raise TemplateFailure(
+                exc.name or name,
+                exc.message or str(exc),
+                exc.lineno,
+                shown_file(exc.filename) if exc.filename else shown_file(filename),
+            ) from None
         except Exception as exc:  # any error inside user-editable template code
-            failing, line = _template_frame(exc, name, self.dirs)
-            raise TemplateFailure(failing, f"{type(exc).__name__}: {exc}", line) from None
+            failing, line, path = _template_frame(exc, name, filename, self.dirs)
+            raise TemplateFailure(failing, f"{type(exc).__name__}: {exc}", line, shown_file(path)) from None
         try:
             body = json.loads(text)
         except json.JSONDecodeError as exc:
             snippet = text.splitlines()[exc.lineno - 1][max(exc.colno - 40, 0) : exc.colno + 20]
             raise TemplateFailure(
-                name, f"rendered output is not JSON: {exc.msg} at output line {exc.lineno} near {snippet!r}"
+                name,
+                f"rendered output is not JSON: {exc.msg} at output line {exc.lineno} near {snippet!r}",
+                file=shown_file(filename),
             ) from None
         if not isinstance(body, dict):
-            raise TemplateFailure(name, f"rendered a JSON {type(body).__name__}, not an object")
+            raise TemplateFailure(
+                name, f"rendered a JSON {type(body).__name__}, not an object", file=shown_file(filename)
+            )
         return name, body
 
 
-def _template_frame(exc: BaseException, default: str, dirs: Iterable[Path]) -> tuple[str, int | None]:
-    """The template file and line where a render error happened (Jinja rewrites tracebacks)."""
+def _template_frame(
+    exc: BaseException, default: str, default_file: str, dirs: Iterable[Path]
+) -> tuple[str, int | None, str]:
+    """The template name, line and file where a render error happened (Jinja rewrites tracebacks)."""
     for frame in reversed(traceback.extract_tb(exc.__traceback__)):
         if frame.filename.endswith(".j2"):
             for root in dirs:
                 if frame.filename.startswith(str(root) + os.sep):
-                    return os.path.relpath(frame.filename, root), frame.lineno
-            return frame.filename, frame.lineno
-    return default, None
+                    return os.path.relpath(frame.filename, root), frame.lineno, frame.filename
+            return frame.filename, frame.lineno, frame.filename
+    return default, None, default_file
 
 
 def _escape_strings(value: Any, fmt: ChatFormat) -> Any:

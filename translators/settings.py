@@ -17,11 +17,14 @@ A channel is ``CHANNEL_<NAME>_URL`` plus the optional ``CHANNEL_<NAME>_*`` setti
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -64,7 +67,12 @@ CHANNEL_SETTINGS: dict[str, tuple[str, str]] = {
         "optional when the URL's host settles it: `hooks.slack.com` -> slack, `*.webhook.office.com` -> "
         "teams-messagecard, `*.logic.azure.com`, `*.powerplatform.com`, `*.powerautomate.com` -> teams",
     ),
-    "TEMPLATES": ("a folder", "a template folder for this channel alone, searched first"),
+    "TEMPLATES": (
+        "a folder",
+        "a template folder for this channel alone, searched first; a relative folder is relative to the app's"
+        " folder (that of function_app.py), where `custom-templates/` is deployed with the app"
+        " (docs/templates.md); a folder that does not exist is this channel's configuration error",
+    ),
     "EVENTS": (
         "comma-separated patterns",
         "the events this channel takes, e.g. `build.failed,crash.*` (default: every event)",
@@ -123,6 +131,35 @@ FORMAT_BY_HOST: tuple[tuple[str, str], ...] = (
     ("powerplatform.com", "teams"),
     ("powerautomate.com", "teams"),
 )
+
+
+#: The app's folder (that of function_app.py): a relative template folder is relative to it, as
+#: deployed, whatever the current directory.
+APP_ROOT = Path(__file__).resolve().parent.parent
+#: The one home of a team's own templates: at the app's root, deployed with it (.funcignore keeps it).
+CUSTOM_TEMPLATES = "custom-templates"
+
+log = logging.getLogger("translators.settings")
+
+
+def template_folder(value: str) -> Path:
+    """A template folder setting as a path: ``~`` expanded, a relative one under ``APP_ROOT``."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else APP_ROOT / path
+
+
+def _missing_folder(setting: str, value: str) -> str | None:
+    """What is wrong with a template folder setting, or None when the folder is there."""
+    path = template_folder(value)
+    if path.is_dir():
+        return None
+    where = (
+        "" if Path(value).expanduser().is_absolute() else f" (a relative folder is relative to {APP_ROOT})"
+    )
+    return (
+        f"{setting} names no folder: {path} does not exist{where}; templates deployed with the app live"
+        f" in {CUSTOM_TEMPLATES}/ (docs/templates.md)"
+    )
 
 
 def channel_key(name: str) -> str:
@@ -500,6 +537,9 @@ class Settings(BaseModel):
     app_names: dict[str, str] = {}
     #: ``MENTIONS``: how a platform names someone (lower case) -> their chat accounts.
     people: dict[str, Person] = {}
+    #: Settings that are taken but look wrong, and unknown names that look like ours (a misspelling):
+    #: setting name -> what to do. Nothing is blocked by a warning.
+    warnings: dict[str, str] = {}
 
     def app_name(self, source: str, key: str | None) -> str | None:
         return self.app_names.get(f"{source}:{key}".lower()) if key else None
@@ -540,7 +580,74 @@ def format_for_host(url: str) -> str | None:
 
 
 def _relevant(key: str) -> bool:
-    return key[:8].upper() == "CHANNEL_" or key in APP_SETTING_NAMES
+    return key[:8].upper() == "CHANNEL_" or key in APP_SETTING_NAMES or _looks_like_ours(key)
+
+
+#: Prefixes of settings that Azure, the Functions host and the OS set: never one of ours misspelled.
+_FOREIGN_PREFIXES = ("WEBSITE", "FUNCTIONS_", "AZURE", "APPSETTING_", "APPLICATIONINSIGHTS", "CONTAINER_")
+
+
+@lru_cache(maxsize=4096)
+def _looks_like_ours(key: str) -> bool:
+    """An unknown name that is probably one of ours misspelled: ``CHANNELS_…``, or close to an app setting."""
+    if key[:9].upper() == "CHANNELS_":
+        return True
+    if key in APP_SETTING_NAMES or "__" in key or key != key.upper() or key.startswith(_FOREIGN_PREFIXES):
+        return False
+    return bool(difflib.get_close_matches(key, _PLAIN_APP_SETTINGS, n=1, cutoff=0.85))
+
+
+_PLAIN_APP_SETTINGS = [name for name in APP_SETTING_NAMES if "__" not in name and name == name.upper()]
+
+
+def _unknown_settings(keys: Iterable[str], channels: Iterable[str]) -> dict[str, str]:
+    """Each name that looks like a setting of ours but is none, with the nearest valid name."""
+    known_channels = {channel_env(name) for name in channels}
+    found: dict[str, str] = {}
+    for key in keys:
+        if key in APP_SETTING_NAMES or _CHANNEL_SETTING.match(key):
+            continue
+        upper = key.upper()
+        nearest: str | None
+        if upper.startswith("CHANNELS_"):
+            nearest = _nearest_channel_setting("CHANNEL_" + upper[9:], known_channels) or (
+                "CHANNEL_" + upper[9:]
+            )
+        elif upper.startswith("CHANNEL_"):
+            nearest = _nearest_channel_setting(upper, known_channels)
+        elif _looks_like_ours(key):
+            nearest = difflib.get_close_matches(key, _PLAIN_APP_SETTINGS, n=1, cutoff=0.85)[0]
+        else:
+            continue
+        if nearest:
+            found[key] = f"{key} is not a setting the app knows, so it is ignored: did you mean {nearest}?"
+        else:
+            found[key] = (
+                f"{key} is not a setting the app knows, so it is ignored: a channel's settings are"
+                f" CHANNEL_<NAME>_ and one of {', '.join(CHANNEL_SETTINGS)}"
+            )
+    return found
+
+
+def _nearest_channel_setting(key: str, known_channels: set[str]) -> str | None:
+    """``CHANNEL_BUILDS_EVENT`` -> ``CHANNEL_BUILDS_EVENTS``: the nearest name a channel takes.
+
+    Every split of the rest into a channel name and a setting is tried; a channel that exists wins.
+    """
+    rest = key[len("CHANNEL_") :]
+    best: tuple[bool, float, str] | None = None
+    for index, char in enumerate(rest):
+        if char != "_" or index == 0:
+            continue
+        name, given = rest[:index], rest[index + 1 :]
+        for setting in difflib.get_close_matches(given, list(CHANNEL_SETTINGS), n=1, cutoff=0.6):
+            score = (
+                f"CHANNEL_{name}" in known_channels,
+                difflib.SequenceMatcher(None, given, setting).ratio(),
+            )
+            if best is None or score > best[:2]:
+                best = (*score, f"CHANNEL_{name}_{setting}")
+    return best[2] if best else None
 
 
 def load(env: Mapping[str, str]) -> Settings:
@@ -553,7 +660,17 @@ def load(env: Mapping[str, str]) -> Settings:
 
 def from_environ() -> Settings:
     """The process's settings: the one place that reads ``os.environ``."""
-    return load(os.environ)
+    loaded = load(os.environ)
+    if loaded.warnings:
+        _log_warnings(tuple(loaded.warnings.values()))
+    return loaded
+
+
+@lru_cache(maxsize=8)
+def _log_warnings(warnings: tuple[str, ...]) -> None:
+    """Each set of setting warnings is logged once per process (on its first request, at startup)."""
+    for warning in warnings:
+        log.warning("setting warning: %s", warning)
 
 
 def environ() -> dict[str, str]:
@@ -583,7 +700,17 @@ def _load(items: tuple[tuple[str, str], ...]) -> Settings:
         except ValueError as exc:
             errors["MENTIONS"] = f"MENTIONS {exc}"
     app = _asc_key(app, errors)
-    channels, channel_errors = _channels(items, people, app)
+    shared = app.templates_dir
+    if shared:
+        problem = _missing_folder("TEMPLATES_DIR", shared)
+        if problem:
+            errors["TEMPLATES_DIR"] = problem
+            app = app.model_copy(update={"templates_dir": None})
+        else:
+            app = app.model_copy(update={"templates_dir": str(template_folder(shared))})
+    warnings: dict[str, str] = {}
+    channels, channel_errors = _channels(items, people, app, warnings)
+    warnings.update(_unknown_settings(values, [*channels, *channel_errors]))
     return Settings(
         app=app,
         channels=channels,
@@ -591,6 +718,7 @@ def _load(items: tuple[tuple[str, str], ...]) -> Settings:
         errors=errors,
         app_names=app_names,
         people=people,
+        warnings=warnings,
     )
 
 
@@ -747,7 +875,7 @@ def _explain(name: str, problem: str) -> str:
 
 
 def _channels(
-    items: Iterable[tuple[str, str]], people: Mapping[str, Person], app: AppSettings
+    items: Iterable[tuple[str, str]], people: Mapping[str, Person], app: AppSettings, warnings: dict[str, str]
 ) -> tuple[dict[str, Channel], dict[str, str]]:
     raw: dict[str, dict[str, str]] = {}
     for key, value in items:
@@ -758,13 +886,19 @@ def _channels(
     errors: dict[str, str] = {}
     for name, values in sorted(raw.items()):
         try:
-            channels[name] = _channel(name, values, people, app)
+            channels[name] = _channel(name, values, people, app, warnings)
         except ValueError as exc:
             errors[name] = f"channel '{name}': {exc}"
     return channels, errors
 
 
-def _channel(name: str, values: Mapping[str, str], people: Mapping[str, Person], app: AppSettings) -> Channel:
+def _channel(
+    name: str,
+    values: Mapping[str, str],
+    people: Mapping[str, Person],
+    app: AppSettings,
+    warnings: dict[str, str],
+) -> Channel:
     """One channel from its settings; ValueError naming the setting when one is wrong."""
     env_name = channel_env(name)
     if values.get("SLACK_CHANNEL"):
@@ -785,6 +919,14 @@ def _channel(name: str, values: Mapping[str, str], people: Mapping[str, Person],
         raise ValueError(f"{env_name}_URL is not a URL that can be parsed") from None
     if parts.scheme not in ("http", "https") or not host:
         raise ValueError(f"{env_name}_URL is not an http(s) URL")
+    if parts.scheme == "http" and not _loopback(host):
+        if format_for_host(url):
+            raise ValueError(
+                f"{env_name}_URL must start with https:// ({host} takes webhooks over https only)"
+            )
+        warnings[f"{env_name}_URL"] = (
+            f"{env_name}_URL is plain http: the messages and the URL itself travel unencrypted; use https"
+        )
     if any(p.lower() in url.lower() for p in PLACEHOLDERS) or any(
         host == h or host.endswith("." + h) for h in PLACEHOLDER_HOSTS
     ):
@@ -871,7 +1013,7 @@ def _common(
         if not (0 < rate <= 100_000):  # also NaN
             raise ValueError(f"{env_name}_RATE must be a number of messages a second, > 0")
     return {
-        "templates": values.get("TEMPLATES") or None,
+        "templates": _templates(values.get("TEMPLATES", ""), f"{env_name}_TEMPLATES"),
         "events": events,
         "branches": _branches(values.get("BRANCHES", ""), f"{env_name}_BRANCHES"),
         "branches_strict": _strict(values, "BRANCHES", env_name),
@@ -883,6 +1025,20 @@ def _common(
         "mention": _mode(values, "MENTION", MENTION_MODES, env_name),
         "notify": _notify(values.get("NOTIFY", ""), people, env_name),
     }
+
+
+def _templates(value: str, setting: str) -> str | None:
+    """A channel's template folder as a full path; ValueError when there is no such folder."""
+    if not value.strip():
+        return None
+    problem = _missing_folder(setting, value.strip())
+    if problem:
+        raise ValueError(problem)
+    return str(template_folder(value.strip()))
+
+
+def _loopback(host: str) -> bool:
+    return host.lower() in ("localhost", "::1") or host.startswith("127.") or host.endswith(".localhost")
 
 
 #: The prefix that makes a ``_BRANCHES`` pattern one for tags.
