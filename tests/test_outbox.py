@@ -281,3 +281,40 @@ def test_every_change_is_one_structured_log_line(
     for _, fields in changes:
         data = json.loads(fields)
         assert data["channel"] == "slack" and data["id"] and "SECRET" not in fields
+
+
+def test_the_drainer_paces_a_channel_at_its_whole_rate_whatever_the_number_of_workers(
+    env: dict[str, str], chat: ChatServer
+) -> None:
+    import threading
+    from itertools import pairwise
+
+    from translators.pacing import Pacer, burst
+
+    pacer = Pacer()
+    pacer.share = 0.5  # one of serve --workers 2: its requests pace at half the rate
+    while pacer.take("slack", 1.0, whole=True) == 0.0:
+        pass  # the burst is spent
+    assert 0.9 < pacer.take("slack", 1.0, whole=True) <= 1.0, "the drainer waits a second at 1/s"
+    assert 1.9 < pacer.take("slack", 1.0) <= 2.0, "a worker's requests wait two: their half"
+    # The drainer asks for the whole rate: queued Slack deliveries come about a second apart.
+    paced = env | {"CHANNEL_SLACK_RATE": "1"}
+    path = path_of(paced, "slack")
+    chat.script(path, Reply(503, "busy"))
+    for number in range(1, 6):  # the first is refused (503) and queued; the others queue behind it
+        post(paced, "bitrise", "slack", build(number), FINISHED)
+    PACER.reset()
+    PACER.share = 0.5
+    try:
+        stop = threading.Event()
+        worker = threading.Thread(target=Drainer(lambda: settings.load(paced)).run, args=(stop, 6.0))
+        worker.start()
+        worker.join(10)
+    finally:
+        PACER.share = 1.0
+        PACER.reset()
+    times = [r.at for r in chat.at(path)][1:]
+    assert len(times) == 5, len(times)
+    after_burst = times[int(burst(1.0)) - 1 :]
+    gaps = [b - a for a, b in pairwise(after_burst)]
+    assert len(gaps) >= 2 and all(0.8 < g < 1.5 for g in gaps), gaps

@@ -634,3 +634,48 @@ def test_a_signature_header_with_an_underscore_is_warned_about_and_its_dash_form
     assert dropped.status == 401 and "nginx by default" in dropped.json()["message"]
     dashed = served.post(f"/api/appcircle/{ALL}?dry_run=1", start.body(), {"ac-signature": signature})
     assert dashed.status == 200 and dashed.json()["status"] == "dry_run", dashed.raw
+
+
+def test_admin_actions_need_the_webhook_token_as_azure_needs_the_master_key(tmp_path: Path) -> None:
+    token = "local-admin-token-7f3a9c"
+    served = start_serve(tmp_path, {"WEBHOOK_TOKEN": token})
+    try:
+        for method, path in (
+            ("GET", "/api/outbox"),
+            ("POST", "/api/outbox/replay"),
+            ("POST", "/api/outbox/drop"),
+            ("DELETE", "/inbox"),
+        ):
+            refused = served.request(method, path, b"{}" if method == "POST" else None)
+            assert refused.status == 401, (method, path, refused.status)
+            assert token not in refused.raw.decode()
+        assert served.request("GET", "/api/outbox", headers={"X-Webhook-Token": token}).status == 200
+        assert served.request("DELETE", f"/inbox?token={token}").status == 200
+        health = served.get("/api/health")
+        assert health.status == 200 and token not in health.raw.decode(), "health stays open"
+    finally:
+        served.stop()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_second_server_on_a_busy_port_exits_2_instead_of_sharing_it(tmp_path: Path, workers: str) -> None:
+    import subprocess
+    import sys
+
+    from tests.localserve import clean_env
+
+    first = start_serve(tmp_path, args=("--workers", "2"))
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "translators", "serve", "--port", str(first.port), "--workers", workers],
+            cwd=tmp_path,
+            env=clean_env({}),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode == 2, (second.stdout, second.stderr)
+        assert f"port {first.port} is in use" in second.stderr
+        assert first.get("/api/health").status == 200, "the first server goes on alone"
+    finally:
+        first.stop()

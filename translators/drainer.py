@@ -91,7 +91,8 @@ class Drainer:
             if channel is None and head.channel not in settings.channel_errors:
                 self._bury(outbox, head, None, f"channel {head.channel!r} is no longer configured", report)
                 continue
-            if channel is not None and self.pacer.take(channel.name, channel.rate) > 0:
+            # The only drainer, with every request queued behind it: the channel's whole rate.
+            if channel is not None and self.pacer.take(channel.name, channel.rate, whole=True) > 0:
                 continue
             token = uuid.uuid4().hex
             try:

@@ -6,10 +6,13 @@ throttles beyond about four requests a second. Each channel gets ``rate`` messag
 that finds no token is not sent now: it goes to the outbox, due when the next token is, and the
 drainer sends it then, in order.
 
-Buckets live in one process. ``serve --workers N`` gives each worker ``1/N`` of every rate
-(``share``), so that together they keep it. Several instances of a Function App each pace on their
-own: a destination may then see more than the rate and answer 429, which the outbox retries after
-``Retry-After``.
+Buckets live in one process. ``serve --workers N`` gives each worker's requests ``1/N`` of every
+rate (``share``), so that together they keep it. Only one process drains the outbox, and while a
+channel has entries queued every request of every worker queues behind them: the drainer then has
+the channel to itself and paces it at its whole rate (``take(..., whole=True)``), in the same
+bucket, so that what requests just sent still counts. Several instances of a
+Function App each pace on their own: a destination may then see more than the rate and answer 429,
+which the outbox retries after ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -36,9 +39,12 @@ class Pacer:
         #: This process's part of every rate: 1/N in each of N workers sharing the channels.
         self.share = 1.0
 
-    def take(self, channel: str, rate: float) -> float:
-        """Take a token now (0.0), or say in how many seconds one will be there (taking nothing)."""
-        rate = rate * self.share
+    def take(self, channel: str, rate: float, *, whole: bool = False) -> float:
+        """Take a token now (0.0), or say in how many seconds one will be there (taking nothing).
+
+        ``whole``: at the channel's whole rate, not this process's share (the drainer's pace).
+        """
+        rate = rate if whole else rate * self.share
         capacity = burst(rate)
         moment = time.monotonic()
         with self._lock:

@@ -5,8 +5,9 @@
 says otherwise), behind waitress (HTTP/1.1 keep-alive, fixed thread pools; werkzeug routes and
 parses within the app). Each request becomes the ``azure.functions.HttpRequest`` the Azure worker
 would build and the returned ``HttpResponse`` is sent back as is (less hop-by-hop headers, which
-the host sets), so the answers are the ones Azure gives. As with ``func start``, function keys are
-not checked (the ``authLevel`` of a route matters only on Azure).
+the host sets), so the answers are the ones Azure gives. Function keys are not checked, as with
+``func start``, but an ``authLevel: admin`` route (the outbox's actions) and ``DELETE /inbox``
+need ``WEBHOOK_TOKEN`` when it is set, as Azure needs the master key for them.
 
 Beside the functions the server keeps a local *inbox*: ``POST /inbox/<format>`` answers the way
 that chat destination does (Slack ``200 ok``, Workflows ``202``, MessageCard ``200 1``) and keeps
@@ -178,6 +179,9 @@ class HttpFunction:
     methods: tuple[str, ...] | None  # None: any method
     param: str  # the name of the HttpRequest argument
     call: Callable[..., Any]
+    #: ``authLevel: admin`` (the outbox's actions): Azure asks for the master key; here the
+    #: webhook token, when one is set.
+    admin: bool = False
 
 
 def http_functions(registered: Iterable[Any]) -> tuple[list[HttpFunction], list[str]]:
@@ -207,7 +211,8 @@ def http_functions(registered: Iterable[Any]) -> tuple[list[HttpFunction], list[
             skipped.append(f"{name}: needs bindings the local server does not provide ({', '.join(extra)})")
             continue
         methods = tuple(str(getattr(m, "value", m)).upper() for m in trigger.methods or ()) or None
-        found.append(HttpFunction(name, trigger.route or name, methods, trigger.name, user))
+        level = str(getattr(getattr(trigger, "auth_level", None), "value", "")).lower()
+        found.append(HttpFunction(name, trigger.route or name, methods, trigger.name, user, level == "admin"))
     return found, skipped
 
 
@@ -376,6 +381,15 @@ def _headline(fmt: str, body: Any) -> str | None:
 # The WSGI application
 
 
+def _admin_allowed(request: Request) -> bool:
+    """An admin action (the outbox's actions, clearing the inbox) carries ``WEBHOOK_TOKEN`` when one
+    is set: on Azure these need the master key, and a local server must not be looser."""
+    from translators import guard, settings
+
+    token = settings.from_environ().app.webhook_token
+    return guard.token_ok(token, dict(request.headers.items()), request.args.get(guard.TOKEN_PARAM))
+
+
 def _json(status: int, body: dict[str, Any], headers: Iterable[tuple[str, str]] = ()) -> Response:
     """A JSON answer of the server's own, which carries a ``request_id`` as the functions' answers do."""
     body = {**body, "request_id": body.get("request_id") or os.urandom(6).hex()}
@@ -530,6 +544,13 @@ class LocalFunctionApp:
         except HTTPException as exc:  # werkzeug's own routing answers, e.g. a redirect
             return _json(exc.code or 400, {"error": "bad_request", "message": exc.description or exc.name})
         kind, _, name = str(endpoint).partition(":")
+        admin = (kind == "fn" and self.functions[name].admin) or (
+            kind == "inbox" and request.method == "DELETE"
+        )
+        if admin and not _admin_allowed(request):
+            from translators import guard
+
+            return _json(401, {"error": "unauthorized", "message": str(guard.token_refused())})
         if kind == "fn":
             if self.stopping:
                 return _stopping()
@@ -772,7 +793,9 @@ class LocalServer:
             map=self._map,
             _dispatcher=self.dispatcher,  # waitress's hook for its own dispatcher; see _SplitDispatcher
             # waitress binds the socket it is given: one with SO_REUSEPORT set shares the port.
-            _sock=reuse_port_socket(host, port) if reuse_port else None,
+            # The process that holds the port for its workers checks it is free; the workers then
+            # share it with that process alone.
+            _sock=reuse_port_socket(host, port, probe=not listen) if reuse_port else None,
             _start=listen,
             host=host,
             port=port,
@@ -885,11 +908,22 @@ def create_server(
     return server, app, skipped
 
 
-def reuse_port_socket(host: str, port: int) -> Any:
-    """An unbound TCP socket that may share ``port`` with other processes (``SO_REUSEPORT``)."""
+def reuse_port_socket(host: str, port: int, *, probe: bool = True) -> Any:
+    """An unbound TCP socket that may share ``port`` with other processes (``SO_REUSEPORT``).
+
+    The port must be free first: ``SO_REUSEPORT`` would otherwise let this server share it with a
+    forgotten one, each answering half the requests (with its own settings). A plain bind tells
+    (``OSError`` ``EADDRINUSE``, which the CLI turns into "port N is in use").
+    """
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    if port and probe:
+        with socket.socket(family, socket.SOCK_STREAM) as plain:
+            # SO_REUSEADDR: a port whose last server just stopped (TIME_WAIT) is free; one that any
+            # socket is bound to, with or without SO_REUSEPORT, is not.
+            plain.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            plain.bind((host, port))
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     return sock
