@@ -679,3 +679,16 @@ def test_a_second_server_on_a_busy_port_exits_2_instead_of_sharing_it(tmp_path: 
         assert first.get("/api/health").status == 200, "the first server goes on alone"
     finally:
         first.stop()
+
+
+def test_serving_on_every_address_without_a_token_says_so(tmp_path: Path) -> None:
+    served = start_serve(tmp_path, {}, args=("--host", "0.0.0.0"))  # noqa: S104 - the case under test
+    try:
+        assert "WARNING listening on 0.0.0.0 with no WEBHOOK_TOKEN" in served.banner()
+    finally:
+        served.stop()
+    quiet = start_serve(tmp_path / "loopback")
+    try:
+        assert "no WEBHOOK_TOKEN" not in quiet.banner(), "the default, 127.0.0.1, is this machine only"
+    finally:
+        quiet.stop()
