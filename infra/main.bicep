@@ -45,14 +45,18 @@ param settings string = ''
 @description('Object id of the developer running azd: given the same data roles as the app, so that `python -m translators outbox list` works against Azure. Empty: none.')
 param principalId string = ''
 
-@description('Highest number of instances the app scales out to.')
-@minValue(1)
-@maxValue(1000)
-param maximumInstanceCount int = 40
+@description('What principalId is, as azd reports it (AZURE_PRINCIPAL_TYPE): User when a person runs azd, ServicePrincipal in CI. ARM refuses a role assignment whose type is wrong.')
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param principalType string = 'User'
 
-@description('Memory of one instance, in MB.')
+@description('Highest number of instances the app scales out to: Flex Consumption accepts 40 to 1000 (lower only in a few regions), 100 by default.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 100
+
+@description('Memory of one instance, in MB. The worker holds about 60 MB; Flex bills execution by this size, so 512 is the default (docs/deployment.md, "Instance memory").')
 @allowed([512, 2048, 4096])
-param instanceMemoryMB int = 2048
+param instanceMemoryMB int = 512
 
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = { 'azd-env-name': environmentName }
@@ -161,6 +165,7 @@ module rbac 'app/rbac.bicep' = {
     vaultName: vault.outputs.name
     identityPrincipalId: identity.outputs.principalId
     developerPrincipalId: principalId
+    developerPrincipalType: principalType
   }
 }
 

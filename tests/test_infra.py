@@ -1,5 +1,8 @@
 """infra/, azure.yaml, .funcignore and the deploy workflow, checked without Azure or the Bicep CLI.
 
+Each is read by a real parser: infra/ by tree-sitter-bicep (the language's grammar), azure.yaml
+against azd's published schema (tests/schemas/azure.yaml.json), the workflow by actionlint.
+
 What can be checked here is checked: the Bicep files agree with each other (every module gets the
 parameters it requires and only ones it declares), azd's parameter file fills what main.bicep
 needs, the app settings infra/ writes are ones the app reads and load without an error into
@@ -21,14 +24,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.bicep import Bicep
+from tests import bicep
+from tests.bicep import Bicep, evaluate, properties, text, value
 from translators import settings
 from translators.state import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = ROOT / "infra"
-MAIN = Bicep.read(INFRA / "main.bicep")
-API = Bicep.read(INFRA / "app" / "api.bicep")
+
+
+def read(name: str) -> Bicep:
+    """An infra/ file parsed by tree-sitter-bicep (skipped without it, failed where CI is set)."""
+    return Bicep.read(INFRA / name)
+
+
 #: Settings the Functions host and Application Insights read, not the translator.
 HOST_SETTINGS = {
     "AzureWebJobsStorage__queueServiceUri",
@@ -59,15 +68,27 @@ def test_every_local_module_gets_what_it_requires_and_nothing_else() -> None:
         assert required <= set(passed), f"{source} needs {required - set(passed)}"
 
 
+def test_every_bicep_file_parses(tmp_path: Path) -> None:
+    files = sorted(INFRA.rglob("*.bicep"))
+    assert len(files) == 4
+    for path in files:
+        Bicep.read(path)
+    broken = tmp_path / "broken.bicep"
+    broken.write_text("param ok string\nparam broken string = {\n")
+    with pytest.raises(SyntaxError, match=r"broken\.bicep:2"):
+        Bicep.read(broken)
+
+
 def test_registry_modules_are_pinned_avm_versions() -> None:
-    for module in MAIN.modules():
+    for module in read("main.bicep").modules():
         if module.source.startswith("br/"):
             assert re.fullmatch(r"br/public:avm/res/[a-z0-9/-]+:\d+\.\d+\.\d+", module.source), module.source
 
 
 def test_azd_fills_every_parameter_main_bicep_requires() -> None:
+    main = read("main.bicep")
     given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
-    declared = MAIN.params()
+    declared = main.params()
     assert set(given) <= set(declared)
     assert {name for name, has_default in declared.items() if not has_default} <= set(given)
     # Secrets come from azd's environment (`azd env set`), never from a value in the repository.
@@ -76,53 +97,191 @@ def test_azd_fills_every_parameter_main_bicep_requires() -> None:
     assert given["bitriseApiToken"]["value"] == "${BITRISE_API_TOKEN}"
     assert given["slackBotToken"]["value"] == "${SLACK_BOT_TOKEN}"
     assert given["secrets"]["value"] == "${SECRETS}"
-    assert {"channels", "webhookToken", "bitriseApiToken", "slackBotToken", "secrets"} <= MAIN.secure_params()
+    assert {"channels", "webhookToken", "bitriseApiToken", "slackBotToken", "secrets"} <= main.secure_params()
+
+
+def test_the_developer_role_takes_the_principal_type_azd_reports() -> None:
+    """A person runs azd as a User, CI as a ServicePrincipal: ARM refuses a wrong principalType."""
+    given = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert given["principalId"]["value"] == "${AZURE_PRINCIPAL_ID}"
+    assert re.fullmatch(r"\$\{AZURE_PRINCIPAL_TYPE(=User)?\}", given["principalType"]["value"])
+    main = read("main.bicep")
+    kind = main.parameters()["principalType"]
+    assert value(kind.default) == "User" and kind.decorator("allowed") == [
+        ["User", "ServicePrincipal", "Group"]
+    ]
+    rbac_module = next(m for m in main.modules() if m.name == "rbac")
+    assert text(rbac_module.params()["developerPrincipalType"]) == "principalType"
+    assert text(rbac_module.params()["developerPrincipalId"]) == "principalId"
+    rbac = read("app/rbac.bicep")
+    assert rbac.parameters()["developerPrincipalType"].decorator("allowed") == [
+        ["User", "ServicePrincipal", "Group"]
+    ]
+    assignments = [r for r in rbac.resources() if r[1].startswith("Microsoft.Authorization/roleAssignments@")]
+    assert len(assignments) == 4
+    for name, _, body in assignments:
+        props = properties(properties(body)["properties"])
+        principal, kind_node = text(props["principalId"]), props["principalType"]
+        if principal == "identityPrincipalId":  # the app's managed identity
+            assert value(kind_node) == "ServicePrincipal", name
+        else:
+            assert principal == "developerPrincipalId" and text(kind_node) == "developerPrincipalType", name
+
+
+def test_scale_settings_are_ones_flex_consumption_accepts() -> None:
+    """Flex Consumption: 40 to 1000 instances at most (100 by default); 512, 2048 or 4096 MB."""
+    params = read("main.bicep").parameters()
+    count = params["maximumInstanceCount"]
+    assert (count.decorator("minValue"), count.decorator("maxValue"), value(count.default)) == (
+        [40],
+        [1000],
+        100,
+    )
+    memory = params["instanceMemoryMB"]
+    assert memory.decorator("allowed") == [[512, 2048, 4096]]
+    assert value(memory.default) == 512  # docs/deployment.md, "Instance memory", says why
+
+
+def test_one_instance_of_the_app_fits_in_512_mb_many_times_over() -> None:
+    """The measurement behind the 512 MB default: the app with the Tables SDK Azure loads."""
+    script = (
+        "import resource, function_app, azure.data.tables, azure.identity\n"
+        "list(function_app.app.get_functions())\n"
+        "from translators import cli\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    peak_mib = int(proc.stdout.split()[-1])
+    # The Functions host shares the instance; the worker must stay a small part of 512 MB.
+    assert peak_mib < 128, f"the worker holds {peak_mib} MiB: revisit instanceMemoryMB's default"
+
+
+def settings_of(settings_value: str) -> dict[str, str]:
+    """What api.bicep makes of main.bicep's `settings` (SETTINGS), by its own expressions."""
+    api = read("app/api.bicep")
+    result = evaluate(api, api.variables()["checkedSettings"], {"settings": settings_value})
+    assert isinstance(result, dict)
+    return result
+
+
+def test_settings_pairs_become_app_settings_the_last_of_a_name_winning() -> None:
+    assert settings_of("") == {}
+    assert settings_of("CHANNEL_BUILDS_EVENTS=build.*\n  CHANNEL_BUILDS_TITLE=Nightly%20builds\tA=1") == {
+        "CHANNEL_BUILDS_EVENTS": "build.*",
+        "CHANNEL_BUILDS_TITLE": "Nightly builds",
+        "A": "1",
+    }
+    assert settings_of("A=1 A=2 no-equals-sign") == {"A": "2"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "FUNCTIONS_WORKER_RUNTIME",
+        "FUNCTIONS_EXTENSION_VERSION",
+        "WEBSITE_RUN_FROM_PACKAGE",
+        "WEBSITE_CONTENTSHARE",
+        "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+        "AzureWebJobsStorage",
+        "azurewebjobsstorage",
+        "AzureWebJobsStorage__accountName",
+        "STATE_STORE",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    ],
+)
+def test_settings_cannot_set_what_flex_forbids_or_infra_owns(name: str) -> None:
+    with pytest.raises(bicep.Fail) as failed:
+        settings_of(f"CHANNEL_BUILDS_EVENTS=build.* {name}=x")
+    assert str(failed.value).startswith(f"SETTINGS may not set {name}:"), failed.value
+    assert "docs/deployment.md" in str(failed.value)
+
+
+def test_every_name_infra_sets_is_refused_in_settings() -> None:
+    """Otherwise infra's value would replace the one SETTINGS gave without a word."""
+    for name in read("app/api.bicep").object_keys("baseSettings"):
+        with pytest.raises(bicep.Fail):
+            settings_of(f"{name}=x")
+
+
+def test_the_app_settings_are_the_checked_settings_with_infra_s_own_last() -> None:
+    api = read("app/api.bicep")
+    config = next(body for name, _, body in api.resources() if name == "appSettings")
+    union = properties(config)["properties"]
+    assert text(union.named_children[0]) == "union"
+    passed = [text(arg) for arg in bicep.arguments(union)]
+    assert passed[0] == "checkedSettings" and passed[-1] == "baseSettings", passed
+    assert "extraSettings" not in passed
 
 
 def test_no_output_carries_a_secret() -> None:
     for path in sorted(INFRA.rglob("*.bicep")):
-        bicep = Bicep.read(path)
-        secure = bicep.secure_params()
-        for name, expression in bicep.outputs().items():
-            assert not re.search(r"listKeys|ConnectionString|\.value\b|primaryKey", expression), (path, name)
-            for param in secure:
-                uses = re.findall(rf"\b{param}\b", expression)
-                tested = re.findall(rf"empty\({param}\)", expression)
-                assert len(uses) == len(tested), f"{path.name}: output {name} shows {param}"
+        source = Bicep.read(path)
+        secure = source.secure_params()
+        for name, expression in source.outputs().items():
+            names = {call for call, _ in bicep.calls(expression)}
+            assert not names & {"listKeys", "listSecrets", "listConnectionStrings"}, (path, name)
+            assert not re.search(r"ConnectionString|primaryKey|\.value\b", text(expression)), (path, name)
+            for param in secure & bicep.identifiers(expression):
+                # Only as a test of emptiness, whose answer is not the secret.
+                uses = [n for n in bicep.walk(expression) if n.type == "identifier" and text(n) == param]
+                for use in uses:
+                    call = use.parent.parent if use.parent is not None else None
+                    assert call is not None and call.type == "call_expression", (
+                        f"{path.name}: {name} shows {param}"
+                    )
+                    assert text(call.named_children[0]) == "empty", (
+                        f"{path.name}: output {name} shows {param}"
+                    )
+    vault = read("app/vault.bicep")
     for output in ("channelSecrets", "settingSecrets"):
-        vault = Bicep.read(INFRA / "app" / "vault.bicep").outputs()[output]
-        assert set(re.findall(r"^\s*(\w+):", vault, re.MULTILINE)) == {"setting", "secret"}, output
+        mapped = vault.outputs()[output]
+        each = bicep.arguments(mapped)[1].named_children[-1]
+        assert set(properties(each)) == {"setting", "secret"}, output
 
 
 def test_secret_settings_go_to_key_vault_and_reach_the_app_as_references() -> None:
     """SECRETS (a webhook's signing secret, the App Store Connect key) take the channels' way."""
-    vault = Bicep.read(INFRA / "app" / "vault.bicep")
+    vault = read("app/vault.bicep")
     assert "secrets" in vault.secure_params()
-    assert re.search(r"for item in settingList:", vault.raw) and re.search(r"value:\s*item\.value", vault.raw)
-    assert re.search(r"settingSecrets:\s*vault\.outputs\.settingSecrets", MAIN.raw)
-    assert re.search(r"SecretName=\$\{item\.secret\}", API.raw)
-    union = re.search(r"properties:\s*union\(([^)]*)\)", API.raw)
-    assert union is not None and union[1].split(", ")[-1] == "baseSettings", "infra's own settings win"
-    assert "secretSettings" in union[1]
+    stored = next(body for name, _, body in vault.resources() if name == "settingSecrets")
+    assert text(properties(properties(stored)["properties"])["value"]) == "item.value"
+    api_module = next(m for m in read("main.bicep").modules() if m.name == "api")
+    assert text(api_module.params()["settingSecrets"]) == "vault.outputs.settingSecrets"
+    api = read("app/api.bicep")
+    references = evaluate(
+        api,
+        api.variables()["secretSettings"],
+        {
+            "settingSecrets": [{"setting": "ASC_PRIVATE_KEY", "secret": "setting-asc-private-key"}],
+            "vaultName": "kv",
+        },
+    )
+    assert references == {
+        "ASC_PRIVATE_KEY": "@Microsoft.KeyVault(VaultName=kv;SecretName=setting-asc-private-key)"
+    }
 
 
 def test_storage_allows_no_shared_key_and_the_app_uses_its_identity() -> None:
-    storage = next(m for m in MAIN.modules() if m.name == "storage")
-    assert "allowSharedKeyAccess" in storage.passed
-    assert re.search(r"allowSharedKeyAccess:\s*false", MAIN.raw)
-    assert re.search(r"name:\s*'FC1'", MAIN.raw) and re.search(r"tier:\s*'FlexConsumption'", MAIN.raw)
-    assert re.search(r"name:\s*'python'\s*\n\s*version:\s*'3\.13'", API.raw)
-    assert re.search(r"keyVaultReferenceIdentity:\s*identityId", API.raw)
-    assert re.search(r"type:\s*'UserAssigned'", API.raw)
-    rbac = Bicep.read(INFRA / "app" / "rbac.bicep").raw
-    for role in ("blobDataOwner", "queueDataContributor", "tableDataContributor", "keyVaultSecretsUser"):
-        assert re.search(rf"\b{role}\b", code_of(rbac).split("var storageRoles", 1)[1]), role
-
-
-def code_of(text: str) -> str:
-    from tests.bicep import code
-
-    return code(text)
+    main = read("main.bicep")
+    modules = {m.name: m for m in main.modules()}
+    assert value(modules["storage"].params()["allowSharedKeyAccess"]) is False
+    assert value(modules["plan"].params()["sku"]) == {"name": "FC1", "tier": "FlexConsumption"}
+    api = read("app/api.bicep")
+    app = properties(next(body for name, _, body in api.resources() if name == "app"))
+    props = properties(app["properties"])
+    runtime = properties(properties(props["functionAppConfig"])["runtime"])
+    assert (value(runtime["name"]), value(runtime["version"])) == ("python", "3.13")
+    assert text(props["keyVaultReferenceIdentity"]) == "identityId"
+    assert value(properties(app["identity"])["type"]) == "UserAssigned"
+    rbac = read("app/rbac.bicep")
+    granted = {
+        text(n) for n in bicep.walk(rbac.variables()["storageRoles"]) if n.type == "property_identifier"
+    }
+    assert granted == {"blobDataOwner", "queueDataContributor", "tableDataContributor"}
+    assert "keyVaultSecretsUser" in value(rbac.variables()["roles"])
 
 
 def infra_settings() -> dict[str, str]:
@@ -132,28 +291,27 @@ def infra_settings() -> dict[str, str]:
         "AzureWebJobsStorage__queueServiceUri": "https://stabc123.queue.core.windows.net/",
         "AzureWebJobsStorage__tableServiceUri": "https://stabc123.table.core.windows.net/",
     }
+    api = read("app/api.bicep")
     values: dict[str, str] = {}
-    for name in API.object_keys("baseSettings"):
-        literal = re.search(rf"^\s*{name}:\s*'([^'$]*)'", API.raw, re.MULTILINE)
+    for name, expression in properties(api.variables()["baseSettings"]).items():
         if name in endpoints:
             values[name] = endpoints[name]
         elif name.endswith("__clientId"):
             values[name] = CLIENT_ID
-        elif literal:
-            values[name] = literal[1]
+        elif expression.type == "string" and not bicep.identifiers(expression):
+            values[name] = value(expression)
         else:
             values[name] = f"<{name} as Azure fills it>"
     # Key Vault references, resolved by the platform before the app sees them.
-    assert re.search(r"WEBHOOK_TOKEN:\s*'@Microsoft\.KeyVault\(", API.raw)
-    values["WEBHOOK_TOKEN"] = "resolved-from-key-vault"
-    assert re.search(r"BITRISE_API_TOKEN:\s*'@Microsoft\.KeyVault\(", API.raw)
-    values["BITRISE_API_TOKEN"] = "resolved-from-key-vault"
-    assert re.search(r"SLACK_BOT_TOKEN:\s*'@Microsoft\.KeyVault\(", API.raw)
+    secret_names = {"webhookTokenSecret": "a", "bitriseApiTokenSecret": "b", "slackBotTokenSecret": "c"}
+    tokens = evaluate(api, api.variables()["tokenSettings"], {**secret_names, "vaultName": "kv"})
+    assert set(tokens) == {"WEBHOOK_TOKEN", "BITRISE_API_TOKEN", "SLACK_BOT_TOKEN"}
+    assert all(reference.startswith("@Microsoft.KeyVault(VaultName=kv;") for reference in tokens.values())
+    values |= {name: "resolved-from-key-vault" for name in tokens}
     values["SLACK_BOT_TOKEN"] = "xoxb-resolved-from-key-vault"
-    assert (
-        re.search(r"channel\.setting", API.raw)
-        and "'CHANNEL_${" in (INFRA / "app" / "vault.bicep").read_text()
-    )
+    vault = read("app/vault.bicep")
+    channel = evaluate(vault, vault.variables()["channelList"], {"channels": "builds=https://x/y"})
+    assert [item["setting"] for item in channel] == ["CHANNEL_BUILDS_URL"]
     values["CHANNEL_BUILDS_URL"] = "https://hooks.slack.com/services/T0/B0/resolvedfromkeyvault"
     return values
 
@@ -195,7 +353,9 @@ def test_azure_yaml_deploys_this_folder_as_the_python_function_app() -> None:
         config["infra"]["path"] == "infra"
         and (ROOT / "infra" / f"{config['infra']['module']}.bicep").exists()
     )
-    assert re.search(r"'azd-service-name':\s*'api'", API.raw), "the app's tag names azure.yaml's service"
+    app = properties(next(body for name, _, body in read("app/api.bicep").resources() if name == "app"))
+    tags = evaluate(read("app/api.bicep"), app["tags"], {"tags": {}})
+    assert tags == {"azd-service-name": "api"}, "the app's tag names azure.yaml's service"
 
 
 def test_the_workflow_signs_in_with_oidc_and_deploys_with_functions_action() -> None:

@@ -40,6 +40,28 @@ var extraSettings = toObject(
   pair => substring(pair, 0, indexOf(pair, '=')),
   pair => uriComponentToString(substring(pair, indexOf(pair, '=') + 1))
 )
+// What SETTINGS may not set: what Flex Consumption forbids or owns (the worker runtime and its
+// version, the package, the content share), the host's storage (identity-based, set below; a
+// connection string would bring a key back or point the host elsewhere) and every other name
+// infra/ sets itself, which would otherwise be replaced without a word. A deployment naming one
+// stops with a message that names it, before anything changes.
+var reservedSettings = [
+  'FUNCTIONS_WORKER_RUNTIME'
+  'FUNCTIONS_EXTENSION_VERSION'
+  'WEBSITE_RUN_FROM_PACKAGE'
+  'STATE_STORE'
+  'APPLICATIONINSIGHTS_CONNECTION_STRING'
+  'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+]
+var refusedSettings = filter(
+  objectKeys(extraSettings),
+  setting =>
+    contains(reservedSettings, toUpper(setting)) || startsWith(toUpper(setting), 'WEBSITE_CONTENT') || startsWith(toUpper(setting), 'AZUREWEBJOBSSTORAGE')
+)
+var checkedSettings = empty(refusedSettings)
+  ? extraSettings
+  : fail('SETTINGS may not set ${join(refusedSettings, ', ')}: Flex Consumption forbids it or infra/ sets it (docs/deployment.md, "What SETTINGS cannot set"). Remove it with azd env set SETTINGS ...')
+
 var channelSettings = toObject(
   channelSecrets,
   channel => channel.setting,
@@ -124,7 +146,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
 
   resource appSettings 'config' = {
     name: 'appsettings'
-    properties: union(extraSettings, secretSettings, channelSettings, tokenSettings, baseSettings)
+    properties: union(checkedSettings, secretSettings, channelSettings, tokenSettings, baseSettings)
   }
 }
 

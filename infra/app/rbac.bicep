@@ -7,6 +7,9 @@ param vaultName string
 param identityPrincipalId string
 @description('The developer\'s object id; empty: no developer access.')
 param developerPrincipalId string = ''
+@description('What the developer\'s object id is: azd signs in as a user, or in CI as a service principal (AZURE_PRINCIPAL_TYPE).')
+@allowed(['User', 'ServicePrincipal', 'Group'])
+param developerPrincipalType string = 'User'
 
 var roles = {
   blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -67,6 +70,6 @@ resource developerTables 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.tableDataContributor)
     principalId: developerPrincipalId
-    principalType: 'User'
+    principalType: developerPrincipalType
   }
 }
