@@ -1,7 +1,7 @@
 """See and act on the outbox: list, replay and drop entries. Shared by the CLI and the admin function.
 
-Listings show id, channel, event, attempts, last error, next attempt and age; never a body's URL
-(entries hold none) and never a channel URL. Every change is one structured log line.
+Listings show id, channel, event, tries and their HTTP attempts, last error, next attempt and age;
+never a body's URL (entries hold none) and never a channel URL. Every change is one structured log line.
 """
 
 from __future__ import annotations

@@ -627,6 +627,7 @@ def _out_listing(body: dict[str, Any]) -> None:
             e["id"],
             e["channel"],
             e["event"] or "",
+            str(e["tries"]),
             str(e["attempts"]),
             e["next_attempt_at"] or "dead",
             f"{e['age_seconds']} s",
@@ -634,10 +635,12 @@ def _out_listing(body: dict[str, Any]) -> None:
         )
         for e in body["entries"]
     ]
-    heading = ("ID", "CHANNEL", "EVENT", "TRIES", "NEXT", "AGE", "LAST ERROR")
-    widths = [max(len(row[i]) for row in [heading, *rows]) for i in range(6)]
+    # TRIES: the delivery's tries (its request's, then each outbox pass); ATTEMPTS: the HTTP requests
+    # they made, summed (an answer's `attempts` counts those of its one try).
+    heading = ("ID", "CHANNEL", "EVENT", "TRIES", "ATTEMPTS", "NEXT", "AGE", "LAST ERROR")
+    widths = [max(len(row[i]) for row in [heading, *rows]) for i in range(7)]
     for row in [heading, *rows]:
-        _out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:6])) + "  " + row[6])
+        _out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:7])) + "  " + row[7])
 
 
 #: ``serve``'s workers by default: one per CPU, up to this (the process's threads do the waiting).
@@ -1101,9 +1104,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[settings],
         help="list, replay or drop what the outbox holds",
         description="The outbox holds deliveries that did not go within their request, until they do. "
-        "list shows id, channel, event, attempts, next attempt, age and last error (--dead: the dead "
-        "letters); replay puts dead letters back in the queue (IDs, or --dead for all); drop removes "
-        "entries for good. Never shows a URL.",
+        "list shows id, channel, event, tries, HTTP attempts, next attempt, age and last error (--dead: "
+        "the dead letters); replay puts dead letters back in the queue (IDs, or --dead for all); drop "
+        "removes entries for good. Never shows a URL.",
     )
     outbox.add_argument(
         "action", nargs="?", choices=["list", "replay", "drop"], help="list, replay or drop", metavar="ACTION"

@@ -151,17 +151,24 @@ class Drainer:
     def _settle(
         self, outbox: OutboxStore, entry: Entry, token: str, result: ChannelResult, app: Any, report: Report
     ) -> None:
+        posts = result.attempts or 0  # this try's HTTP attempts (each try makes up to max_attempts)
         if result.retry or result.in_progress:
-            self._retry(outbox, entry, token, result.error, result.retry_after, app, report)
+            self._retry(outbox, entry, token, result.error, result.retry_after, app, report, posts)
         elif result.status in ("delivered", "skipped", "unknown"):
             outbox.remove(entry, token)
             change = {"delivered": "delivered", "skipped": "duplicate", "unknown": "unknown"}[result.status]
             log_change(
-                change, entry, http_status=result.http_status, fallback=result.fallback, error=result.error
+                change,
+                entry,
+                tried=posts,
+                http_status=result.http_status,
+                fallback=result.fallback,
+                error=result.error,
             )
             report.add(change)
         else:
-            self._bury(outbox, entry, token, f"refused: {result.error or result.http_status}", report)
+            reason = f"refused: {result.error or result.http_status}"
+            self._bury(outbox, entry, token, reason, report, posts)
 
     def _retry(
         self,
@@ -172,26 +179,30 @@ class Drainer:
         retry_after: float | None,
         app: Any,
         report: Report,
+        posts: int = 0,
     ) -> None:
+        """Try again later; ``posts``: the HTTP attempts of the try that just failed (0: none made)."""
         moment = now()
         if (moment - entry.created_at).total_seconds() > app.outbox_max_age_seconds:
             limit = f"OUTBOX_MAX_AGE_SECONDS ({app.outbox_max_age_seconds:g} s)"
             reason = f"not delivered within {limit}; last error: {error}"
-            self._bury(outbox, entry, token, reason, report)
+            self._bury(outbox, entry, token, reason, report, posts)
             return
         attempts = entry.attempts + 1
         due: datetime = after(
             backoff(attempts, app.outbox_min_delay_seconds, app.outbox_max_delay_seconds, retry_after), moment
         )
-        outbox.reschedule(entry, token, due, error)
-        log_change("retry", entry, error=error, next_attempt_at=iso(due))
+        outbox.reschedule(entry, token, due, error, posts)
+        log_change("retry", entry, tried=posts, error=error, next_attempt_at=iso(due))
         report.add("retry")
 
     @staticmethod
-    def _bury(outbox: OutboxStore, entry: Entry, token: str | None, reason: str, report: Report) -> None:
-        outbox.bury(entry, token, reason)
+    def _bury(
+        outbox: OutboxStore, entry: Entry, token: str | None, reason: str, report: Report, posts: int = 0
+    ) -> None:
+        outbox.bury(entry, token, reason, posts)
         log.warning("dead letter %s for channel %s: %s", entry.id, entry.channel, reason)
-        log_change("dead", entry, reason=reason)
+        log_change("dead", entry, tried=posts if token else None, reason=reason)
         report.add("dead")
 
     def run(self, stop: threading.Event, seconds: float | None = None) -> None:

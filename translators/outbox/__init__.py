@@ -54,7 +54,11 @@ class Entry:
     event: str | None = None
     title: str | None = None
     minimal: dict[str, Any] | None = None
+    #: Tries: how many times the delivery was tried (its request's try, then each outbox pass).
     attempts: int = 0
+    #: HTTP attempts: the requests those tries made, summed (each try makes up to
+    #: DELIVERY_MAX_ATTEMPTS); what an answer's ``attempts`` counts for its one try.
+    http_attempts: int = 0
     last_error: str | None = None
     status: Status = "queued"
     dead_reason: str | None = None
@@ -74,7 +78,8 @@ class Entry:
             "event": self.event,
             "event_id": self.event_id,
             "title": self.title,
-            "attempts": self.attempts,
+            "tries": self.attempts,
+            "attempts": self.http_attempts,
             "last_error": self.last_error,
             "dead_reason": self.dead_reason,
             "next_attempt_at": None if self.status == "dead" else iso(self.next_attempt_at),
@@ -118,12 +123,16 @@ class OutboxStore(Protocol):
         """The entry is settled (delivered, duplicate, unknown): drop it, if our lease still holds."""
         ...
 
-    def reschedule(self, entry: Entry, token: str, at: datetime, error: str | None) -> None:
-        """Try again at ``at``; the lease is given up and ``attempts`` counts one more."""
+    def reschedule(
+        self, entry: Entry, token: str, at: datetime, error: str | None, http_attempts: int = 0
+    ) -> None:
+        """Try again at ``at``; the lease is given up, tries count one more and the HTTP attempts
+        ``http_attempts`` more (those of the try that just failed)."""
         ...
 
-    def bury(self, entry: Entry, token: str | None, reason: str) -> None:
-        """A dead letter: kept with the reason, never sent again unless replayed."""
+    def bury(self, entry: Entry, token: str | None, reason: str, http_attempts: int = 0) -> None:
+        """A dead letter: kept with the reason, never sent again unless replayed. With ``token`` (it
+        was just tried) tries count one more and the HTTP attempts ``http_attempts`` more."""
         ...
 
     def entries(self, status: Status | None = None) -> list[Entry]: ...
@@ -139,8 +148,16 @@ class OutboxStore(Protocol):
     def close(self) -> None: ...
 
 
-def log_change(change: str, entry: Entry, **fields: Any) -> None:
-    """One structured line per change of an entry: never a body, never a URL (entries hold none)."""
+def log_change(change: str, entry: Entry, *, tried: int | None = None, **fields: Any) -> None:
+    """One structured line per change of an entry: never a body, never a URL (entries hold none).
+
+    ``tries`` and ``attempts`` count as ``outbox list`` does: tries of the delivery and the HTTP
+    attempts they made. ``tried``: the change follows a try that made that many HTTP attempts, and
+    which the entry does not count yet.
+    """
+    tries, attempts = entry.attempts, entry.http_attempts
+    if tried is not None:
+        tries, attempts = tries + 1, attempts + tried
     logs.event(
         log,
         f"outbox.{change}",
@@ -149,7 +166,8 @@ def log_change(change: str, entry: Entry, **fields: Any) -> None:
             "channel": entry.channel,
             "event": entry.event,
             "event_id": entry.event_id,
-            "attempts": entry.attempts,
+            "tries": tries,
+            "attempts": attempts,
             **{k: v for k, v in fields.items() if v is not None},
         },
     )

@@ -19,7 +19,7 @@ from translators.state.sqlite import SqliteStore, stamp
 
 _COLUMNS = (
     "id, channel, status, format, template, body, minimal, event_id, event, title, created_at,"
-    " next_attempt_at, attempts, last_error, dead_reason, lease_until, thread"
+    " next_attempt_at, attempts, last_error, dead_reason, lease_until, thread, http_attempts"
 )
 
 
@@ -48,6 +48,7 @@ def _entry(row: Sequence[Any]) -> Entry:
         dead_reason=row[14],
         lease_until=_time(row[15]),
         thread=json.loads(row[16]) if row[16] else None,
+        http_attempts=row[17] or 0,
     )
 
 
@@ -69,7 +70,8 @@ class SqliteOutbox:
 
     def add(self, entry: Entry) -> None:
         self._run(
-            f"INSERT INTO outbox ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)",
+            f"INSERT INTO outbox ({_COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
             (
                 entry.id,
                 entry.channel,
@@ -87,6 +89,7 @@ class SqliteOutbox:
                 entry.last_error,
                 entry.dead_reason,
                 dumps(entry.thread) if entry.thread is not None else None,
+                entry.http_attempts,
             ),
         )
 
@@ -114,18 +117,22 @@ class SqliteOutbox:
     def remove(self, entry: Entry, token: str) -> None:
         self._run("DELETE FROM outbox WHERE id = ? AND lease_token = ?", (entry.id, token))
 
-    def reschedule(self, entry: Entry, token: str, at: datetime, error: str | None) -> None:
+    def reschedule(
+        self, entry: Entry, token: str, at: datetime, error: str | None, http_attempts: int = 0
+    ) -> None:
         self._run(
             "UPDATE outbox SET next_attempt_at = ?, attempts = attempts + 1, last_error = ?,"
+            " http_attempts = coalesce(http_attempts, 0) + ?,"
             " lease_token = NULL, lease_until = NULL WHERE id = ? AND lease_token = ?",
-            (stamp(at), error, entry.id, token),
+            (stamp(at), error, http_attempts, entry.id, token),
         )
 
-    def bury(self, entry: Entry, token: str | None, reason: str) -> None:
+    def bury(self, entry: Entry, token: str | None, reason: str, http_attempts: int = 0) -> None:
         self._run(
             "UPDATE outbox SET status = 'dead', dead_reason = ?, attempts = attempts + ?,"
+            " http_attempts = coalesce(http_attempts, 0) + ?,"
             " lease_token = NULL, lease_until = NULL WHERE id = ? AND (? IS NULL OR lease_token = ?)",
-            (reason, 1 if token else 0, entry.id, token, token),
+            (reason, 1 if token else 0, http_attempts if token else 0, entry.id, token, token),
         )
 
     def entries(self, status: Status | None = None) -> list[Entry]:
@@ -137,7 +144,7 @@ class SqliteOutbox:
         return [_entry(row) for row in rows]
 
     def replay(self, ids: Sequence[str] | None, at: datetime) -> int:
-        reset = "status = 'queued', attempts = 0, dead_reason = NULL, next_attempt_at = ?"
+        reset = "status = 'queued', attempts = 0, http_attempts = 0, dead_reason = NULL, next_attempt_at = ?"
         if ids is None:
             rows = self._run(f"UPDATE outbox SET {reset} WHERE status = 'dead' RETURNING id", (stamp(at),))
         else:

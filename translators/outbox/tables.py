@@ -58,6 +58,7 @@ def _entity(entry: Entry) -> dict[str, Any]:
         "created_at": utc(entry.created_at),
         "next_attempt_at": utc(entry.next_attempt_at),
         "attempts": entry.attempts,
+        "http_attempts": entry.http_attempts,
         **_chunks("body", dumps(entry.body)),
     }
     if entry.minimal is not None:
@@ -89,6 +90,7 @@ def _entry(entity: TableEntity) -> Entry:
         created_at=utc(entity["created_at"]),
         next_attempt_at=utc(entity["next_attempt_at"]),
         attempts=int(entity.get("attempts") or 0),
+        http_attempts=int(entity.get("http_attempts") or 0),
         last_error=entity.get("last_error"),
         dead_reason=entity.get("dead_reason"),
         lease_until=utc(lease) if isinstance(lease, datetime) else None,
@@ -176,25 +178,29 @@ class TableOutbox(TableAccess):
             except (ResourceModifiedError, ResourceNotFoundError):
                 return
 
-    def reschedule(self, entry: Entry, token: str, at: datetime, error: str | None) -> None:
+    def reschedule(
+        self, entry: Entry, token: str, at: datetime, error: str | None, http_attempts: int = 0
+    ) -> None:
         current = self._held(entry, token)
         if current is not None:
             changes = {
                 "next_attempt_at": utc(at),
                 "attempts": current.attempts + 1,
+                "http_attempts": current.http_attempts + http_attempts,
                 "last_error": error or "",
                 "lease_token": "",
                 "lease_until": utc(at).replace(year=1970, month=1, day=1),
             }
             self._update(current, changes)
 
-    def bury(self, entry: Entry, token: str | None, reason: str) -> None:
+    def bury(self, entry: Entry, token: str | None, reason: str, http_attempts: int = 0) -> None:
         current = self._held(entry, token) if token else self._current(entry)
         if current is not None:
             changes = {
                 "status": "dead",
                 "dead_reason": reason,
                 "attempts": current.attempts + (1 if token else 0),
+                "http_attempts": current.http_attempts + (http_attempts if token else 0),
                 "lease_token": "",
             }
             self._update(current, changes)
@@ -215,7 +221,13 @@ class TableOutbox(TableAccess):
     def replay(self, ids: Sequence[str] | None, at: datetime) -> int:
         count = 0
         for entry in self._by_ids(ids, "dead"):
-            changes = {"status": "queued", "attempts": 0, "dead_reason": "", "next_attempt_at": utc(at)}
+            changes = {
+                "status": "queued",
+                "attempts": 0,
+                "http_attempts": 0,
+                "dead_reason": "",
+                "next_attempt_at": utc(at),
+            }
             count += self._update(entry, changes)
         return count
 

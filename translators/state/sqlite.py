@@ -84,7 +84,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     dead_reason TEXT,
     lease_token TEXT,
     lease_until TEXT,
-    thread TEXT
+    thread TEXT,
+    http_attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS outbox_by_channel ON outbox (channel, status, id);
 CREATE TABLE IF NOT EXISTS messages (
@@ -267,6 +268,8 @@ class SqliteStore:
             outbox_columns = {row[1] for row in conn.execute("PRAGMA table_info(outbox)")}
             if "thread" not in outbox_columns:  # a file made before Slack app channels
                 conn.execute("ALTER TABLE outbox ADD COLUMN thread TEXT")
+            if "http_attempts" not in outbox_columns:  # a file made before HTTP attempts were counted
+                conn.execute("ALTER TABLE outbox ADD COLUMN http_attempts INTEGER NOT NULL DEFAULT 0")
             moment = now()
             conn.execute("DELETE FROM claims WHERE claimed_at < ?", (stamp(moment - KEEP_CLAIMS),))
             conn.execute("DELETE FROM outcomes WHERE recorded_at < ?", (stamp(moment - KEEP_OUTCOMES),))
