@@ -85,3 +85,37 @@ def test_every_event_name_is_explained() -> None:
     table = text.split("### Event names", 1)[1]
     named = set(re.findall(r"`([a-z_]+\.[a-z_]+)`", table))
     assert set(EVENTS) <= named, f"not in docs/platforms.md#event-names: {sorted(set(EVENTS) - named)}"
+
+
+# -- the docs say what the code does (issue 26) --------------------------------------------------
+
+
+def _flat(path: Path) -> str:
+    return " ".join((ROOT / path).read_text(encoding="utf-8").split())
+
+
+def test_answers_say_a_long_retry_after_is_queued_not_failed() -> None:
+    text = _flat(Path("docs/answers.md"))
+    assert "reported failed" not in text
+    assert "the channel is `queued` (200) with `retry_after`" in text
+    # The 502 row is about refusals for good, which become dead letters.
+    row = next(line for line in (ROOT / "docs/answers.md").read_text().splitlines() if "| 502 " in line)
+    assert "dead_letter" in row and "after retries" not in row
+
+
+def test_local_md_gives_the_stop_grace_the_server_uses() -> None:
+    from translators import server
+    from translators.settings import AppSettings
+
+    deadline = AppSettings().delivery_deadline_seconds
+    text = _flat(Path("docs/local.md"))
+    assert f"delivery deadline plus {server.STOP_SECONDS:g} s" in text
+    assert f"{deadline:g} s by default, so {deadline + server.STOP_SECONDS:g} s" in text
+    assert "(for up to 5 s)" not in text
+
+
+def test_the_server_calls_its_dependencies_what_requirements_txt_makes_them() -> None:
+    requirements = (ROOT / "requirements.txt").read_text()
+    assert re.search(r"^waitress", requirements, re.M) and re.search(r"^werkzeug", requirements, re.M)
+    docstring = " ".join((ROOT / "translators/server.py").read_text().split('"""')[1].split())
+    assert "development dependencies" not in docstring and "requirements.txt" in docstring

@@ -20,7 +20,9 @@ Deliveries to the inbox are served by threads of their own (see ``_SplitDispatch
 waiting for them cannot take every thread; on SIGINT or SIGTERM the calls in progress are still
 answered (see ``LocalServer.serve_forever``).
 
-waitress and werkzeug are development dependencies: Azure never imports this module.
+waitress and werkzeug are in requirements.txt (the app's run-time requirements, so that a plain
+``pip install -r requirements.txt`` can serve): Azure installs them with the rest, but never imports
+this module.
 """
 
 from __future__ import annotations
