@@ -279,3 +279,25 @@ def test_the_screenshot_tool_writes_pictures(served: Served, browser: Any, tmp_p
         assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 2_000
     html = screenshots.before_after_html()
     assert html.count("Build #41 started") == 1 and "replied to a thread" in html and "@Dana" in html
+
+
+def test_a_long_template_path_in_the_error_box_wraps_instead_of_being_cut(browser: Any) -> None:  # noqa: F811
+    """At a phone's width the error box breaks a path with no spaces anywhere rather than cut it."""
+    long_path = "custom-templates/" + "averylongchannelfoldername/" * 6 + "slack/bitrise/build.failed.json.j2"
+    drawn = preview.Drawn("bitrise/build-failed", "slack", error=f"{long_path}, line 48: No filter named 'x'")
+    css = (Path(preview.__file__).parent / "static" / "preview.css").read_text()
+    figure = preview._figure(drawn)
+    page_html = (
+        f"<html><head><style>{css}</style></head><body><div class='cells'>{figure}</div></body></html>"
+    )
+    context = browser.new_context(viewport={"width": 375, "height": 812}, device_scale_factor=1)
+    try:
+        page = context.new_page()
+        page.set_content(page_html)
+        sizes = page.eval_on_selector(
+            ".template-error",
+            "e => ({scroll: e.scrollWidth, client: e.clientWidth, right: e.getBoundingClientRect().right})",
+        )
+    finally:
+        context.close()
+    assert sizes["scroll"] <= sizes["client"] + 1 and sizes["right"] <= 375, sizes

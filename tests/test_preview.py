@@ -230,3 +230,14 @@ def test_messagecard_stand_in_reads_markdown_without_html() -> None:
     assert "<strong>Build</strong> *1* &lt;at&gt;x&lt;/at&gt;" in drawn
     assert "<p>a</p>\n<p>b &lt;b&gt;c&lt;/b&gt;" in drawn and 'href="javascript' not in drawn
     assert 'href="https://x.example/"' in drawn and "border-top-color:#E01E5A" in drawn
+
+
+def test_the_paste_form_says_what_to_do_on_the_form_not_in_a_url(client: Client) -> None:
+    page = html.unescape(
+        client.post("/preview", data={"source": "auto", "payload": '{"x": 1}'}).get_data(as_text=True)
+    )
+    assert "did not recognise the sender" in page and "choose the source in the Source menu" in page
+    assert "in the URL" not in page
+    assert "choose it in the Source menu instead of auto" in preview._on_the_form(
+        "the payload fits A and B; name the source in the URL instead of 'auto'"
+    )

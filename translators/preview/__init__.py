@@ -104,7 +104,8 @@ def _shown(name: str, dirs: Sequence[Path]) -> str:
 
 
 def _where(exc: TemplateFailure, dirs: Sequence[Path]) -> str:
-    where = _shown(exc.template, dirs) + (f", line {exc.line}" if exc.line else "")
+    # Named as answers, logs and check name it (the file, relative to the app's folder).
+    where = exc.where if exc.file else _shown(exc.template, dirs) + (f", line {exc.line}" if exc.line else "")
     return f"{where}: {exc.message}"
 
 
@@ -165,11 +166,20 @@ class Pasted:
             result = source.translate(payload, headers)
         except TranslatorError as exc:
             details = getattr(exc, "errors", ())
-            lines = [exc.message, *(f"{e.path}: {e.message}" for e in details)]
+            lines = [_on_the_form(exc.message), *(f"{e.path}: {e.message}" for e in details)]
             return None, "\n".join(lines)
         if isinstance(result, Ignored):
             return None, f"{source.label} ignores this payload: {result.reason}"
         return result, None
+
+
+def _on_the_form(message: str) -> str:
+    """The function's answer as the form's words: here the source is chosen in the Source menu,
+    not named in the URL."""
+    return message.replace(
+        f"name the source in the URL instead of '{sources.AUTO}'",
+        "choose it in the Source menu instead of auto",
+    ).replace("or name the source in the URL", "or choose the source in the Source menu")
 
 
 # ---------------------------------------------------------------------------------------------
