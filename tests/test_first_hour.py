@@ -165,3 +165,25 @@ def test_serve_prints_broken_channels_and_placeholders_with_the_reason(tmp_path:
 def test_the_project_has_the_license_it_declares() -> None:
     assert 'license = { text = "MIT" }' in (ROOT / "pyproject.toml").read_text()
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+def test_serve_prints_a_missing_template_folder_and_misspelled_settings(tmp_path: Path) -> None:
+    """Issue 26: a missing folder breaks its channel in serve and health; a misspelling is a warning."""
+    served = start_serve(
+        tmp_path,
+        {
+            "CHANNEL_BUILDS_URL": "https://hooks.slack.com/services/T1/B2/real",
+            "CHANNEL_BUILDS_TEMPLATES": "nope/",
+            "CHANNEL_OK_URL": "https://hooks.slack.com/services/T1/B2/other",
+            "CHANNEL_OK_EVENT": "build.failed",
+        },
+    )
+    try:
+        banner = served.banner()
+        health = served.get("/api/health").json()
+    finally:
+        served.stop()
+    assert "BROKEN channel 'builds': CHANNEL_BUILDS_TEMPLATES names no folder" in banner
+    warning = "WARNING CHANNEL_OK_EVENT is not a setting the app knows, so it is ignored"
+    assert f"{warning}: did you mean CHANNEL_OK_EVENTS?" in banner
+    assert "CHANNEL_BUILDS_TEMPLATES names no folder" in health["channel_errors"]["builds"]
