@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -234,3 +235,28 @@ def test_misconfigured_channel_is_named(call: Callable[..., Any], monkeypatch: p
     assert "SECRETpath123" not in json.dumps(body)
     _, health = call("health", method="GET")
     assert "ops" in health["channel_errors"] and "SECRETpath123" not in json.dumps(health)
+
+
+def test_a_skipped_or_duplicate_answer_carries_no_template_error(
+    channels: dict[str, str], tmp_path: Path
+) -> None:
+    from tests.conftest import post
+
+    broken = tmp_path / "broken"
+    (broken / "slack").mkdir(parents=True)
+    (broken / "slack" / "default.json.j2").write_text("{{ nope(", encoding="utf-8")
+    env = channels | {"CHANNEL_SLACK_TEMPLATES": str(broken)}
+    first = post(env, "bitrise", "slack", BITRISE_FAILED, FINISHED)
+    assert first.body["channels"][0]["status"] == "delivered" and first.body["channels"][0]["template_error"]
+    again = post(env, "bitrise", "slack", BITRISE_FAILED, FINISHED)
+    (result,) = again.body["channels"]
+    assert result["reason"] == "duplicate" and "template_error" not in result, result
+
+
+def test_health_shows_a_misspelled_setting_as_a_warning_and_stays_ok(channels: dict[str, str]) -> None:
+    from translators import pipeline, settings
+
+    answer = pipeline.health(settings.load(channels | {"CHANNEL_SLACK_EVENT": "build.failed"}))
+    assert answer.body["status"] == "ok"
+    (warning,) = answer.body["setting_warnings"].values()
+    assert "CHANNEL_SLACK_EVENTS" in warning

@@ -379,11 +379,6 @@ def test_a_paced_burst_is_logged_delivered_after_one_try_of_one_attempt(
     assert lines and all((line["tries"], line["attempts"]) == (1, 1) for line in lines), lines
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="translators/deliverer.py must record the request's HTTP attempts in the entry it queues"
-    " (http_attempts=failed.attempts); reported in issue 26, item 5",
-)
 def test_the_requests_http_attempts_are_counted_by_the_entry_it_queues(
     env: dict[str, str], chat: ChatServer
 ) -> None:

@@ -89,11 +89,13 @@ class Prepared:
         return self.fmt.minimal(self.notification) if self.notification is not None else None
 
     def result(self, status: Status, **fields: Any) -> ChannelResult:
+        # A template's error matters only where the body made from it went (or would go) out.
+        sent = status not in ("skipped", "in_progress")
         return ChannelResult(
             channel=self.channel.name,
             format=self.fmt.name,
             template=self.template,
-            template_error=self.template_error,
+            template_error=self.template_error if sent else None,
             status=status,
             **fields,
         )
@@ -250,6 +252,7 @@ class Deliverer:
             created_at=created,
             next_attempt_at=due,
             attempts=1 if failed is not None else 0,
+            http_attempts=(failed.attempts or 0) if failed is not None else 0,
             last_error=failed.error if failed is not None else None,
             thread=p.state,
         )

@@ -243,7 +243,7 @@ def render_checked(renderer: render.Renderer, n: Notification) -> tuple[str, dic
     try:
         fmt.validate(body, encoded)
     except OutputInvalid as exc:
-        raise TemplateFailure(name, str(exc)) from exc
+        raise TemplateFailure(name, str(exc), file=renderer.shown(n.source, n.event)) from exc
     return name, body
 
 
@@ -545,6 +545,8 @@ def health(settings: Settings) -> Answer:
     body["status"] = "degraded" if problems else "ok"
     if settings.errors:
         body["setting_errors"] = dict(settings.errors)
+    if settings.warnings:  # a misspelled setting name: worth saying, not worth "degraded"
+        body["setting_warnings"] = dict(settings.warnings)
     if problems:
         body["problems"] = problems
     return Answer(200, body)
