@@ -11,6 +11,7 @@ import pytest
 
 from tests.azurite import azurite, state_env  # noqa: F401 - fixtures shared by the state tests
 from tests.chatserver import SUCCESS, ChatServer, Reply
+from tests.fakeslack import FakeSlack
 from translators import pipeline, samples, settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,3 +106,25 @@ def post(
 
 def sample(sample_id: str) -> samples.Sample:
     return samples.get(sample_id)
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    """A loopback Slack Web API (tests/fakeslack.py) for Slack app channels."""
+    server = FakeSlack()
+    yield server
+    server.close()
+
+
+def drain(env: dict[str, str], seconds: float = 15) -> None:
+    """Run the outbox's drainer until nothing is queued (or ``seconds`` pass)."""
+    import time
+
+    from translators import outbox
+    from translators.drainer import Drainer
+
+    drainer = Drainer(lambda: settings.load(env))
+    deadline = time.monotonic() + seconds
+    while outbox.open_outbox(settings.load(env).app).stats().queued and time.monotonic() < deadline:
+        if not drainer.drain_once().sent:
+            time.sleep(0.05)

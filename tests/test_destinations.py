@@ -6,16 +6,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.chatserver import ChatServer, Reply
-from tests.conftest import path_of, post
+from tests.conftest import drain, path_of, post
 from tests.fakeslack import TOKEN, FakeSlack
 from translators import destinations, outbox, settings
-from translators.drainer import Drainer
 from translators.pacing import PACER
 from translators.state import now
 
@@ -40,23 +38,8 @@ def slug() -> str:
     return f"{time.monotonic_ns():016x}"[-16:]
 
 
-def drain(env: dict[str, str], seconds: float = 15) -> None:
-    drainer = Drainer(lambda: settings.load(env))
-    deadline = time.monotonic() + seconds
-    while outbox.open_outbox(settings.load(env).app).stats().queued and time.monotonic() < deadline:
-        if not drainer.drain_once().sent:
-            time.sleep(0.05)
-
-
 def dead_letters(env: dict[str, str]) -> list[outbox.Entry]:
     return outbox.open_outbox(settings.load(env).app).entries("dead")
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    server = FakeSlack()
-    yield server
-    server.close()
 
 
 @pytest.fixture

@@ -8,32 +8,22 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.azurite import Azurite
-from tests.conftest import ROOT, post
+from tests.conftest import ROOT, drain, post
 from tests.fakeslack import TOKEN, FakeSlack
 from translators import outbox, settings, state
-from translators.drainer import Drainer
 from translators.pacing import PACER
 
 CHANNEL = "C0BUILDS01"
 TRIGGERED = {"Bitrise-Event-Type": "build/triggered"}
 FINISHED = {"Bitrise-Event-Type": "build/finished"}
 MENTIONS = {"dana": {"slack": "U012AB3CD", "name": "Dana"}}
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    server = FakeSlack()
-    yield server
-    server.close()
 
 
 @pytest.fixture
@@ -70,15 +60,6 @@ def send(env: dict[str, str], slug: str, status: int, **query: str) -> dict[str,
     answer = post(env, "bitrise", "builds", build(slug, status, triggered_by="manual-dana"), headers, query)
     (result,) = answer.body["channels"]
     return result
-
-
-def drain(env: dict[str, str], seconds: float = 15) -> None:
-    """Run the outbox's drainer until nothing is queued (or ``seconds`` pass)."""
-    drainer = Drainer(lambda: settings.load(env))
-    deadline = time.monotonic() + seconds
-    while outbox.open_outbox(settings.load(env).app).stats().queued and time.monotonic() < deadline:
-        if not drainer.drain_once().sent:
-            time.sleep(0.05)
 
 
 def restart() -> None:
