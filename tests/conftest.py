@@ -128,3 +128,24 @@ def drain(env: dict[str, str], seconds: float = 15) -> None:
     while outbox.open_outbox(settings.load(env).app).stats().queued and time.monotonic() < deadline:
         if not drainer.drain_once().sent:
             time.sleep(0.05)
+
+
+@pytest.fixture
+def slack_app_env(slack: FakeSlack, state_env: dict[str, str]) -> dict[str, str]:  # noqa: F811
+    """A Slack app channel ``builds`` on the fake Slack, with one attempt per request and a fast
+    outbox, so that tests about retries and order do not wait."""
+    from tests.fakeslack import TOKEN
+    from translators.pacing import PACER
+
+    PACER.reset()
+    return {
+        **state_env,
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_API_URL": slack.url,
+        "CHANNEL_BUILDS_SLACK_CHANNEL": "C0BUILDS01",
+        "CHANNEL_BUILDS_RATE": "500",
+        "DELIVERY_MAX_ATTEMPTS": "1",
+        "DELIVERY_DEADLINE_SECONDS": "2",
+        "OUTBOX_MIN_DELAY_SECONDS": "0.05",
+        "OUTBOX_MAX_DELAY_SECONDS": "0.2",
+    }

@@ -43,19 +43,8 @@ def dead_letters(env: dict[str, str]) -> list[outbox.Entry]:
 
 
 @pytest.fixture
-def app_env(slack: FakeSlack, state_env: dict[str, str]) -> dict[str, str]:
-    PACER.reset()
-    return {
-        **state_env,
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_API_URL": slack.url,
-        "CHANNEL_BUILDS_SLACK_CHANNEL": CHANNEL,
-        "CHANNEL_BUILDS_RATE": "500",
-        "DELIVERY_MAX_ATTEMPTS": "1",
-        "DELIVERY_DEADLINE_SECONDS": "2",
-        "OUTBOX_MIN_DELAY_SECONDS": "0.05",
-        "OUTBOX_MAX_DELAY_SECONDS": "0.2",
-    }
+def app_env(slack_app_env: dict[str, str]) -> dict[str, str]:
+    return slack_app_env
 
 
 def send(env: dict[str, str], build_slug: str, status: int, **more: Any) -> dict[str, Any]:

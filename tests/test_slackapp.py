@@ -18,7 +18,6 @@ from tests.azurite import Azurite
 from tests.conftest import ROOT, drain, post
 from tests.fakeslack import TOKEN, FakeSlack
 from translators import outbox, settings, state
-from translators.pacing import PACER
 
 CHANNEL = "C0BUILDS01"
 TRIGGERED = {"Bitrise-Event-Type": "build/triggered"}
@@ -27,20 +26,8 @@ MENTIONS = {"dana": {"slack": "U012AB3CD", "name": "Dana"}}
 
 
 @pytest.fixture
-def env(slack: FakeSlack, state_env: dict[str, str]) -> dict[str, str]:
-    PACER.reset()
-    return {
-        **state_env,
-        "SLACK_BOT_TOKEN": TOKEN,
-        "SLACK_API_URL": slack.url,
-        "CHANNEL_BUILDS_SLACK_CHANNEL": CHANNEL,
-        "CHANNEL_BUILDS_RATE": "500",
-        "MENTIONS": json.dumps(MENTIONS),
-        "DELIVERY_MAX_ATTEMPTS": "1",
-        "DELIVERY_DEADLINE_SECONDS": "2",
-        "OUTBOX_MIN_DELAY_SECONDS": "0.05",
-        "OUTBOX_MAX_DELAY_SECONDS": "0.2",
-    }
+def env(slack_app_env: dict[str, str]) -> dict[str, str]:
+    return {**slack_app_env, "MENTIONS": json.dumps(MENTIONS)}
 
 
 def build(slug: str, status: int, number: int = 41, **more: Any) -> dict[str, Any]:
