@@ -221,3 +221,64 @@ def test_an_error_is_named_by_its_file_relative_to_the_app(tmp_path: Path) -> No
     assert r.shown("bitrise", "build.failed") == "templates/slack/default.json.j2"
     outside = tmp_path / "x.json.j2"
     assert render.shown_file(outside) == str(outside)
+
+
+def test_a_compiled_template_is_loaded_until_its_text_or_renderer_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold start loads the compiled template; an edited template, or one compiled by another
+    version of the renderer or the format, is compiled again, never served stale."""
+    import jinja2
+
+    app, cache = tmp_path / "app", tmp_path / "cache"
+    write(app, "templates/slack/default.json.j2", body("first {{ n.title }}"))
+    compiled: list[str] = []
+    compile_ = jinja2.Environment.compile
+
+    def counting(self: jinja2.Environment, source: str, name: str | None = None, *a: object) -> object:
+        compiled.append(name or "")
+        return compile_(self, source, name, *a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jinja2.Environment, "compile", counting)
+
+    def rendered(salt: str | None = None) -> str:
+        r = render.Renderer(SLACK, (app / "templates",), live=True)
+        store = render.CompiledTemplates(SLACK, cache, root=app, write=True)
+        if salt is not None:
+            store.salt = salt
+        r.env.bytecode_cache = store
+        text: str = r.render(N)[1]["text"]
+        return text
+
+    assert rendered() == "first Build #7 failed" and compiled == ["slack/default.json.j2"]
+    assert len(list(cache.glob("*.jinja"))) == 1
+    assert rendered() == "first Build #7 failed" and len(compiled) == 1  # loaded, not compiled
+    write(app, "templates/slack/default.json.j2", body("edited {{ n.title }}"))
+    assert rendered() == "edited Build #7 failed" and len(compiled) == 2
+    assert rendered(salt="another renderer or format") == "edited Build #7 failed" and len(compiled) == 3
+    assert rendered() == "edited Build #7 failed" and len(compiled) == 4  # the entry was replaced
+    for entry in cache.glob("*.jinja"):
+        entry.write_bytes(b"damaged")
+    assert rendered() == "edited Build #7 failed" and len(compiled) == 5
+
+
+def test_compiled_templates_cover_the_app_folder_only_and_survive_a_read_only_cache(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    write(outside, "slack/default.json.j2", body("{{ n.title }}"))
+    store = render.CompiledTemplates(SLACK, tmp_path / "cache", root=tmp_path / "app", write=True)
+    assert store.get_cache_key("slack/default.json.j2", str(outside / "slack/default.json.j2")) == ""
+    r = render.Renderer(SLACK, (outside,), live=True)
+    r.env.bytecode_cache = store
+    assert r.render(N)[1]["text"] == "Build #7 failed" and not (tmp_path / "cache").exists()
+    (tmp_path / "cache").write_text("not a folder")  # as unwritable as a read-only package
+    inside = render.CompiledTemplates(SLACK, tmp_path / "cache", root=tmp_path, write=True)
+    r = render.Renderer(SLACK, (outside,), live=True)
+    r.env.bytecode_cache = inside
+    assert r.render(N)[1]["text"] == "Build #7 failed"
+
+
+def test_the_renderer_key_covers_the_renderer_the_format_and_jinja() -> None:
+    slack, teams = formats.get("slack"), formats.get("teams")
+    assert slack is not None and teams is not None
+    assert render.CompiledTemplates(slack).salt != render.CompiledTemplates(teams).salt
+    assert render.CompiledTemplates(slack).salt == render._renderer_salt("translators.formats.slack")

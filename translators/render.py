@@ -22,8 +22,12 @@ Payload text is only ever data handed to a compiled template, never compiled its
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import marshal
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +58,9 @@ if TYPE_CHECKING:
 APP_ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_TEMPLATES = APP_ROOT / "templates"
 TEMPLATE_SUFFIX = ".json.j2"
+#: Compiled templates of the app's own folders (built-in and custom-templates/), written beside the
+#: app's bytecode: tools/package-bytecode fills it, since Azure's read-only package can cache nothing.
+COMPILED_TEMPLATES = APP_ROOT / "__pycache__" / "templates"
 
 
 class Trusted(str):
@@ -123,6 +130,114 @@ def _under_app(folder: str) -> Path:
     return path if path.is_absolute() else APP_ROOT / path
 
 
+class CompiledTemplates(jinja2.BytecodeCache):
+    """Compiled templates on disk, so that a cold start loads a template rather than compiling it
+    (about 8 ms for the Slack one, on every first request after an idle spell).
+
+    An entry is used only while it was compiled from the same template text by the same renderer:
+    its checksum covers the text, this module's source (the environment's options and filter
+    names, which Jinja compiles into the code), the format module's source and Jinja's version.
+    Anything else compiles as before. The key is the file's path inside the app folder, so that a
+    package compiled in one place is valid where Azure mounts it; templates outside the app folder
+    (a ``TEMPLATES_DIR`` elsewhere) are not cached. Nothing is written where Python writes no
+    bytecode either (``PYTHONDONTWRITEBYTECODE``) or cannot (a read-only package).
+    """
+
+    def __init__(
+        self,
+        fmt: ChatFormat,
+        directory: Path = COMPILED_TEMPLATES,
+        *,
+        root: Path = APP_ROOT,
+        write: bool | None = None,
+    ) -> None:
+        """``root``: only templates inside it are kept; ``write``: keep what is compiled (default:
+        unless Python writes no bytecode)."""
+        self.directory = directory
+        self.root = root.resolve()
+        self.salt = _renderer_salt(type(fmt).__module__)
+        self.write = write
+
+    def get_cache_key(self, name: str, filename: str | None = None) -> str:
+        if filename is None:
+            return ""
+        try:
+            inside = Path(filename).resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return ""
+        return hashlib.sha1(f"{name}|{inside}".encode(), usedforsecurity=False).hexdigest()
+
+    def get_source_checksum(self, source: str) -> str:
+        return hashlib.sha1(f"{self.salt}|{source}".encode(), usedforsecurity=False).hexdigest()
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if not bucket.key:
+            return
+        try:
+            with open(self.directory / f"{bucket.key}.jinja", "rb") as fh:
+                bucket.load_bytecode(fh)  # a stale, foreign or damaged entry leaves the bucket empty
+        except OSError:
+            return
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        write = not sys.dont_write_bytecode if self.write is None else self.write
+        if not bucket.key or not write:
+            return
+        path = self.directory / f"{bucket.key}.jinja"
+        scratch = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with open(scratch, "wb") as fh:
+                bucket.write_bytecode(fh)
+            os.replace(scratch, path)  # whole or not at all, for another process reading it
+        except OSError:  # a read-only package: the template was compiled, it is just not kept
+            with contextlib.suppress(OSError):
+                scratch.unlink(missing_ok=True)
+
+
+@lru_cache(maxsize=8)
+def _compiled(fmt: ChatFormat) -> CompiledTemplates:
+    return CompiledTemplates(fmt)
+
+
+@lru_cache(maxsize=8)
+def _renderer_salt(format_module: str) -> str:
+    """What, besides a template's text, decides the code Jinja compiles from it."""
+    digest = hashlib.sha1(jinja2.__version__.encode(), usedforsecurity=False)
+    digest.update(marshal.dumps(sys.version_info[:2]))
+    for module in (__name__, format_module):
+        origin = getattr(sys.modules[module].__spec__, "origin", None)
+        digest.update(Path(origin).read_bytes() if origin else module.encode())
+    return digest.hexdigest()
+
+
+def precompile() -> list[str]:
+    """Compile every template of the app's own folders (built-in and custom-templates/) into
+    ``COMPILED_TEMPLATES``, for the package (tools/package-bytecode); returns the files compiled.
+
+    A template that does not compile is left out: a request reports it as it always did.
+    """
+    from translators import formats
+
+    done = []
+    for folder in (BUILTIN_TEMPLATES, APP_ROOT / "custom-templates"):
+        for path in sorted(folder.rglob(f"*{TEMPLATE_SUFFIX}")):
+            parts = path.relative_to(folder).parts
+            # A search folder holds <format>/...: what comes before the format is the folder's own path.
+            at = next((i for i, part in enumerate(parts) if formats.get(part) is not None), None)
+            fmt = formats.get(parts[at]) if at is not None else None
+            if at is None or fmt is None:
+                continue
+            env = Renderer(fmt, (folder.joinpath(*parts[:at]),)).env
+            env.bytecode_cache = CompiledTemplates(fmt, write=True)
+            try:
+                env.get_template("/".join(parts[at:]))
+            except jinja2.TemplateError:
+                continue
+            done.append(shown_file(path))
+    return done
+
+
 class _Environment(jinja2.Environment):
     def make_globals(self, d: MutableMapping[str, Any] | None) -> MutableMapping[str, Any]:
         """The globals as one plain dict rather than Jinja's ChainMap over the environment's.
@@ -151,6 +266,7 @@ class Renderer:
             lstrip_blocks=True,
             # Built-in templates never change under a running app; user folders are edited live.
             auto_reload=user_dirs,
+            bytecode_cache=_compiled(fmt),
         )
         # (source, event) -> (folder, name, file): built-in templates do not come and go, so the
         # file lookups (three stat calls a render) are done once; user folders are checked live.
