@@ -18,8 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_SETTING_PREFIXES = ("CHANNEL_", "TEMPLATES_DIR", "WEBHOOK_TOKEN", "MAX_BODY_BYTES", "STATE_", "DELIVERY_")
 
 #: Never needed to import the app or to answer a dry run of one source in one format: every other
-#: source and format, the HTTP client, Azure Tables, Markdown, the outbox and the admin, drain and
-#: serve code paths.
+#: source and format, the output models (a rendered body passes the plain check first), the HTTP
+#: client, Azure Tables, Markdown, the outbox and the admin, drain and serve code paths.
 NEVER_ON_A_COLD_DRY_RUN = (
     "translators.sources.appcenter",
     "translators.sources.appcircle",
@@ -36,6 +36,7 @@ NEVER_ON_A_COLD_DRY_RUN = (
     "translators.formats.messagecard",
     "translators.formats._adaptivecard",
     "translators.formats._messagecard",
+    "translators.formats._blockkit",
     "translators.delivery",
     "translators.outbox",
     "translators.drainer",

@@ -19,11 +19,13 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models import blocks as sdk_blocks
 
 from translators.errors import FieldError
-from translators.formats import _adaptivecard, _blockkit, _messagecard
+from translators.formats import _adaptivecard, _blockcheck, _blockkit, _messagecard
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "adaptive-card-1.4.json"
@@ -460,6 +462,126 @@ def test_slack_messages_are_readable() -> None:
 @pytest.mark.parametrize("body", [None, [], "text", 42], ids=["null", "list", "string", "number"])
 def test_slack_not_an_object(body: Any) -> None:
     assert paths(_blockkit.validate(body)) == ["(body)"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The plain-Python check the request path runs first (_blockcheck): sound against the models
+# ---------------------------------------------------------------------------------------------
+
+GOLDEN_SLACK = sorted((ROOT / "tests" / "golden" / "slack").rglob("*.json"))
+
+
+@pytest.mark.parametrize("make", SLACK_VALID.values(), ids=SLACK_VALID.keys())
+def test_slack_check_accepts_the_valid_samples(make: Any) -> None:
+    assert _blockcheck.accepts(make())
+
+
+def test_slack_check_accepts_every_rendered_golden_body() -> None:
+    """What the templates render never needs the models: that is what spares a cold start them."""
+    assert GOLDEN_SLACK
+    refused = [p.name for p in GOLDEN_SLACK if not _blockcheck.accepts(json.loads(p.read_text()))]
+    assert refused == []
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [m for m, *_ in SLACK_INVALID.values()],
+    ids=list(SLACK_INVALID),
+)
+def test_slack_check_leaves_every_invalid_sample_to_the_models(mutate: Any) -> None:
+    assert not _blockcheck.accepts(_slack(mutate))
+
+
+@pytest.mark.parametrize(
+    "mutate", [m for m, _ in SLACK_ATTACHMENT_INVALID.values()], ids=list(SLACK_ATTACHMENT_INVALID)
+)
+def test_slack_check_leaves_every_invalid_attachment_to_the_models(mutate: Any) -> None:
+    body = slack_colour_bar()
+    mutate(body)
+    assert not _blockcheck.accepts(body)
+
+
+def test_slack_check_leaves_junk_to_the_models() -> None:
+    for junk in (None, 0, "", [], {}, {"blocks": "x", "attachments": {}, "@type": 5}, [{"type": "x"}]):
+        assert not _blockcheck.accepts(junk)
+
+
+#: Values a mutation puts in place of one value: each limit's edges, every JSON type, near-misses.
+_EDGES = [0, 1, 6, 7, 10, 11, 25, 26, 50, 51, 75, 76, 150, 151, 255, 256, 2000, 2001, 3000, 3001, 40_001]
+_VALUES = [
+    None,
+    True,
+    False,
+    0,
+    1,
+    -1,
+    7,
+    1.5,
+    "",
+    " ",
+    "x",
+    "good",
+    "#E01E5A",
+    "#E01E5A\n",
+    "primary",
+    "plain_text",
+    "mrkdwn",
+    [],
+    {},
+    {"type": "x"},
+    *("a" * n for n in _EDGES),
+]
+
+
+def _nodes(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [path]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += _nodes(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += _nodes(item, (*path, index))
+    return found
+
+
+def _at(body: Any, path: tuple[Any, ...]) -> Any:
+    for part in path:
+        body = body[part]
+    return body
+
+
+SLACK_BODIES = [make() for make in SLACK_VALID.values()] + [
+    json.loads(p.read_text()) for p in GOLDEN_SLACK[::7]
+]
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.data())
+def test_slack_check_never_accepts_what_the_models_refuse(data: st.DataObject) -> None:
+    """Random edits of valid bodies: a value replaced (by an edge of a limit, another type, or
+    another part of the body), a key removed or added, a list grown past its limit."""
+    body = copy.deepcopy(data.draw(st.sampled_from(SLACK_BODIES)))
+    for _ in range(data.draw(st.integers(1, 3))):
+        paths = _nodes(body)
+        path = data.draw(st.sampled_from(paths[1:] or paths))
+        if not path:
+            break
+        parent, last = _at(body, path[:-1]), path[-1]
+        edit = data.draw(st.sampled_from(["replace", "graft", "remove", "add", "grow"]))
+        if edit == "replace":
+            parent[last] = copy.deepcopy(data.draw(st.sampled_from(_VALUES)))
+        elif edit == "graft":
+            parent[last] = copy.deepcopy(_at(body, data.draw(st.sampled_from(paths))))
+        elif edit == "remove":
+            del parent[last]
+        elif edit == "add" and isinstance(parent, dict):
+            parent[data.draw(st.sampled_from(["style", "emoji", "verbatim", "unknown", "text", "type"]))] = (
+                copy.deepcopy(data.draw(st.sampled_from(_VALUES)))
+            )
+        elif edit == "grow" and isinstance(parent[last], list) and parent[last]:
+            parent[last] *= data.draw(st.sampled_from([2, 11, 26, 51]))
+    if _blockcheck.accepts(body):
+        assert _blockkit.validate(body) == [], json.dumps(body)[:2000]
 
 
 # ---------------------------------------------------------------------------------------------

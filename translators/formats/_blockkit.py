@@ -10,7 +10,9 @@ on blocks, elements and text objects are errors because Slack answers ``invalid_
 unknown top-level keys (``channel``, ``thread_ts``...) are ignored, as Slack ignores them.
 
 The tests cross-check valid samples against ``slack_sdk``'s own models; importing ``slack_sdk``
-costs ~110 ms, too much for a cold start, hence these models.
+costs ~110 ms, too much for a cold start, hence these models. The limits live in ``_blockcheck``,
+whose plain-Python check passes every body our templates render, so that these models are
+imported and built only for a body it does not accept (their errors name each problem).
 """
 
 from collections.abc import Callable
@@ -27,6 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from translators.errors import FieldError
+from translators.formats import _blockcheck as limits
 from translators.formats._validation import field_errors
 
 __all__ = [
@@ -102,11 +105,11 @@ class PlainTextObject(TextObject):
 
 
 class ButtonElement(_Strict):
-    text_max_length: ClassVar[int] = 75
-    url_max_length: ClassVar[int] = 3000
-    value_max_length: ClassVar[int] = 2000
-    action_id_max_length: ClassVar[int] = 255
-    accessibility_label_max_length: ClassVar[int] = 75
+    text_max_length: ClassVar[int] = limits.BUTTON_TEXT
+    url_max_length: ClassVar[int] = limits.BUTTON_URL
+    value_max_length: ClassVar[int] = limits.BUTTON_VALUE
+    action_id_max_length: ClassVar[int] = limits.BUTTON_ACTION_ID
+    accessibility_label_max_length: ClassVar[int] = limits.BUTTON_ACCESSIBILITY_LABEL
 
     type: Literal["button"]
     text: Annotated[PlainTextObject, AfterValidator(_max_text(text_max_length))]
@@ -119,8 +122,8 @@ class ButtonElement(_Strict):
 
 
 class ImageElement(_Strict):
-    image_url_max_length: ClassVar[int] = 3000
-    alt_text_max_length: ClassVar[int] = 2000
+    image_url_max_length: ClassVar[int] = limits.IMAGE_URL
+    alt_text_max_length: ClassVar[int] = limits.IMAGE_ALT_TEXT
 
     type: Literal["image"]
     image_url: str = Field(max_length=image_url_max_length)
@@ -133,22 +136,22 @@ class ImageElement(_Strict):
 
 
 class _Block(_Strict):
-    block_id_max_length: ClassVar[int] = 255
+    block_id_max_length: ClassVar[int] = limits.BLOCK_ID
 
     block_id: str | None = Field(default=None, max_length=block_id_max_length)
 
 
 class HeaderBlock(_Block):
-    text_max_length: ClassVar[int] = 150
+    text_max_length: ClassVar[int] = limits.HEADER_TEXT
 
     type: Literal["header"]
     text: Annotated[PlainTextObject, AfterValidator(_max_text(text_max_length))]
 
 
 class SectionBlock(_Block):
-    text_max_length: ClassVar[int] = 3000
-    fields_max_length: ClassVar[int] = 10
-    field_text_max_length: ClassVar[int] = 2000
+    text_max_length: ClassVar[int] = limits.SECTION_TEXT
+    fields_max_length: ClassVar[int] = limits.SECTION_FIELDS
+    field_text_max_length: ClassVar[int] = limits.SECTION_FIELD_TEXT
 
     type: Literal["section"]
     text: Annotated[TextObject, AfterValidator(_max_text(text_max_length))] | None = None
@@ -166,8 +169,8 @@ class SectionBlock(_Block):
 
 
 class ContextBlock(_Block):
-    elements_min_length: ClassVar[int] = 1
-    elements_max_length: ClassVar[int] = 10
+    elements_min_length: ClassVar[int] = limits.CONTEXT_ELEMENTS[0]
+    elements_max_length: ClassVar[int] = limits.CONTEXT_ELEMENTS[1]
 
     type: Literal["context"]
     elements: list[Annotated[TextObject | ImageElement, Field(discriminator="type")]] = Field(
@@ -176,8 +179,8 @@ class ContextBlock(_Block):
 
 
 class ActionsBlock(_Block):
-    elements_min_length: ClassVar[int] = 1
-    elements_max_length: ClassVar[int] = 25
+    elements_min_length: ClassVar[int] = limits.ACTIONS_ELEMENTS[0]
+    elements_max_length: ClassVar[int] = limits.ACTIONS_ELEMENTS[1]
 
     type: Literal["actions"]
     elements: list[ButtonElement] = Field(min_length=elements_min_length, max_length=elements_max_length)
@@ -188,9 +191,9 @@ class DividerBlock(_Block):
 
 
 class ImageBlock(_Block):
-    image_url_max_length: ClassVar[int] = 3000
-    alt_text_max_length: ClassVar[int] = 2000
-    title_max_length: ClassVar[int] = 2000
+    image_url_max_length: ClassVar[int] = limits.IMAGE_URL
+    alt_text_max_length: ClassVar[int] = limits.IMAGE_ALT_TEXT
+    title_max_length: ClassVar[int] = limits.IMAGE_TITLE
 
     type: Literal["image"]
     image_url: str = Field(max_length=image_url_max_length)
@@ -215,7 +218,7 @@ class RichText(_RichElement):
 
 
 class RichLink(_RichElement):
-    url_max_length: ClassVar[int] = 3000
+    url_max_length: ClassVar[int] = limits.RICH_LINK_URL
 
     type: Literal["link"]
     url: str = Field(min_length=1, max_length=url_max_length)
@@ -269,7 +272,7 @@ class RichTextSection(_Strict):
 
 
 class RichTextList(_Strict):
-    indent_max: ClassVar[int] = 6
+    indent_max: ClassVar[int] = limits.RICH_LIST_INDENT
 
     type: Literal["rich_text_list"]
     style: Literal["bullet", "ordered"]
@@ -309,7 +312,7 @@ Block = Annotated[
 ]
 
 
-_COLOR = r"^(#[0-9A-Fa-f]{6}|good|warning|danger)$"
+_COLOR = rf"^({limits.COLOR})$"
 
 
 class Attachment(BaseModel):
@@ -323,7 +326,7 @@ class Attachment(BaseModel):
 
     color: str | None = Field(default=None, pattern=_COLOR)
     fallback: str | None = None
-    blocks: list[Block] | None = Field(default=None, max_length=50)
+    blocks: list[Block] | None = Field(default=None, max_length=limits.ATTACHMENT_BLOCKS)
 
 
 class Message(BaseModel):
@@ -331,9 +334,9 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True, defer_build=True)
 
-    text_max_length: ClassVar[int] = 40_000
-    blocks_max_length: ClassVar[int] = 50
-    attachments_max_length: ClassVar[int] = 20
+    text_max_length: ClassVar[int] = limits.MESSAGE_TEXT
+    blocks_max_length: ClassVar[int] = limits.MESSAGE_BLOCKS
+    attachments_max_length: ClassVar[int] = limits.MESSAGE_ATTACHMENTS
 
     text: str | None = Field(default=None, max_length=text_max_length)
     blocks: list[Block] | None = Field(default=None, max_length=blocks_max_length)

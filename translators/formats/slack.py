@@ -17,18 +17,10 @@ from translators.formats import (
     OUTCOME_EMOJI,
     ChatFormat,
     OutputInvalid,
-    _blockkit,
+    _blockcheck,
     clip,
     escape_entities,
     utc_text,
-)
-from translators.formats._blockkit import (
-    ActionsBlock,
-    ButtonElement,
-    ContextBlock,
-    HeaderBlock,
-    Message,
-    SectionBlock,
 )
 from translators.model import Notification, safe_url
 from translators.people import Mention, Mentions
@@ -47,17 +39,17 @@ class Slack(ChatFormat):
     # Slack documents no byte limit for webhook bodies; 50 blocks of 3000 characters bound it.
     max_bytes: ClassVar[int] = 200_000
 
-    # The limits live with the Block Kit models that enforce them.
-    text_max_length: ClassVar[int] = Message.text_max_length
-    blocks_max_length: ClassVar[int] = Message.blocks_max_length
-    header_text_max_length: ClassVar[int] = HeaderBlock.text_max_length
-    section_text_max_length: ClassVar[int] = SectionBlock.text_max_length
-    section_fields_max_length: ClassVar[int] = SectionBlock.fields_max_length
-    section_field_text_max_length: ClassVar[int] = SectionBlock.field_text_max_length
-    context_elements_max_length: ClassVar[int] = ContextBlock.elements_max_length
+    # The limits the Block Kit check and models enforce (_blockcheck), not a copy of them.
+    text_max_length: ClassVar[int] = _blockcheck.MESSAGE_TEXT
+    blocks_max_length: ClassVar[int] = _blockcheck.MESSAGE_BLOCKS
+    header_text_max_length: ClassVar[int] = _blockcheck.HEADER_TEXT
+    section_text_max_length: ClassVar[int] = _blockcheck.SECTION_TEXT
+    section_fields_max_length: ClassVar[int] = _blockcheck.SECTION_FIELDS
+    section_field_text_max_length: ClassVar[int] = _blockcheck.SECTION_FIELD_TEXT
+    context_elements_max_length: ClassVar[int] = _blockcheck.CONTEXT_ELEMENTS[1]
     context_text_max_length: ClassVar[int] = 3000
-    button_text_max_length: ClassVar[int] = ButtonElement.text_max_length
-    actions_elements_max_length: ClassVar[int] = ActionsBlock.elements_max_length
+    button_text_max_length: ClassVar[int] = _blockcheck.BUTTON_TEXT
+    actions_elements_max_length: ClassVar[int] = _blockcheck.ACTIONS_ELEMENTS[1]
 
     def escape(self, text: str) -> str:
         """Only ``&``, ``<`` and ``>``: what Slack parses as control sequences (mentions, links)."""
@@ -149,9 +141,13 @@ class Slack(ChatFormat):
             obj["text"] = self.clip_text(obj["text"], limit)
 
     def validate(self, body: dict[str, Any], encoded: bytes | None = None) -> None:
-        errors = _blockkit.validate(body)
-        if errors:
-            raise OutputInvalid(self.name, errors)
+        if not _blockcheck.accepts(body):
+            # Only now the pydantic models, which say what is wrong (a cold start spares them).
+            from translators.formats import _blockkit
+
+            errors = _blockkit.validate(body)
+            if errors:
+                raise OutputInvalid(self.name, errors)
         super().validate(body, encoded)
 
     def minimal(self, n: Notification) -> dict[str, Any]:
