@@ -14,7 +14,7 @@ read them from here.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeGuard
 
 MESSAGE_TEXT = 40_000
 MESSAGE_BLOCKS = 50
@@ -69,7 +69,7 @@ def _maybe_int(value: Any, least: int = -(1 << 62), most: int = 1 << 62) -> bool
     return value is None or (type(value) is int and least <= value <= most)
 
 
-def _list(value: Any, least: int = 0, most: int = _NO_LIMIT) -> bool:
+def _list(value: Any, least: int = 0, most: int = _NO_LIMIT) -> TypeGuard[list[Any]]:
     return type(value) is list and least <= len(value) <= most
 
 
@@ -308,4 +308,6 @@ def _message(body: Any) -> bool:
     # Slack's notification text (no_text): the text, or else with attachments only their fallback.
     if text is not None and text.strip():
         return True
-    return not blocks and bool(attachments) and any((a.get("fallback") or "").strip() for a in attachments)
+    if blocks or not attachments:
+        return False
+    return any((a.get("fallback") or "").strip() for a in attachments)
