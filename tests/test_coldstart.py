@@ -53,8 +53,52 @@ NEVER_ON_A_COLD_DRY_RUN = (
     "waitress",
 )
 
+#: Every module of ours that importing the app loads (the worker imports function_app to index
+#: it): the pipeline and what every request needs, no source, format, destination or store.
+ON_IMPORT = (
+    "function_app",
+    "translators",
+    "translators.deliverer",
+    "translators.destinations",
+    "translators.errors",
+    "translators.formats",
+    "translators.guard",
+    "translators.logs",
+    "translators.memory",
+    "translators.model",
+    "translators.pacing",
+    "translators.people",
+    "translators.pipeline",
+    "translators.render",
+    "translators.results",
+    "translators.rules",
+    "translators.settings",
+    "translators.sources",
+    "translators.state",
+    "translators.state.connection",
+    "translators.text",
+)
+#: ... and what a first dry run of a Bitrise build to a Slack webhook channel adds: its source, its
+#: format with the plain Block Kit check (not the pydantic output models), its destination, its store.
+ON_A_COLD_DRY_RUN = (
+    *ON_IMPORT,
+    "translators.destinations.webhook",
+    "translators.formats._blockcheck",
+    "translators.formats.slack",
+    "translators.sources.bitrise",
+    "translators.state.sqlite",
+)
+
+
 _CHILD = """
 import json, sys
+import jinja2
+compiled = []
+_compile = jinja2.Environment.compile
+def counting(self, source, name=None, *args, **kwargs):
+    compiled.append(name)
+    return _compile(self, source, name, *args, **kwargs)
+jinja2.Environment.compile = counting
 import function_app
 imported = set(sys.modules)
 answer = None
@@ -73,7 +117,10 @@ if sys.argv[1] == "request":
     registered = {f.get_function_name(): f for f in function_app.app.get_functions()}
     response = registered["translate"].get_user_function()(request)
     answer = json.loads(response.get_body())["status"]
-print(json.dumps({"imported": sorted(imported), "loaded": sorted(sys.modules), "answer": answer}))
+import pydantic.plugin._loader as plugins
+report = {"imported": sorted(imported), "loaded": sorted(sys.modules), "answer": answer}
+report |= {"compiled": compiled, "plugins_searched": plugins._plugins is not None}
+print(json.dumps(report))
 """
 
 
@@ -99,17 +146,36 @@ def _loaded(modules: object, names: tuple[str, ...]) -> list[str]:
     return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
 
 
+def _ours(modules: object) -> list[str]:
+    assert isinstance(modules, list)
+    return sorted(m for m in modules if m == "function_app" or m.split(".")[0] == "translators")
+
+
 def test_importing_the_app_loads_no_source_format_or_client(tmp_path: Path) -> None:
     """The worker imports function_app to index it: no source, format or HTTP client comes with it."""
     report = _cold(tmp_path, "import")
     assert _loaded(report["imported"], NEVER_ON_A_COLD_DRY_RUN) == []
     sources_and_formats = ("translators.sources.bitrise", "translators.formats.slack", "sqlite3")
     assert _loaded(report["imported"], sources_and_formats) == [], "loaded before a request names them"
+    assert _ours(report["imported"]) == sorted(ON_IMPORT), "a module of ours joined (or left) the import"
 
 
 def test_a_first_request_loads_its_own_source_and_format_only(tmp_path: Path) -> None:
     report = _cold(tmp_path, "request")
     assert report["answer"] == "dry_run"
     assert _loaded(report["loaded"], NEVER_ON_A_COLD_DRY_RUN) == []
-    assert "translators.sources.bitrise" in report["loaded"]  # type: ignore[operator]
-    assert "translators.formats.slack" in report["loaded"]  # type: ignore[operator]
+    assert _ours(report["loaded"]) == sorted(ON_A_COLD_DRY_RUN), (
+        "a module of ours joined (or left) the request"
+    )
+
+
+def test_a_first_request_loads_its_template_compiled_and_searches_no_plugins(tmp_path: Path) -> None:
+    """The package ships compiled templates (tools/package-bytecode): a cold start compiles none,
+    and pydantic does not read every installed distribution's metadata looking for plugins."""
+    from translators import render
+
+    assert "templates/slack/default.json.j2" in render.precompile()
+    report = _cold(tmp_path, "request")
+    assert report["answer"] == "dry_run"
+    assert report["compiled"] == []
+    assert report["plugins_searched"] is False
