@@ -28,6 +28,7 @@ import json
 import marshal
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
@@ -175,16 +176,18 @@ class CompiledTemplates(jinja2.BytecodeCache):
             return
         try:
             with open(self.directory / f"{bucket.key}.jinja", "rb") as fh:
-                bucket.load_bytecode(fh)  # a stale, foreign or damaged entry leaves the bucket empty
+                bucket.load_bytecode(fh)  # a stale or foreign entry leaves the bucket empty
         except OSError:
             return
+        except Exception:  # a damaged one (cut short: pickle and marshal raise): compiled again
+            bucket.reset()
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         write = not sys.dont_write_bytecode if self.write is None else self.write
         if not bucket.key or not write:
             return
         path = self.directory / f"{bucket.key}.jinja"
-        scratch = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        scratch = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             with open(scratch, "wb") as fh:
