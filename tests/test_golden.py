@@ -10,6 +10,7 @@ answered about the event where a source asks one (Bitrise, recorded in ``samples
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from translators import pipeline, settings, sources
 from translators.model import Notification
 from translators.samples import Sample, all_samples, mapped_env, mapped_samples
 from translators.samples import notification as sample_notification
+from translators.sources import applivery
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 FORMATS = ("slack", "teams", "teams-messagecard")
@@ -26,6 +28,16 @@ SETTINGS = settings.load(
     {f"CHANNEL_{f.upper().replace('-', '_')}_URL": "http://127.0.0.1:9/" for f in FORMATS}
     | {f"CHANNEL_{f.upper().replace('-', '_')}_FORMAT": f for f in FORMATS}
 )
+
+
+# The day the goldens were drawn: a certificate warning names its expiry date, counted from the day
+# it arrives, so the record must not move with the calendar.
+DRAWN_ON = date(2026, 12, 4)
+
+
+@pytest.fixture(autouse=True)
+def drawn_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(applivery, "today", lambda: DRAWN_ON)
 
 
 def notification_of(sample: Sample) -> Notification:
