@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -150,7 +151,7 @@ def start_serve(
                 time.sleep(0.05)
         while True:
             try:
-                if served.get("/api/health").status == 200:
+                if served.get("/api/health").status == 200 and _workers_up(served):
                     return served
             except OSError:
                 pass
@@ -160,6 +161,12 @@ def start_serve(
     except BaseException:
         served.stop()
         raise
+
+
+def _workers_up(served: Served) -> bool:
+    """Whether every worker the banner promises has booted (gunicorn starts them one by one)."""
+    promised = re.search(r"workers: (\d+) processes", served.banner())
+    return not promised or len(re.findall(r"Booting worker with pid", served.log())) >= int(promised[1])
 
 
 @dataclass(frozen=True)
@@ -182,3 +189,13 @@ def run_cli(*args: str, cwd: Path, env: Mapping[str, str] | None = None, stdin: 
     out, err = proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
     assert "Traceback" not in err, err
     return Run(proc.returncode, out, err)
+
+
+def half_sent(port: int, count: int) -> list[socket.socket]:
+    """``count`` connections that sent the headers and one byte of a 100-byte body, then stalled."""
+    stalled = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(b"POST /api/bitrise/fine HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        stalled.append(sock)
+    return stalled

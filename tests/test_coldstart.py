@@ -51,6 +51,8 @@ NEVER_ON_A_COLD_DRY_RUN = (
     "azure.data",
     "azure.core",
     "waitress",
+    "gunicorn",
+    "translators.host",
 )
 
 #: Every module of ours that importing the app loads (the worker imports function_app to index

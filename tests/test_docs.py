@@ -116,6 +116,7 @@ def test_local_md_gives_the_stop_grace_the_server_uses() -> None:
 
 def test_the_server_calls_its_dependencies_what_requirements_txt_makes_them() -> None:
     requirements = (ROOT / "requirements.txt").read_text()
-    assert re.search(r"^waitress", requirements, re.M) and re.search(r"^werkzeug", requirements, re.M)
+    for needed in ("waitress", "gunicorn", "werkzeug"):
+        assert re.search(rf"^{needed}", requirements, re.M), needed
     docstring = " ".join((ROOT / "translators/server.py").read_text().split('"""')[1].split())
     assert "development dependencies" not in docstring and "requirements.txt" in docstring

@@ -20,8 +20,8 @@ import pytest
 
 from tests.chatserver import ChatServer, Dripping, Reply
 from tests.conftest import Handler, path_of, post, sample
-from tests.localserve import start_serve
-from translators import pipeline, server, settings, sources
+from tests.localserve import half_sent, start_serve
+from translators import host, pipeline, server, settings, sources
 from translators.model import Notification
 from translators.sources import applivery
 
@@ -416,9 +416,12 @@ def test_sigterm_during_a_fan_out_finishes_and_confirms_every_delivery(
 @pytest.fixture
 def local(
     monkeypatch: pytest.MonkeyPatch, chat: ChatServer, tmp_path: Path, registered: list[Any]
-) -> Iterator[server.LocalServer]:
-    """The local server in this process, a destination that hangs, one that answers at once."""
-    monkeypatch.setattr(server, "REQUEST_SECONDS", 1.0)
+) -> Iterator[int]:
+    """The local server in this process (its port), a destination that hangs, one that answers at once.
+
+    Served as ``serve`` serves, but a connection idle for a second (one whose request stalled
+    half-way too) is closed, to keep the test short.
+    """
     chat.default("/hook/hang", Reply(200, "ok", delay=20))
     chat.default("/hook/fine", Reply(200, "ok"))
     env = {
@@ -431,13 +434,17 @@ def local(
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    httpd, _, _ = server.create_server("127.0.0.1", 0, registered)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    host.raise_open_files_limit()  # this process holds both ends of the connections below
+    app, _ = server.create_app(registered)
+    sock = host.listen("127.0.0.1", 0)
+    httpd = host.serve_in_thread(app, sock, channel_timeout=IDLE_SECONDS, cleanup_interval=1)
     try:
-        yield httpd
+        yield sock.getsockname()[1]
     finally:
-        httpd.server_close()
+        host.stop_in_thread(httpd)
+
+
+IDLE_SECONDS = 1
 
 
 def request(port: int, method: str, path: str, body: bytes = b"", timeout: float = 30) -> tuple[int, float]:
@@ -456,8 +463,8 @@ def request(port: int, method: str, path: str, body: bytes = b"", timeout: float
     return status, time.monotonic() - started
 
 
-def test_a_hanging_destination_takes_neither_health_nor_other_channels(local: server.LocalServer) -> None:
-    port = local.server_port
+def test_a_hanging_destination_takes_neither_health_nor_other_channels(local: int) -> None:
+    port = local
     hanging = []
     for i in range(10):  # more calls than function threads, all waiting on the hanging destination
         body = json.dumps({**BITRISE, "build_slug": f"hang-{i}"}).encode()
@@ -475,17 +482,16 @@ def test_a_hanging_destination_takes_neither_health_nor_other_channels(local: se
     assert len(gave_up) >= 4, "beyond the destination's limit, calls are queued instead of waiting"
 
 
-def test_half_sent_requests_are_dropped_after_a_while_and_block_nothing(local: server.LocalServer) -> None:
-    port = local.server_port
-    stalled = []
-    for _ in range(98):
-        sock = socket.create_connection(("127.0.0.1", port))
-        sock.sendall(b"POST /api/bitrise/fine HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
-        stalled.append(sock)
+def test_half_sent_requests_are_dropped_after_a_while_and_block_nothing(local: int) -> None:
+    port = local
+    stalled = half_sent(port, 500)
     try:
         status, seconds = request(port, "GET", "/api/health")
         assert status == 200 and seconds < 1.0
-        time.sleep(server.REQUEST_SECONDS + 2.5)
+        fine = json.dumps({**BITRISE, "build_slug": "fine-while-stalled"}).encode()
+        status, seconds = request(port, "POST", "/api/bitrise/fine", fine)
+        assert status == 200 and seconds < 1.0, "a webhook is not held up either"
+        time.sleep(IDLE_SECONDS + 2.5)
         closed = 0
         for sock in stalled:  # each was closed by the server: reading gives the end of the stream
             sock.settimeout(2)

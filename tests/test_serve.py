@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import azure.functions as func
@@ -28,16 +27,14 @@ from werkzeug.test import Client
 from bench.throughput import children as worker_processes
 from tests import bodies
 from tests.chatserver import SUCCESS, ChatServer, Reply
-from tests.localserve import Served, run_cli, start_serve
-from translators import samples
+from tests.localserve import Served, half_sent, run_cli, start_serve
+from translators import host, samples
 from translators.server import (
-    FUNCTION_THREADS,
     MAX_REQUEST_BYTES,
     HttpFunction,
     Inbox,
     LocalFunctionApp,
     RouteError,
-    _SplitDispatcher,
     rule_strings,
 )
 
@@ -230,15 +227,15 @@ def distinct(sample: samples.Sample, tag: str) -> bytes:
     return json.dumps(payload).encode()
 
 
-def test_more_calls_at_once_than_threads_all_deliver_to_the_inbox(inbox_server: Served) -> None:
-    # Each call holds a thread while its deliveries come back into this same server.
+def more_calls_than_threads(served: Served) -> None:
+    """Each call holds a thread while its deliveries come back into this same server (its inbox port)."""
     tag = uuid.uuid4().hex[:8]
-    before = last_id(inbox_server)
-    calls = 3 * FUNCTION_THREADS
+    before = last_id(served)
+    calls = 3 * host.THREADS
     with ThreadPoolExecutor(calls) as pool:
         answers = list(
             pool.map(
-                lambda i: inbox_server.post(
+                lambda i: served.post(
                     "/api/bitrise/slack+teams", distinct(FAILED, f"{tag}-{i}"), FAILED.headers
                 ),
                 range(calls),
@@ -246,26 +243,15 @@ def test_more_calls_at_once_than_threads_all_deliver_to_the_inbox(inbox_server: 
         )
     assert [a.status for a in answers] == [200] * calls, [a.raw[:200] for a in answers if a.status != 200]
     assert all(a.json()["status"] == "delivered" for a in answers)
-    assert len(newer(inbox_server, before)) == 2 * calls
+    assert len(newer(served, before)) == 2 * calls
 
 
-def test_inbox_is_served_while_every_function_thread_waits() -> None:
-    """What waitress queues is a connection whose first request is the one to serve."""
-    dispatcher = _SplitDispatcher(threads=2, quick_threads=1)
-    release, served = threading.Event(), threading.Event()
+def test_more_calls_at_once_than_threads_all_deliver_to_the_inbox(inbox_server: Served) -> None:
+    more_calls_than_threads(inbox_server)
 
-    def task(path: str, work: Callable[[], object]) -> SimpleNamespace:
-        return SimpleNamespace(requests=[SimpleNamespace(path=path)], service=work, cancel=lambda: None)
 
-    try:
-        for _ in range(3):  # more calls than function threads, all waiting for their deliveries
-            dispatcher.add_task(task("/api/bitrise/slack", release.wait))  # type: ignore[arg-type]
-        dispatcher.add_task(task("/inbox/slack", served.set))  # type: ignore[arg-type]
-        assert served.wait(10), "the delivery waited behind the calls waiting for it"
-        assert not release.is_set()
-    finally:
-        release.set()
-        assert dispatcher.shutdown(timeout=10)
+def test_more_calls_at_once_than_threads_of_one_process_all_deliver(serve: Callable[..., Served]) -> None:
+    more_calls_than_threads(serve(args=("--workers", "1")))
 
 
 def test_an_oversized_body_is_refused_before_it_is_read(inbox_server: Served) -> None:
@@ -692,3 +678,99 @@ def test_serving_on_every_address_without_a_token_says_so(tmp_path: Path) -> Non
         assert "no WEBHOOK_TOKEN" not in quiet.banner(), "the default, 127.0.0.1, is this machine only"
     finally:
         quiet.stop()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_health_and_a_webhook_answer_at_once_during_500_half_sent_requests(
+    serve: Callable[..., Served], workers: str
+) -> None:
+    served = serve(args=("--workers", workers))
+    stalled = half_sent(served.port, 500)
+    try:
+        started = time.monotonic()
+        assert served.get("/api/health").status == 200
+        assert time.monotonic() - started < 1.0
+        started = time.monotonic()
+        answer = served.post("/api/bitrise/slack", distinct(FAILED, f"stalled-{workers}"), FAILED.headers)
+        assert answer.status == 200 and answer.json()["status"] == "delivered", answer.raw
+        assert time.monotonic() - started < 1.0
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_queued_slack_deliveries_come_at_its_rate_with_two_workers(
+    serve: Callable[..., Served], chat: ChatServer
+) -> None:
+    """One worker drains the outbox, at the channel's whole rate (not its share of it)."""
+    from itertools import pairwise
+
+    from translators.pacing import burst
+
+    path = f"/hook/paced/{uuid.uuid4().hex}"
+    down = threading.Event()
+    down.set()
+    delivered: list[float] = []
+
+    def answer(received: Any) -> Reply:
+        if down.is_set():
+            return Reply(503, "busy")
+        delivered.append(time.monotonic())
+        return Reply(200, "ok")
+
+    chat.respond(path, answer)
+    served = serve(
+        {"CHANNEL_SLACK_URL": chat.url(path), "CHANNEL_SLACK_FORMAT": "slack", "CHANNEL_SLACK_RATE": "1"},
+        ("--workers", "2"),
+    )
+    events = 6
+    for number in range(events):  # the destination is down: each is kept in the outbox
+        kept = served.post("/api/bitrise/slack", distinct(FAILED, f"paced-{number}"), FAILED.headers)
+        assert kept.status == 200 and kept.json()["status"] == "queued", kept.raw
+    down.clear()
+    deadline = time.monotonic() + 30
+    while len(delivered) < events:
+        assert time.monotonic() < deadline, f"{len(delivered)} of {events} delivered"
+        time.sleep(0.1)
+    gaps = [b - a for a, b in pairwise(delivered[int(burst(1.0)) - 1 :])]
+    assert len(gaps) >= 3 and all(0.8 < g < 1.5 for g in gaps), gaps
+
+
+def test_the_documented_gunicorn_command_serves_the_same_app(tmp_path: Path, chat: ChatServer) -> None:
+    """docs/local.md's self-hosting command, as written there, with settings in the environment."""
+    import socket
+    import subprocess
+    import sys
+
+    from tests.localserve import ROOT, clean_env
+
+    documented = re.search(r"^gunicorn .+$", (ROOT / "docs/local.md").read_text(encoding="utf-8"), re.M)
+    assert documented, "docs/local.md shows no gunicorn command"
+    with socket.socket() as probe:  # a free port (gunicorn binds it itself)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = documented[0].replace("0.0.0.0:7071", f"127.0.0.1:{port}").replace("'", "").split()[1:]
+    path = f"/hook/self/{uuid.uuid4().hex}"
+    env = {"CHANNEL_SLACK_URL": chat.url(path), "CHANNEL_SLACK_FORMAT": "slack"}
+    env["STATE_STORE"] = f"sqlite:///{tmp_path / 'state.db'}"
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", *argv], cwd=ROOT, env=clean_env(env), stdout=out, stderr=out
+        )
+    served = Served(proc, log, log, port)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError):
+                if served.get("/api/health").status == 200:
+                    break
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        answer = served.post("/api/bitrise/slack", distinct(FAILED, "self-hosted"), FAILED.headers)
+        assert answer.status == 200 and answer.json()["status"] == "delivered", answer.raw
+        assert len(chat.at(path)) == 1
+        assert re.search(r"\[\d+\] translators.pipeline: request", log.read_text())
+    finally:
+        served.stop()
+    assert proc.returncode == 0, log.read_text()[-2000:]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -136,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     from tests.browser import CHROMIUM_ARGS, chromium_path
-    from translators import preview, server
+    from translators import host, preview, server
 
     executable = chromium_path()
     if executable is None:
@@ -148,20 +147,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not preview.teams_renderer_installed():
         print("the adaptivecards npm packages are missing: run `make node`", file=sys.stderr)
         return 2
-    httpd, _, _ = server.create_server("127.0.0.1", 0, server.load_function_app().get_functions())
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    app, _ = server.create_app(server.load_function_app().get_functions())
+    sock = host.listen("127.0.0.1", 0)
+    httpd = host.serve_in_thread(app, sock)
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             try:
-                written = capture(browser, f"http://127.0.0.1:{httpd.server_port}", Path(args.out))
+                written = capture(browser, f"http://127.0.0.1:{sock.getsockname()[1]}", Path(args.out))
                 written.append(capture_before_after(browser, Path(args.out)))
                 for path in written:
                     print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
             finally:
                 browser.close()
     finally:
-        httpd.server_close()
+        host.stop_in_thread(httpd)
     return 0
 
 

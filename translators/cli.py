@@ -12,7 +12,6 @@ needs it, so ``--help`` answers at once.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -652,15 +651,13 @@ def default_workers() -> int:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
         usable = os.cpu_count() or 1
-    forks = hasattr(__import__("socket"), "SO_REUSEPORT") and hasattr(os, "fork")
-    return max(1, min(usable, MAX_DEFAULT_WORKERS)) if forks else 1
+    return max(1, min(usable, MAX_DEFAULT_WORKERS)) if hasattr(os, "fork") else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import errno
     import logging
     import re
-    import signal
     import tempfile
 
     from translators import localsettings
@@ -675,37 +672,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if args.workers < 1:
         raise UsageError("--workers must be 1 or more")
-    import socket
-
-    if args.workers > 1 and not (hasattr(socket, "SO_REUSEPORT") and hasattr(os, "fork")):
-        raise UsageError("--workers needs fork and SO_REUSEPORT, which this system lacks; use --workers 1")
+    if args.workers > 1 and not hasattr(os, "fork"):
+        raise UsageError("--workers needs fork (gunicorn), which this system lacks; use --workers 1")
     try:
         path = localsettings.find(args.settings)
         values = localsettings.read_values(path) if path else {}
     except localsettings.SettingsFileError as exc:
         raise UsageError(str(exc)) from None
 
-    from translators import server, settings
+    from translators import host, server, settings
 
     environment = settings.environ()
     kept = sorted(k for k in values if k in environment)
     merged = localsettings.merged(values, environment)
-
-    # get_functions() may be called only once per FunctionApp: this is that call.
-    registered = server.load_function_app().get_functions()
+    # The inbox starts empty on every run, and so does the memory of what was delivered to it
+    # (otherwise a sample posted in an earlier run would now be skipped as a duplicate).
+    scratch = tempfile.TemporaryDirectory(prefix="translators-serve-")
+    inbox = server.SharedInbox(Path(scratch.name, "inbox.db")) if args.workers > 1 else None
     try:
-        # A stop waits for the calls in progress to finish their deliveries (and confirm them).
-        grace = settings.load(merged).app.delivery_deadline_seconds + server.STOP_SECONDS
-        # With workers, this process's socket only holds the port (and picks it for port 0); the
-        # workers listen on it too, and it never listens itself.
-        httpd, app, skipped = server.create_server(
-            args.host,
-            args.port,
-            registered,
-            stop_seconds=grace,
-            reuse_port=args.workers > 1,
-            listen=args.workers == 1,
-        )
+        # get_functions() may be called only once per FunctionApp: this is that call.
+        app, skipped = server.create_app(server.load_function_app().get_functions(), inbox)
+        sock, inbox_sock = host.listen(args.host, args.port), host.listen("127.0.0.1", 0)
     except server.RouteError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
@@ -713,8 +700,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             taken = "is in use" if exc.errno == errno.EADDRINUSE else "may not be used by this user"
             raise UsageError(f"port {args.port} {taken}; try `make run PORT={args.port + 1}`") from None
         raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    local = _url_host(args.host)
-    base = f"http://{local}:{httpd.server_port}"
+    port = sock.getsockname()[1]
+    base = f"http://{_url_host(args.host)}:{port}"
     configured = any(
         re.fullmatch(r"CHANNEL_.+_URL", key, re.IGNORECASE) and value.strip() for key, value in merged.items()
     )
@@ -722,26 +709,57 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # The embedded default: the real delivery path, with the server's own inbox as the destination.
         for fmt in server.INBOX_ANSWERS:
             key = settings.channel_env(fmt)
-            merged[f"{key}_URL"] = server.inbox_url(base, fmt)
+            merged[f"{key}_URL"] = server.inbox_url(f"http://127.0.0.1:{inbox_sock.getsockname()[1]}", fmt)
             merged[f"{key}_FORMAT"] = fmt
             merged.setdefault(f"{key}_RATE", "50")  # the inbox has no rate limit to respect
-    scratch = None
-    if not configured and not merged.get("STATE_STORE", "").strip():
-        # The inbox starts empty on every run, and so does the memory of what was delivered to it:
-        # otherwise a sample posted in an earlier run would now be skipped as a duplicate.
-        scratch = tempfile.TemporaryDirectory(prefix="translators-serve-")
-        merged["STATE_STORE"] = f"sqlite://{Path(scratch.name, 'state.db').as_posix()}"
+        if not merged.get("STATE_STORE", "").strip():
+            merged["STATE_STORE"] = f"sqlite://{Path(scratch.name, 'state.db').as_posix()}"
     # The functions read their settings from the environment, as on Azure: give them these.
     settings.publish(merged)
     loaded = settings.from_environ()
-    channels = list(loaded.channels)
+    # A stop waits for the calls in progress to finish their deliveries (and confirm them).
+    grace = loaded.app.delivery_deadline_seconds + server.STOP_SECONDS
+    _out("\n".join(_banner(args, base, path, kept, app.routes, skipped, configured, loaded)))
+    host.raise_open_files_limit()
+    try:
+        if args.workers > 1:
+            return host.run_gunicorn(app, sock, inbox_sock, args.workers, grace, args.log_level)
+        from translators import drainer
 
+        host.serve_in_thread(app, inbox_sock, threads=host.INBOX_THREADS)
+        draining, stop_draining = drainer.start(settings.from_environ)
+        try:
+            host.run_waitress(app, sock, grace, refuse=True)
+        finally:
+            stop_draining.set()
+            draining.join(timeout=grace)  # an entry being sent is settled before the process ends
+        return 0
+    finally:
+        _close_state_stores()
+        scratch.cleanup()
+        _out("stopped")
+
+
+def _banner(
+    args: argparse.Namespace,
+    base: str,
+    path: Path | None,
+    kept: Sequence[str],
+    routes: Sequence[str],
+    skipped: Sequence[str],
+    configured: bool,
+    loaded: Any,
+) -> list[str]:
+    """What ``serve`` prints when it starts: where, what, which channels, what is wrong, how to try."""
+    from translators import server
+
+    channels = list(loaded.channels)
     lines = [f"Serving function_app on {base} (Ctrl+C to stop)"]
     if path:
         lines.append(
             f"settings: {_shown_path(path)}" + (f" (environment kept for {', '.join(kept)})" if kept else "")
         )
-    lines += [f"  {route.replace(' /', f' {base}/', 1)}" for route in app.routes]
+    lines += [f"  {route.replace(' /', f' {base}/', 1)}" for route in routes]
     lines += [f"  not served: {note}" for note in skipped]
     if configured:
         lines.append(f"channels: {', '.join(channels) or '(none usable)'}")
@@ -762,159 +780,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     lines.append(f"Preview every message: {base}/preview")
     if args.workers > 1:
-        lines.append(f"workers: {args.workers} processes on port {httpd.server_port} (--workers 1 for one)")
-    _out("\n".join(lines))
-    if args.workers > 1:
-        return _serve_workers(args, httpd, registered, grace, scratch)
-
-    def stop(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    from translators import drainer
-
-    signal.signal(signal.SIGTERM, stop)
-    draining, stop_draining = drainer.start(settings.from_environ)
-    try:
-        httpd.serve_forever()  # returns on SIGINT or SIGTERM, once the calls in progress are answered
-    finally:
-        stop_draining.set()
-        draining.join(timeout=grace)  # an entry being sent is settled before the process ends
-        httpd.server_close()
-        if scratch is not None:
-            _close_state_stores()
-            scratch.cleanup()
-    _out("stopped")
-    return 0
-
-
-def _serve_workers(args: argparse.Namespace, holder: Any, registered: Any, grace: float, scratch: Any) -> int:
-    """Fork ``args.workers`` worker processes serving the port ``holder`` holds; stop them together.
-
-    Forked after every import, a worker is up at once. Each listens on the same port with
-    ``SO_REUSEPORT`` (the kernel spreads new connections over the workers). Memory and the outbox
-    are the one SQLite file (WAL; the claims already keep deliveries single), the inbox a table of
-    its own; the first worker also drains the outbox. This process only supervises, with no thread
-    of its own (so that forking a replacement for a worker that died is safe): on Ctrl+C or SIGTERM
-    each worker gets one SIGTERM, answers what it has in progress, and exits.
-    """
-    import logging
-    import signal
-    import tempfile
-    import threading
-    import time
-
-    own = scratch or tempfile.TemporaryDirectory(prefix="translators-serve-")
-    inbox = Path(own.name, "inbox.db")
-    log = logging.getLogger("translators.serve")
-    # Nothing is ever written to this pipe: its reading end, in every worker, reports the end of
-    # the file once this process is gone, however it went (a SIGKILL too), and the worker stops
-    # as on SIGTERM instead of serving on, orphaned, beside whatever starts next on the port.
-    alive, alive_writer = os.pipe()
-
-    def start(index: int) -> int:
-        pid = os.fork()
-        if pid == 0:  # the worker
-            code = 1
-            try:
-                os.close(alive_writer)
-                os.setpgid(0, 0)  # a Ctrl+C in the terminal reaches the supervisor alone
-                _stop_when_orphaned(alive)
-                code = _run_worker(args, holder.server_port, registered, inbox, grace, drain=index == 0)
-            finally:
-                os._exit(code)
-        return pid
-
-    workers = {start(i): i for i in range(args.workers)}
-    stopping = threading.Event()  # only set (by the signal handler) and read: no thread waits on it
-
-    def stop(signum: int, frame: Any) -> None:
-        stopping.set()
-
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while not stopping.is_set():
-            time.sleep(0.2)
-            for pid, index in list(workers.items()):
-                if stopping.is_set():
-                    break
-                if _exited(pid):  # it died: the others serve meanwhile, and it comes back
-                    log.warning("worker %s exited; starting another", pid)
-                    del workers[pid]
-                    workers[start(index)] = index
-    finally:
-        for pid in workers:
-            with _quietly():
-                os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace + 5
-        for pid in workers:
-            while not _exited(pid):
-                if time.monotonic() > deadline:
-                    with _quietly():
-                        os.kill(pid, signal.SIGKILL)
-                        os.waitpid(pid, 0)
-                    break
-                time.sleep(0.02)
-        holder.server_close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        _close_state_stores()
-        own.cleanup()
-    _out("stopped")
-    return 0
-
-
-def _stop_when_orphaned(alive: int) -> None:
-    """SIGTERM to this worker once the supervisor's end of the ``alive`` pipe is closed."""
-    import signal
-    import threading
-
-    def watch() -> None:
-        with contextlib.suppress(OSError):
-            while os.read(alive, 1):
-                pass
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
-
-
-def _exited(pid: int) -> bool:
-    """Whether the worker ``pid`` has exited (reaping it), also when it was reaped already."""
-    try:
-        return os.waitpid(pid, os.WNOHANG)[0] != 0
-    except ChildProcessError:
-        return True
-
-
-def _quietly() -> Any:
-    return contextlib.suppress(ProcessLookupError, ChildProcessError)
-
-
-def _run_worker(
-    args: argparse.Namespace, port: int, registered: Any, inbox: Path, grace: float, *, drain: bool
-) -> int:
-    """One worker of ``serve --workers``: its own server on the shared port, the shared inbox."""
-    from translators import drainer, server, settings
-    from translators.pacing import PACER
-
-    PACER.share = 1 / args.workers  # the workers pace each channel together at its rate
-    httpd, _, _ = server.create_server(
-        args.host,
-        port,
-        registered,
-        inbox=server.SharedInbox(inbox),
-        stop_seconds=grace,
-        reuse_port=True,
-    )
-    draining, stop_draining = drainer.start(settings.from_environ) if drain else (None, None)
-    try:
-        httpd.serve_forever()  # returns on SIGTERM once the calls in progress are answered
-    finally:
-        if stop_draining is not None and draining is not None:
-            stop_draining.set()
-            draining.join(timeout=grace)
-        httpd.server_close()
-        _close_state_stores()
-    return 0
+        lines.append(f"workers: {args.workers} processes (gunicorn) (--workers 1 for one)")
+    return lines
 
 
 def _close_state_stores() -> None:
@@ -1046,8 +913,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=default_workers(),
-        help="processes sharing the port (SO_REUSEPORT: the kernel spreads connections), each with its"
-        f" own threads; they share memory, the outbox and the inbox (default: the CPUs, at most"
+        help="processes serving the port under gunicorn (1: waitress alone), each with its own threads;"
+        f" they share memory, the outbox and the inbox (default: the CPUs, at most"
         f" {MAX_DEFAULT_WORKERS}; here {default_workers()})",
     )
     serve.set_defaults(handler=cmd_serve)

@@ -2,10 +2,10 @@
 
 ``python -m translators serve`` (and ``make run``) runs the very functions registered in
 ``function_app.app`` on their own routes, under the host's route prefix (``api`` unless host.json
-says otherwise), behind waitress (HTTP/1.1 keep-alive, fixed thread pools; werkzeug routes and
-parses within the app). Each request becomes the ``azure.functions.HttpRequest`` the Azure worker
-would build and the returned ``HttpResponse`` is sent back as is (less hop-by-hop headers, which
-the host sets), so the answers are the ones Azure gives. Function keys are not checked, as with
+says otherwise), as one WSGI app (werkzeug routes and parses; translators/host.py serves it with
+waitress, under gunicorn for more processes). Each request becomes the ``azure.functions.HttpRequest``
+the Azure worker would build and the returned ``HttpResponse`` is sent back as is (less hop-by-hop
+headers, which the host sets), so the answers are the ones Azure gives. Function keys are not checked, as with
 ``func start``, but an ``authLevel: admin`` route (the outbox's actions) and ``DELETE /inbox``
 need ``WEBHOOK_TOKEN`` when it is set, as Azure needs the master key for them.
 
@@ -16,13 +16,9 @@ the CLI points channels ``slack``, ``teams`` and ``teams-messagecard`` at it, so
 runs the whole real path (render, validate, HTTP delivery with retries) and can be looked at. A
 channel of your own may point at ``/inbox/<format>/<name>`` to be listed under ``<name>``.
 
-Deliveries to the inbox are served by threads of their own (see ``_SplitDispatcher``), so calls
-waiting for them cannot take every thread; on SIGINT or SIGTERM the calls in progress are still
-answered (see ``LocalServer.serve_forever``).
-
-waitress and werkzeug are in requirements.txt (the app's run-time requirements, so that a plain
-``pip install -r requirements.txt`` can serve): Azure installs them with the rest, but never imports
-this module.
+waitress, gunicorn and werkzeug are in requirements.txt (the app's run-time requirements, so that a
+plain ``pip install -r requirements.txt`` can serve): Azure installs them with the rest, but never
+imports this module.
 """
 
 from __future__ import annotations
@@ -33,7 +29,6 @@ import json
 import logging
 import os
 import re
-import signal
 import threading
 import time
 from collections import deque
@@ -45,9 +40,6 @@ from typing import Any
 from urllib.parse import quote
 
 import azure.functions as func
-import waitress.server
-from waitress import wasyncore
-from waitress.task import ThreadedTaskDispatcher
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
@@ -68,26 +60,9 @@ INBOX_ANSWERS: dict[str, tuple[int, str]] = {
     "teams-messagecard": (200, "1"),
 }
 INBOX_SIZE = 200
-#: Idle keep-alive connections are closed after this many seconds.
-IDLE_SECONDS = 30
-#: A request must arrive whole (headers and body) within this many seconds of its first byte: a
-#: client that sends half a request and stalls (or drips it) is disconnected, so that such
-#: connections are bounded by time and cannot pile up to the connection limit.
-REQUEST_SECONDS = 10.0
-#: Open connections at most (waitress's default is 100; a few slow clients could take them all).
-CONNECTION_LIMIT = 500
-#: Threads that run function calls. The process runs Python on one core at a time (the GIL):
-#: under load (python -m bench), 2, 4, 8 and 16 threads served as many requests per second, and
-#: more threads only lengthened p99. Enough let calls that wait on a slow destination overlap,
-#: and the deliverer bounds how many wait on one destination (translators/deliverer.py).
-FUNCTION_THREADS = 8
-#: Threads of the quick pool: the inbox, health and the preview page (see _SplitDispatcher).
-QUICK_THREADS = 2
 #: On Ctrl+C or SIGTERM, calls in progress get at least this long to finish and be answered;
 #: serve passes the delivery deadline plus this, so that no delivery is cut off mid-way.
 STOP_SECONDS = 5.0
-#: The longest the I/O loop waits for a socket before it looks whether it was told to stop.
-LOOP_SECONDS = 0.2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,6 +277,9 @@ class SharedInbox:
                 " NOT NULL, channel TEXT NOT NULL, format TEXT NOT NULL, body TEXT NOT NULL, size INTEGER"
                 " NOT NULL, worker INTEGER NOT NULL)"
             )
+        # Made before the workers fork: each of their threads opens a connection of its own.
+        self._local.conn.close()
+        self._local = threading.local()
 
     @contextlib.contextmanager
     def _db(self) -> Iterator[Any]:
@@ -716,219 +694,16 @@ def is_inbox(path: str) -> bool:
 
 
 def is_quick(path: str) -> bool:
-    """Served by the quick pool and not counted as a call: the inbox, health and the preview.
-
-    None of these waits on anything outside this process, so none can be held up by a slow
-    destination: health answers at once even when every function thread waits on one.
-    """
+    """Not counted as a call (a stop waits for none of these): the inbox, health and the preview."""
     return is_inbox(path) or path.endswith("/health") or path == "/preview" or path.startswith("/preview/")
 
 
-_QUEUE_LOG = logging.getLogger("translators.serve.queue")
-_QUEUE_LOG.setLevel(logging.ERROR)
-
-
-class _SplitDispatcher(ThreadedTaskDispatcher):
-    """waitress's thread pool for the functions, plus a quick pool for the inbox, health, preview.
-
-    A function call holds its thread while it delivers, and with the embedded default it delivers
-    to this very server's inbox. With a single pool, as many concurrent calls as threads would
-    leave no thread to take those deliveries, and every call would wait out its delivery timeout.
-    The quick pool only serves requests that wait on nothing outside the process, so it is never
-    held up, and the function pool can stay small (more threads only contend for the GIL).
-
-    waitress hands over a connection (its ``HTTPChannel``) whose first queued request is the one
-    to serve, and re-adds it for each further request on it, so each request is routed by its own
-    path.
-    """
-
-    def __init__(self, threads: int, quick_threads: int) -> None:
-        super().__init__()
-        self.quick = ThreadedTaskDispatcher()
-        # waitress warns whenever a request finds every thread busy: under a burst, that is a line
-        # per request, saying only what the per-request log line's milliseconds already show.
-        self.queue_logger = self.quick.queue_logger = _QUEUE_LOG
-        self.quick.set_thread_count(quick_threads)
-        self.set_thread_count(threads)
-
-    def add_task(self, task: Any) -> None:
-        requests = getattr(task, "requests", None)
-        if requests and is_quick(getattr(requests[0], "path", "")):
-            self.quick.add_task(task)
-        else:
-            super().add_task(task)
-
-    def shutdown(self, cancel_pending: bool = True, timeout: int = 5) -> bool:
-        done = super().shutdown(cancel_pending, timeout)
-        return self.quick.shutdown(cancel_pending, timeout) and done
-
-
-class LocalServer:
-    """waitress serving the app: HTTP/1.1 keep-alive, fixed thread pools, one I/O thread.
-
-    The socket is bound on creation; ``serve_forever`` returns after SIGINT or SIGTERM once the
-    function calls already running have been answered.
-    """
-
-    def __init__(
-        self,
-        app: LocalFunctionApp,
-        host: str,
-        port: int,
-        threads: int = FUNCTION_THREADS,
-        quick_threads: int = QUICK_THREADS,
-        stop_seconds: float = STOP_SECONDS,
-        reuse_port: bool = False,
-        listen: bool = True,
-    ) -> None:
-        self.app = app
-        self.stop_seconds = stop_seconds
-        #: Set by ``server_close``: a ``serve_forever`` running in another thread then returns.
-        self.closed = threading.Event()
-        # A server that only holds its port (serve --workers) runs no threads: its process forks.
-        self.dispatcher = _SplitDispatcher(threads if listen else 0, quick_threads if listen else 0)
-        #: Connections with a request partly received, and when its first part was seen.
-        self._partial: dict[int, float] = {}
-        self._map: dict[int, Any] = {}  # waitress's socket map: the listener, trigger, connections
-        server = waitress.server.create_server(
-            app,
-            map=self._map,
-            _dispatcher=self.dispatcher,  # waitress's hook for its own dispatcher; see _SplitDispatcher
-            # waitress binds the socket it is given: one with SO_REUSEPORT set shares the port.
-            # The process that holds the port for its workers checks it is free; the workers then
-            # share it with that process alone.
-            _sock=reuse_port_socket(host, port, probe=not listen) if reuse_port else None,
-            _start=listen,
-            host=host,
-            port=port,
-            channel_timeout=IDLE_SECONDS,
-            cleanup_interval=2,  # how often idle connections are looked for (waitress: every 30 s)
-            connection_limit=CONNECTION_LIMIT,
-            # As the Functions host does, refuse an oversized body (413) before reading it.
-            max_request_body_size=MAX_REQUEST_BYTES,
-            # Headers reach the function as sent, X-Forwarded-* included (no proxy to trust here).
-            clear_untrusted_proxy_headers=False,
-        )
-        assert isinstance(server, waitress.server.BaseWSGIServer)  # one address: never MultiSocketServer
-        self._server = server
-        self.server_port = int(server.getsockname()[1])  # the one picked when port is 0
-
-    def serve_forever(self) -> None:
-        """Serve until SIGINT (Ctrl+C) or SIGTERM, then answer the calls in progress.
-
-        Meanwhile new connections are refused, a call arriving on an open one gets a 503, and the
-        inbox keeps taking deliveries; after ``stop_seconds``, or a second signal, it stops anyway.
-        What waitress's own ``run()`` does differs in two ways: it stops on a KeyboardInterrupt
-        raised wherever the loop happens to be (possibly between sending bytes and noting them
-        sent), and it then waits for busy threads while no socket is served, so a call delivering
-        to the inbox could only time out.
-        """
-        signals = [0]
-
-        def note(signum: int, frame: Any) -> None:
-            signals[0] += 1  # the loop polls at least every LOOP_SECONDS and sees it
-
-        previous: dict[signal.Signals, Any] = {}
-        try:
-            for stop in (signal.SIGINT, signal.SIGTERM):
-                previous[stop] = signal.signal(stop, note)
-        except ValueError:  # not the main thread: KeyboardInterrupt stops it, as in waitress
-            pass
-        try:
-            with contextlib.suppress(KeyboardInterrupt):
-                while not signals[0] and not self.closed.is_set():
-                    wasyncore.loop(timeout=LOOP_SECONDS, map=self._map, count=1)
-                    self._drop_stalled_requests()
-            if self.closed.is_set():
-                return
-            self.app.stopping = True
-            wasyncore.dispatcher.close(self._server)  # the listening socket: no new connections
-            deadline = time.monotonic() + self.stop_seconds
-            with contextlib.suppress(KeyboardInterrupt):
-                while (
-                    signals[0] < 2 and time.monotonic() < deadline and (self.app.in_flight or self._unsent())
-                ):
-                    wasyncore.loop(timeout=LOOP_SECONDS, map=self._map, count=1)
-        finally:
-            for stop, handler in previous.items():
-                signal.signal(stop, handler)
-        if self.app.in_flight:
-            log.warning("stopped with %d request(s) unanswered", self.app.in_flight)
-
-    def _drop_stalled_requests(self) -> None:
-        """Close connections whose request has not arrived whole within REQUEST_SECONDS."""
-        now = time.monotonic()
-        seen: dict[int, float] = {}
-        for fd, channel in list(self._map.items()):
-            if getattr(channel, "request", None) is None:
-                continue  # idle between requests (channel_timeout bounds that), or not a connection
-            started = self._partial.get(fd, now)
-            if now - started > REQUEST_SECONDS:
-                log.info("closing a connection whose request did not arrive within %.0f s", REQUEST_SECONDS)
-                channel.handle_close()
-            else:
-                seen[fd] = started
-        self._partial = seen
-
-    def _unsent(self) -> bool:
-        return any(getattr(c, "total_outbufs_len", 0) for c in list(self._map.values()))
-
-    def server_close(self) -> None:
-        """Close every connection and the listening socket, and stop the thread pools."""
-        self.app.stopping = True
-        self.closed.set()
-        trigger = self._server.trigger  # waitress's wake-up pipe, which a running thread may still pull
-        for obj in list(self._map.values()):
-            if obj is not trigger:
-                obj.close()
-        if self.dispatcher.shutdown(cancel_pending=True, timeout=1):
-            wasyncore.close_all(self._map)
-        # else a call is stuck (logged by waitress): the pipe stays open until the process ends,
-        # rather than make that thread fail on it with a traceback.
-
-
-def create_server(
-    host: str,
-    port: int,
-    registered: Iterable[Any],
-    inbox: Inbox | SharedInbox | None = None,
-    stop_seconds: float = STOP_SECONDS,
-    reuse_port: bool = False,
-    listen: bool = True,
-) -> tuple[LocalServer, LocalFunctionApp, list[str]]:
-    """Bind a server for the registered functions; also the app and the skipped notes.
-
-    The socket is bound here, so ``server.server_port`` is known (``port=0`` picks a free one)
-    before channels that point back at the inbox are configured. ``reuse_port``: the socket shares
-    its port with the other workers of ``serve --workers`` (``SO_REUSEPORT``: the kernel spreads
-    new connections over them). ``listen=False`` only holds the port: the kernel gives connections
-    to listening sockets alone, so ``serve --workers`` keeps the port this way while its workers serve.
-    """
+def create_app(
+    registered: Iterable[Any], inbox: Inbox | SharedInbox | None = None
+) -> tuple[LocalFunctionApp, list[str]]:
+    """The app serving the registered functions; also notes on the functions it cannot serve."""
     functions, skipped = http_functions(registered)
-    app = LocalFunctionApp(functions, route_prefix(), inbox or Inbox())
-    server = LocalServer(app, host, port, stop_seconds=stop_seconds, reuse_port=reuse_port, listen=listen)
-    return server, app, skipped
-
-
-def reuse_port_socket(host: str, port: int, *, probe: bool = True) -> Any:
-    """An unbound TCP socket that may share ``port`` with other processes (``SO_REUSEPORT``).
-
-    The port must be free first: ``SO_REUSEPORT`` would otherwise let this server share it with a
-    forgotten one, each answering half the requests (with its own settings). A plain bind tells
-    (``OSError`` ``EADDRINUSE``, which the CLI turns into "port N is in use").
-    """
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if port and probe:
-        with socket.socket(family, socket.SOCK_STREAM) as plain:
-            # SO_REUSEADDR: a port whose last server just stopped (TIME_WAIT) is free; one that any
-            # socket is bound to, with or without SO_REUSEPORT, is not.
-            plain.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            plain.bind((host, port))
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    return sock
+    return LocalFunctionApp(functions, route_prefix(), inbox or Inbox()), skipped
 
 
 def load_function_app() -> Any:
