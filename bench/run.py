@@ -232,7 +232,8 @@ def part_coldstart(args: argparse.Namespace) -> list[Verdict]:
             fastest < coldstart.MAX_SERVE_SPAWN_MS,
             ", ".join(f"{w} worker{'s' if w > 1 else ''} {ms:.0f} ms" for w, ms in spawn.items()),
             "most of it is importing function_app and its libraries (table above), then the first"
-            " request compiles its template and builds its models; workers are forked after the imports",
+            " request loads its compiled template and builds its models; with workers, gunicorn forks"
+            " them after the imports, one by one",
         ),
         Verdict(
             f"cold start <= {coldstart.MAX_RATIO:g}x the bare import of azure.functions, pydantic, jinja2",
