@@ -588,6 +588,24 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+def test_a_worker_that_dies_is_replaced_and_the_others_serve_meanwhile(tmp_path: Path) -> None:
+    served = start_serve(tmp_path / "replaced", None, ("--workers", "2"))
+    try:
+        victim, survivor = worker_processes(served.proc.pid)
+        os.kill(victim, signal.SIGKILL)
+        answer = served.post("/api/bitrise/slack", distinct(FAILED, "replaced"), FAILED.headers)
+        assert answer.status == 200 and answer.json()["status"] == "delivered", answer.raw
+        deadline = time.monotonic() + 10
+        while len(re.findall(r"Booting worker with pid", served.log())) < 3:
+            assert time.monotonic() < deadline, served.log()[-2000:]
+            time.sleep(0.05)
+        workers = worker_processes(served.proc.pid)
+        assert survivor in workers and victim not in workers and len(workers) == 2
+    finally:
+        served.stop()
+    assert served.proc.returncode == 0
+
+
 def test_workers_stop_at_once_whenever_the_signal_comes(tmp_path: Path) -> None:
     """Stopped right after its first answer, as a benchmark or a script does, several times over."""
     for run in range(5):
