@@ -116,11 +116,17 @@ class Served:
 
 
 def start_serve(
-    workdir: Path, env: Mapping[str, str] | None = None, args: Sequence[str] = (), cwd: Path | None = None
+    workdir: Path,
+    env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
+    cwd: Path | None = None,
+    *,
+    every_worker: bool = True,
 ) -> Served:
     """Start ``serve --port 0`` (the OS picks a free port), wait until /api/health answers 200.
 
-    The port is read from the banner the server prints once its socket is bound.
+    The port is read from the banner the server prints once its socket is bound. With
+    ``every_worker`` it also waits until every worker has booted (else the first answer will do).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     stdout, stderr = workdir / "serve.out", workdir / "serve.err"
@@ -151,7 +157,7 @@ def start_serve(
                 time.sleep(0.05)
         while True:
             try:
-                if served.get("/api/health").status == 200 and _workers_up(served):
+                if served.get("/api/health").status == 200 and (not every_worker or _workers_up(served)):
                     return served
             except OSError:
                 pass

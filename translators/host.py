@@ -57,6 +57,8 @@ IDLE_SECONDS = 10
 #: Open connections a process takes at most (waitress's default is 100, which 100 half-sent
 #: requests would fill until they time out). The open-file limit is raised to fit.
 CONNECTION_LIMIT = 2000
+#: Each stops a server gracefully; a second one stops it at once.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 #: Threads of the inbox port: a delivery to the inbox waits on nothing outside the process.
 INBOX_THREADS = 2
 #: On a stop, after the last call is answered, the I/O loop gets this long to send it.
@@ -144,7 +146,7 @@ def run_waitress(
     """Serve ``app`` on ``sock`` in this thread until a signal stops it (see ``Stopper``)."""
     server = waitress.server.create_server(app, sockets=[sock], **adjustments())
     stopper = Stopper(app, server, stopper_grace, refuse=refuse)
-    previous = {s: signal.signal(s, stopper.signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
+    previous = {s: signal.signal(s, stopper.signal) for s in STOP_SIGNALS}
     try:
         server.run()  # returns on KeyboardInterrupt, its threads stopped
     finally:
@@ -199,6 +201,17 @@ def drain_when_first(lock: Path, stop: threading.Event) -> threading.Thread:
     return thread
 
 
+_unblocked_after_fork: list[bool] = []
+
+
+def _hold_stop_signals_over_fork() -> None:
+    """Block the stop signals in the arbiter until its next fork returns (the child keeps them blocked)."""
+    if not _unblocked_after_fork:
+        os.register_at_fork(after_in_parent=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS))
+        _unblocked_after_fork.append(True)
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
 class Worker(GunicornWorker):  # type: ignore[misc]
     """A gunicorn worker serving with waitress on gunicorn's listening sockets.
 
@@ -208,6 +221,14 @@ class Worker(GunicornWorker):  # type: ignore[misc]
 
     stopper: Stopper | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Made in the arbiter just before it forks the worker. A stop signal reaching the child
+        # before its handlers are set would run the arbiter's handler there and be lost (the
+        # arbiter then waits out its whole graceful timeout): the child is forked with the stop
+        # signals held, and takes them once its own handlers are in place (init_signals).
+        _hold_stop_signals_over_fork()
+        super().__init__(*args, **kwargs)
+
     def init_process(self) -> None:
         os.setpgid(0, 0)  # a Ctrl+C in the terminal reaches the arbiter alone, which stops us
         PACER.share = 1 / max(1, self.cfg.workers)  # requests of all workers pace each channel together
@@ -215,8 +236,9 @@ class Worker(GunicornWorker):  # type: ignore[misc]
 
     def init_signals(self) -> None:
         super().init_signals()
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):  # each stops gracefully (Stopper)
+        for s in STOP_SIGNALS:  # each stops gracefully (Stopper)
             signal.signal(s, self._stop)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     def _stop(self, signum: int, frame: Any) -> None:
         self.alive = False
@@ -228,6 +250,9 @@ class Worker(GunicornWorker):  # type: ignore[misc]
         grace = float(self.cfg.graceful_timeout) - 1
         server = waitress.server.create_server(app, sockets=[s.sock for s in self.sockets], **adjustments())
         self.stopper = Stopper(app, server, grace, refuse=False)
+        if not self.alive:  # told to stop while it started: nothing was served yet
+            server.close()
+            return
         stop_draining = threading.Event()
         lock = Path(tempfile.gettempdir(), f"translators-{self.ppid}-drainer.lock")
         draining = drain_when_first(lock, stop_draining)
