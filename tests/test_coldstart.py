@@ -53,6 +53,7 @@ NEVER_ON_A_COLD_DRY_RUN = (
     "waitress",
     "gunicorn",
     "translators.host",
+    "translators.workers",
 )
 
 #: Every module of ours that importing the app loads (the worker imports function_app to index

@@ -723,7 +723,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     host.raise_open_files_limit()
     try:
         if args.workers > 1:
-            return host.run_gunicorn(app, sock, inbox_sock, args.workers, grace, args.log_level)
+            from translators import workers
+
+            return workers.run_gunicorn(app, sock, inbox_sock, args.workers, grace, args.log_level)
         from translators import drainer
 
         host.serve_in_thread(app, inbox_sock, threads=host.INBOX_THREADS)
