@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import logging
 import math
 import os
@@ -66,14 +67,14 @@ def drain_when_first(lock: Path, stop: threading.Event) -> threading.Thread:
     return thread
 
 
-_unblocked_after_fork: list[bool] = []
+@functools.cache
+def _unblock_after_each_fork() -> None:
+    os.register_at_fork(after_in_parent=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS))
 
 
 def _hold_stop_signals_over_fork() -> None:
     """Block the stop signals in the arbiter until its next fork returns (the child keeps them blocked)."""
-    if not _unblocked_after_fork:
-        os.register_at_fork(after_in_parent=lambda: signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS))
-        _unblocked_after_fork.append(True)
+    _unblock_after_each_fork()
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
 
