@@ -560,6 +560,12 @@ def test_workers_stop_together_answering_what_is_in_progress(
     assert "Traceback" not in served.log()
 
 
+def drainer_lock(arbiter: int) -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir(), f"translators-{arbiter}-drainer.lock")
+
+
 def _running(pid: int) -> bool:
     """Whether ``pid`` still runs (a zombie waiting for whoever adopted it does not)."""
     try:
@@ -618,6 +624,7 @@ def test_workers_stop_at_once_whenever_the_signal_comes(tmp_path: Path) -> None:
             served.proc.send_signal(signal.SIGTERM)
             assert served.proc.wait(10) == 0
             assert time.monotonic() - started < 5, "a worker that had exited was waited for"
+            assert not drainer_lock(served.proc.pid).exists(), "the drainer's lock file was left behind"
         finally:
             served.stop()
 
@@ -791,3 +798,4 @@ def test_the_documented_gunicorn_command_serves_the_same_app(tmp_path: Path, cha
     finally:
         served.stop()
     assert proc.returncode == 0, log.read_text()[-2000:]
+    assert not drainer_lock(proc.pid).exists()

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import waitress.server
 from gunicorn.app.base import BaseApplication
@@ -47,24 +47,40 @@ def drain_when_first(lock: Path, stop: threading.Event) -> threading.Thread:
     """The outbox drainer of one process among several: whichever holds ``lock`` (``flock``).
 
     Exactly one worker drains, so a channel's queued deliveries go at its whole rate; when that
-    worker goes, the kernel releases its lock and a waiting worker takes over.
+    worker goes, the kernel releases its lock and a waiting worker takes over. The one that drains
+    removes the file when it stops, still holding it: the others open the path afresh on each try
+    and take a lock only on the file the path names.
     """
 
     def lead() -> None:
-        with open(lock, "a") as held:
-            while not stop.is_set():
-                try:
-                    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError:
-                    stop.wait(0.5)
-            else:
+        held = _take(lock)
+        while held is None:
+            if stop.wait(0.5):
                 return
+            held = _take(lock)
+        try:
             drainer.Drainer(settings.from_environ).run(stop)
+        finally:
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            held.close()
 
     thread = threading.Thread(target=lead, name="outbox-drainer", daemon=True)
     thread.start()
     return thread
+
+
+def _take(lock: Path) -> IO[str] | None:
+    """``lock`` opened and locked, if no other process holds it and it is still the file at that path."""
+    held = open(lock, "a")  # noqa: SIM115 -- kept open while this process drains
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.fstat(held.fileno()).st_ino == os.stat(lock).st_ino:
+            return held
+    except OSError:  # held elsewhere, or removed meanwhile
+        pass
+    held.close()
+    return None
 
 
 @functools.cache
@@ -178,8 +194,6 @@ def run_gunicorn(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-    with contextlib.suppress(OSError):
-        Path(tempfile.gettempdir(), f"translators-{arbiter}-drainer.lock").unlink()
     return code
 
 
