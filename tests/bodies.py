@@ -71,3 +71,15 @@ def slack_markup_texts(node: Any) -> list[str]:
 #: A Slack control sequence that pings or links someone: ``<!channel>``, ``<@U1>``, ``<#C1>``,
 #: ``<!subteam^S1>``. ``<!date^...>`` is ours (a time in the reader's zone) and pings nobody.
 SLACK_MENTION = re.compile(r"<(?:[@#]|!(?!date\^))")
+
+
+def json_paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path (keys and indexes) of every node of a JSON value, the root's ``()`` first."""
+    found = [path]
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found += json_paths(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found += json_paths(item, (*path, index))
+    return found

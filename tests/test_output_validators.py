@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from slack_sdk.errors import SlackObjectFormationError
 from slack_sdk.models import blocks as sdk_blocks
 
+from tests.bodies import json_paths
 from translators.errors import FieldError
 from translators.formats import _adaptivecard, _blockcheck, _blockkit, _messagecard
 
@@ -533,17 +534,6 @@ _VALUES = [
 ]
 
 
-def _nodes(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path]
-    if isinstance(value, dict):
-        for key, item in value.items():
-            found += _nodes(item, (*path, key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found += _nodes(item, (*path, index))
-    return found
-
-
 def _at(body: Any, path: tuple[Any, ...]) -> Any:
     for part in path:
         body = body[part]
@@ -562,7 +552,7 @@ def test_slack_check_never_accepts_what_the_models_refuse(data: st.DataObject) -
     another part of the body), a key removed or added, a list grown past its limit."""
     body = copy.deepcopy(data.draw(st.sampled_from(SLACK_BODIES)))
     for _ in range(data.draw(st.integers(1, 3))):
-        paths = _nodes(body)
+        paths = json_paths(body)
         path = data.draw(st.sampled_from(paths[1:] or paths))
         if not path:
             break

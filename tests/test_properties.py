@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests import crosscheck
-from tests.bodies import SLACK_MENTION, slack_markup_texts
+from tests.bodies import SLACK_MENTION, json_paths, slack_markup_texts
 from tests.chatserver import SUCCESS, ChatServer, Reply
 from translators import formats, pipeline, sources
 from translators import settings as app_settings
@@ -86,23 +86,12 @@ HEADERS = st.dictionaries(
 )
 
 
-def paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += paths(value, (*prefix, key))
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            found += paths(value, (*prefix, i))
-    return found
-
-
 @st.composite
 def mutated_sample(draw: st.DrawFn) -> tuple[str, bytes, dict[str, str]]:
     sample = draw(st.sampled_from(SAMPLES))
     payload = json.loads(sample.body())
     for _ in range(draw(st.integers(1, 4))):
-        spots = paths(payload)
+        spots = json_paths(payload)[1:]  # not the payload itself
         if not spots:
             break
         spot = draw(st.sampled_from(spots))
@@ -119,7 +108,7 @@ def mutated_sample(draw: st.DrawFn) -> tuple[str, bytes, dict[str, str]]:
         else:
             parent[spot[-1]] = draw(JSON_VALUES)
     if draw(st.booleans()):  # every time field of the payload: naive, aware and extreme ones mixed
-        for spot in paths(payload):
+        for spot in json_paths(payload):
             if spot and spot[-1] in TIME_FIELDS:
                 parent = payload
                 for key in spot[:-1]:
