@@ -685,6 +685,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     environment = settings.environ()
     kept = sorted(k for k in values if k in environment)
     merged = localsettings.merged(values, environment)
+    try:
+        sock, inbox_sock = host.listen(args.host, args.port), host.listen("127.0.0.1", 0)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            taken = "is in use" if exc.errno == errno.EADDRINUSE else "may not be used by this user"
+            raise UsageError(f"port {args.port} {taken}; try `make run PORT={args.port + 1}`") from None
+        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     # The inbox starts empty on every run, and so does the memory of what was delivered to it
     # (otherwise a sample posted in an earlier run would now be skipped as a duplicate).
     scratch = tempfile.TemporaryDirectory(prefix="translators-serve-")
@@ -692,16 +699,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         # get_functions() may be called only once per FunctionApp: this is that call.
         app, skipped = server.create_app(server.load_function_app().get_functions(), inbox)
-        sock, inbox_sock = host.listen(args.host, args.port), host.listen("127.0.0.1", 0)
     except server.RouteError as exc:
+        scratch.cleanup()
         raise UsageError(str(exc)) from None
-    except OSError as exc:
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-            taken = "is in use" if exc.errno == errno.EADDRINUSE else "may not be used by this user"
-            raise UsageError(f"port {args.port} {taken}; try `make run PORT={args.port + 1}`") from None
-        raise UsageError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    port = sock.getsockname()[1]
-    base = f"http://{_url_host(args.host)}:{port}"
+    base = f"http://{_url_host(args.host)}:{sock.getsockname()[1]}"
+    inbox_base = f"http://127.0.0.1:{inbox_sock.getsockname()[1]}"
     configured = any(
         re.fullmatch(r"CHANNEL_.+_URL", key, re.IGNORECASE) and value.strip() for key, value in merged.items()
     )
@@ -709,7 +711,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # The embedded default: the real delivery path, with the server's own inbox as the destination.
         for fmt in server.INBOX_ANSWERS:
             key = settings.channel_env(fmt)
-            merged[f"{key}_URL"] = server.inbox_url(f"http://127.0.0.1:{inbox_sock.getsockname()[1]}", fmt)
+            merged[f"{key}_URL"] = server.inbox_url(inbox_base, fmt)
             merged[f"{key}_FORMAT"] = fmt
             merged.setdefault(f"{key}_RATE", "50")  # the inbox has no rate limit to respect
         if not merged.get("STATE_STORE", "").strip():

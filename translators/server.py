@@ -465,7 +465,7 @@ class LocalFunctionApp:
         started = time.perf_counter()
         request = Request(environ)
         request.max_content_length = MAX_REQUEST_BYTES
-        counted = not is_quick(request.path)
+        counted = is_call(request.path)
         if counted:
             self._count(1)
         try:
@@ -685,17 +685,13 @@ def _to_response(name: str, result: Any) -> Response:
 
 
 # ---------------------------------------------------------------------------------------------
-# The server
+# Building the app
 
 
-def is_inbox(path: str) -> bool:
-    """Whether a request path is the inbox's."""
-    return path == "/inbox" or path.startswith("/inbox/")
-
-
-def is_quick(path: str) -> bool:
-    """Not counted as a call (a stop waits for none of these): the inbox, health and the preview."""
-    return is_inbox(path) or path.endswith("/health") or path == "/preview" or path.startswith("/preview/")
+def is_call(path: str) -> bool:
+    """Counted as a call (a stop waits for these): all but the inbox, health and the preview."""
+    own = any(path == p or path.startswith(f"{p}/") for p in ("/inbox", "/preview"))
+    return not (own or path.endswith("/health"))
 
 
 def create_app(
