@@ -733,7 +733,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host.serve_in_thread(app, inbox_sock, threads=host.INBOX_THREADS)
         draining, stop_draining = drainer.start(settings.from_environ)
         try:
-            host.run_waitress(app, sock, grace, refuse=True)
+            host.run_waitress(app, sock, grace)
         finally:
             stop_draining.set()
             draining.join(timeout=grace)  # an entry being sent is settled before the process ends

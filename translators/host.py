@@ -124,12 +124,10 @@ class Stopper:
         os.kill(os.getpid(), signum)
 
 
-def run_waitress(
-    app: LocalFunctionApp, sock: socket.socket, stopper_grace: float, *, refuse: bool
-) -> Stopper:
-    """Serve ``app`` on ``sock`` in this thread until a signal stops it (see ``Stopper``)."""
+def run_waitress(app: LocalFunctionApp, sock: socket.socket, grace: float) -> None:
+    """Serve ``app`` on ``sock`` in this thread, the only process, until a signal stops it (``Stopper``)."""
     server = waitress.server.create_server(app, sockets=[sock], **adjustments())
-    stopper = Stopper(app, server, stopper_grace, refuse=refuse)
+    stopper = Stopper(app, server, grace, refuse=True)
     previous = {s: signal.signal(s, stopper.signal) for s in STOP_SIGNALS}
     try:
         server.run()  # returns on KeyboardInterrupt, its threads stopped
@@ -137,7 +135,6 @@ def run_waitress(
         for s, handler in previous.items():
             signal.signal(s, handler)
         server.close()
-    return stopper
 
 
 def serve_in_thread(app: LocalFunctionApp, sock: socket.socket, **overrides: Any) -> Any:
