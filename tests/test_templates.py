@@ -126,6 +126,27 @@ def test_broken_template_still_delivers_minimal_message(tmp_path: Path) -> None:
         assert "https://app.bitrise.io/build/x" in json.dumps(prepared.body)
 
 
+def test_a_body_fitting_chokes_on_is_the_templates_failure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a rendered body makes fitting raise is named as the template's failure: render and
+    check report it with the file, the preview draws it, and a channel gets the minimal message."""
+
+    def choke(body: dict[str, object]) -> bytes:
+        if body.get("text") != "minimal":
+            raise KeyError("elements")
+        return json.dumps(body).encode()
+
+    monkeypatch.setattr(SLACK, "fit_encoded", choke)
+    monkeypatch.setattr(SLACK, "minimal", lambda n: {"text": "minimal"})
+    with pytest.raises(render.TemplateFailure) as err:
+        pipeline.render_checked(render.Renderer(SLACK, render.search_path()), N)
+    assert err.value.where == "templates/slack/default.json.j2"
+    assert err.value.message == "KeyError: 'elements'"
+    loaded = settings.load({"CHANNEL_S_URL": "http://127.0.0.1:9/s", "CHANNEL_S_FORMAT": "slack"})
+    prepared = pipeline.prepare(loaded.channel("s"), N, loaded)
+    assert prepared.body == {"text": "minimal"}
+    assert prepared.template_error and "KeyError: 'elements'" in prepared.template_error
+
+
 def test_minimal_messages_are_valid_for_every_format() -> None:
     for fmt in formats.registry().values():
         fmt.validate(fmt.minimal(N))

@@ -128,21 +128,11 @@ def _source(name: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -
     from translators import sources
     from translators.errors import PayloadInvalid
 
-    if name.lower() == "auto":
-        headers = {k.lower(): v for k, v in headers.items()}  # as the pipeline hands them to sources
-        detect = getattr(sources, "detect", None)
-        if detect is not None:
-            try:
-                found: Source = detect(payload, headers)
-            except PayloadInvalid as exc:
-                raise UsageError("\n".join([exc.message, *_field_lines(exc.errors)])) from None
-            return found
-        matches = [s for s in sources.registry().values() if s.recognises(payload, headers)]
-        if len(matches) != 1:
-            raise UsageError(
-                f"could not tell which platform sent this ({len(matches)} match); name the source"
-            )
-        return matches[0]
+    if name.lower() == sources.AUTO:
+        try:  # headers as the pipeline hands them to sources
+            return sources.detect(payload, {k.lower(): v for k, v in headers.items()})
+        except PayloadInvalid as exc:
+            raise UsageError("\n".join([exc.message, *_field_lines(exc.errors)])) from None
     source = sources.get(name)
     if source is None:
         valid = ", ".join([*sources.registry(), "auto"])
@@ -192,19 +182,6 @@ def _shown_path(path: Path) -> str:
         return str(path)
 
 
-def _template_path(name: str, dirs: Sequence[Path]) -> str:
-    """The file a template name was loaded from (the first folder of the search path that has it),
-    named as answers, logs and the preview name it: relative to the app's folder."""
-    from translators.render import shown_file
-
-    if Path(name).is_absolute():
-        return shown_file(name)
-    for folder in dirs:
-        if (folder / name).is_file():
-            return shown_file(folder / name)
-    return name
-
-
 @dataclass
 class Problem:
     """One template failure, with every (sample, format) that ran into it."""
@@ -224,21 +201,17 @@ class Problem:
         return out
 
 
-def _problem(exc: TemplateFailure, dirs: Sequence[Path]) -> Problem:
+def _problem(exc: TemplateFailure) -> Problem:
     """Where (template file and line) and what, with a validation failure's field paths one per line."""
     from translators.formats import OutputInvalid
 
-    if exc.file:
-        where = exc.where
-    else:
-        where = _template_path(exc.template, dirs) + (f", line {exc.line}" if exc.line else "")
     cause = exc.__cause__
     if isinstance(cause, OutputInvalid):
         count = len(cause.errors)
         plural = "s" if count != 1 else ""
         message = f"renders a {cause.format_name} body the destination would reject ({count} problem{plural})"
-        return Problem(where, message, [f"{e.path}: {e.message}" for e in cause.errors])
-    return Problem(where, exc.message, [])
+        return Problem(exc.where, message, [f"{e.path}: {e.message}" for e in cause.errors])
+    return Problem(exc.where, exc.message, [])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,16 +234,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     n = _notification(source, body, headers, payload.label)
     renderer = render.renderer_for(fmt, None, templates)
     try:
-        name, rendered = pipeline.render_checked(renderer, n)
+        _, rendered = pipeline.render_checked(renderer, n)
     except TemplateFailure as exc:
-        _out("\n".join(_problem(exc, renderer.dirs).lines()), err=True)
-        return 1
-    except Exception as exc:  # fitting choked on a body shape nobody foresaw: still the template's
-        where = _template_path(renderer.select(n.source, n.event), renderer.dirs)
-        _out(f"FAIL {where}: {type(exc).__name__}: {exc}", err=True)
+        _out("\n".join(_problem(exc).lines()), err=True)
         return 1
     _out(_dumps(rendered))
-    _out(f"{source.name} {n.event} -> {fmt.name}: {_template_path(name, renderer.dirs)}", err=True)
+    _out(f"{source.name} {n.event} -> {fmt.name}: {renderer.shown(n.source, n.event)}", err=True)
     return 0
 
 
@@ -354,9 +323,7 @@ def _routes(loaded: Any) -> None:
 
 def _check_set(dirs: Sequence[Path]) -> int:
     """Render every sample in every format with ``dirs``; print problems; return how many."""
-    import jinja2
-
-    from translators import formats, pipeline, render, samples, sources
+    from translators import formats, pipeline, render, samples
     from translators.errors import Ignored, PayloadInvalid
     from translators.render import TemplateFailure
 
@@ -372,33 +339,23 @@ def _check_set(dirs: Sequence[Path]) -> int:
     bodies = good = 0
     renderers = {fmt.name: render.Renderer(fmt, dirs, live=True) for fmt in fmts}
     for sample in all_samples:
-        source = sources.get(sample.source)
-        if source is None:
-            notes.append(f"{sample.id}: no source named {sample.source!r}")
-            continue
         try:
-            result = source.translate(
-                json.loads(sample.body()), {k.lower(): v for k, v in sample.headers.items()}
-            )
+            result = samples.notification(sample)
         except (PayloadInvalid, ValueError) as exc:
             record(
                 Problem(_shown_path(sample.path), f"the sample is not a valid payload: {exc}", []), sample.id
             )
             continue
         if isinstance(result, Ignored):
-            notes.append(f"{sample.id}: ignored by {source.label} ({result.reason}); nothing to render")
+            notes.append(f"{sample.id}: ignored by its source ({result.reason}); nothing to render")
             continue
         for fmt in fmts:
             bodies += 1
-            renderer = renderers[fmt.name]
             try:
-                pipeline.render_checked(renderer, result)
+                pipeline.render_checked(renderers[fmt.name], result)
                 good += 1
             except TemplateFailure as exc:
-                record(_problem(exc, dirs), f"{sample.id} -> {fmt.name}")
-            except Exception as exc:  # fitting choked on a body shape nobody foresaw: still the template's
-                where = _template_path(renderer.select(result.source, result.event), dirs)
-                record(Problem(where, f"{type(exc).__name__}: {exc}", []), f"{sample.id} -> {fmt.name}")
+                record(_problem(exc), f"{sample.id} -> {fmt.name}")
 
     # Templates no sample reaches (an event without a sample, a typo in a name) must at least compile.
     for name in render.names(dirs):
@@ -406,15 +363,9 @@ def _check_set(dirs: Sequence[Path]) -> int:
         if fmt_name not in renderers:
             continue  # named by unused_files, with the nearest valid name
         try:
-            renderers[fmt_name].env.get_template(name)
-        except jinja2.TemplateSyntaxError as exc:
-            failure = render.TemplateFailure(
-                exc.name or name,
-                exc.message or str(exc),
-                exc.lineno,
-                render.shown_file(exc.filename) if exc.filename else None,
-            )
-            record(_problem(failure, dirs), f"compiling {name}")
+            renderers[fmt_name].compile(name)
+        except TemplateFailure as exc:
+            record(_problem(exc), f"compiling {name}")
 
     searched = ", ".join(_shown_path(d) if d != render.BUILTIN_TEMPLATES else "built-in" for d in dirs)
     _out(f"templates: {searched}")
@@ -478,24 +429,19 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_samples(args: argparse.Namespace) -> int:
-    from translators import samples, sources
+    from translators import samples
     from translators.errors import Ignored, PayloadInvalid
 
     rows: list[dict[str, Any]] = []
     for sample in samples.all_samples():
-        source = sources.get(sample.source)
-        event = "(no such source)"
         app = ""
-        if source is not None:
-            try:
-                result = source.translate(
-                    json.loads(sample.body()), {k.lower(): v for k, v in sample.headers.items()}
-                )
-                event = f"(ignored: {result.reason})" if isinstance(result, Ignored) else result.event
-                if not isinstance(result, Ignored) and result.app_key:
-                    app = f"{sample.source}:{result.app_key}"  # what APP_NAMES names it by
-            except (PayloadInvalid, ValueError) as exc:
-                event = f"(invalid: {exc})"
+        try:
+            result = samples.notification(sample)
+            event = f"(ignored: {result.reason})" if isinstance(result, Ignored) else result.event
+            if not isinstance(result, Ignored) and result.app_key:
+                app = f"{sample.source}:{result.app_key}"  # what APP_NAMES names it by
+        except (PayloadInvalid, ValueError) as exc:
+            event = f"(invalid: {exc})"
         rows.append(
             {
                 "id": sample.id,
@@ -680,7 +626,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except localsettings.SettingsFileError as exc:
         raise UsageError(str(exc)) from None
 
-    from translators import host, server, settings
+    from translators import host, server, settings, state
 
     environment = settings.environ()
     kept = sorted(k for k in values if k in environment)
@@ -739,7 +685,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             draining.join(timeout=grace)  # an entry being sent is settled before the process ends
         return 0
     finally:
-        _close_state_stores()
+        state.close_all()  # the memory's files, before their scratch folder goes
         scratch.cleanup()
         _out("stopped")
 
@@ -786,17 +732,6 @@ def _banner(
     if args.workers > 1:
         lines.append(f"workers: {args.workers} processes (gunicorn) (--workers 1 for one)")
     return lines
-
-
-def _close_state_stores() -> None:
-    """Close the delivery memory's files before its scratch folder goes (if that module exists)."""
-    try:
-        from translators import state
-    except ImportError:
-        return
-    close = getattr(state, "close_all", None)
-    if callable(close):
-        close()
 
 
 def _unreachable_signatures(loaded: Any) -> list[str]:

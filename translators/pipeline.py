@@ -234,16 +234,19 @@ def render_checked(renderer: render.Renderer, n: Notification) -> tuple[str, dic
     """Render, fit to the format's limits and validate: (template name, body) or TemplateFailure.
 
     A body the destination would reject is a TemplateFailure naming the template, whose
-    ``__cause__`` is the OutputInvalid with each field's path. ``prepare`` falls back to the
-    minimal message on it; ``python -m translators render/check`` report it instead.
+    ``__cause__`` is the OutputInvalid with each field's path; so is a body whose shape fitting
+    chokes on (the template made it). ``prepare`` falls back to the minimal message on it;
+    ``python -m translators render/check`` and the preview report it instead.
     """
     fmt = renderer.fmt
     name, body = renderer.render(n)
-    encoded = fmt.fit_encoded(body)
     try:
-        fmt.validate(body, encoded)
+        fmt.validate(body, fmt.fit_encoded(body))
     except OutputInvalid as exc:
         raise TemplateFailure(name, str(exc), file=renderer.shown(n.source, n.event)) from exc
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}"
+        raise TemplateFailure(name, message, file=renderer.shown(n.source, n.event)) from exc
     return name, body
 
 

@@ -347,6 +347,13 @@ class Renderer:
     def _link(self, url: str | None, label: Any) -> Trusted:
         return Trusted(self.fmt.link(safe_url(url), self.fmt.escape(str(label))))
 
+    def compile(self, name: str) -> None:
+        """Load and compile the template ``name``: TemplateFailure, with its file and line, if it does not."""
+        try:
+            self.env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise _syntax_failure(exc, name, None) from None
+
     def select(self, source: str, event: str) -> str:
         return self._choose(source, event)[1]
 
@@ -379,12 +386,7 @@ class Renderer:
                 template = self.env.get_template(name)
             text = template.render(n=n)
         except jinja2.TemplateSyntaxError as exc:
-            raise TemplateFailure(
-                exc.name or name,
-                exc.message or str(exc),
-                exc.lineno,
-                shown_file(exc.filename) if exc.filename else shown_file(filename),
-            ) from None
+            raise _syntax_failure(exc, name, filename) from None
         except Exception as exc:  # any error inside user-editable template code
             failing, line, path = _template_frame(exc, name, filename, self.dirs)
             raise TemplateFailure(failing, f"{type(exc).__name__}: {exc}", line, shown_file(path)) from None
@@ -402,6 +404,11 @@ class Renderer:
                 name, f"rendered a JSON {type(body).__name__}, not an object", file=shown_file(filename)
             )
         return name, body
+
+
+def _syntax_failure(exc: jinja2.TemplateSyntaxError, name: str, filename: str | None) -> TemplateFailure:
+    path = exc.filename or filename
+    return TemplateFailure(exc.name or name, exc.message or str(exc), exc.lineno, path and shown_file(path))
 
 
 def _template_frame(

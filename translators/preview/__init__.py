@@ -80,33 +80,15 @@ def draw_notification(n: Notification, sample: str, renderers: Sequence[render.R
     """``n`` rendered in every format; a template failure takes the place of its message."""
     out = []
     for renderer in renderers:
-        fmt, dirs = renderer.fmt, renderer.dirs
         try:
-            name, body = pipeline.render_checked(renderer, n)
+            _, body = pipeline.render_checked(renderer, n)
         except TemplateFailure as exc:
-            out.append(Drawn(sample, fmt.name, error=_where(exc, dirs)))
-            continue
-        except Exception as exc:  # fitting choked on a body nobody foresaw: still the template's to fix
-            out.append(Drawn(sample, fmt.name, error=f"{type(exc).__name__}: {exc}"))
-            continue
-        out.append(Drawn(sample, fmt.name, body=body, template=_shown(name, dirs)))
+            # Named as answers, logs and check name it (the file, relative to the app's folder).
+            out.append(Drawn(sample, renderer.fmt.name, error=f"{exc.where}: {exc.message}"))
+        else:
+            template = renderer.shown(n.source, n.event)
+            out.append(Drawn(sample, renderer.fmt.name, body=body, template=template))
     return out
-
-
-def _shown(name: str, dirs: Sequence[Path]) -> str:
-    for folder in dirs:
-        if (folder / name).is_file():
-            try:
-                return str((folder / name).relative_to(ROOT))
-            except ValueError:
-                return str(folder / name)
-    return name
-
-
-def _where(exc: TemplateFailure, dirs: Sequence[Path]) -> str:
-    # Named as answers, logs and check name it (the file, relative to the app's folder).
-    where = exc.where if exc.file else _shown(exc.template, dirs) + (f", line {exc.line}" if exc.line else "")
-    return f"{where}: {exc.message}"
 
 
 def samples_drawn(dirs: Sequence[Path]) -> list[tuple[str, str, list[Drawn]]]:
@@ -114,12 +96,7 @@ def samples_drawn(dirs: Sequence[Path]) -> list[tuple[str, str, list[Drawn]]]:
     page_renderers = renderers(dirs)
     rows = []
     for sample in samples.all_samples():
-        source = sources.get(sample.source)
-        if source is None:
-            continue
-        result = source.translate(
-            json.loads(sample.body()), {k.lower(): v for k, v in sample.headers.items()}
-        )
+        result = samples.notification(sample)
         if isinstance(result, Notification):
             rows.append((sample.id, result.event, draw_notification(result, sample.id, page_renderers)))
     # The same samples as a configured team sees them: app names, mentions, the API's details.
