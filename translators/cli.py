@@ -956,6 +956,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     listing.add_argument("--json", action="store_true", help="as JSON, with each file's path")
     listing.set_defaults(handler=cmd_samples)
+    for command in commands.choices.values():  # so that a command's own usage says what is wrong
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -963,9 +965,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
-        # Said by the command's own parser (its usage, its arguments), not the top-level one's.
-        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
+        args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.handler(args))
     except UsageError as exc:

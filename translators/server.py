@@ -38,10 +38,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+from wsgiref.util import is_hop_by_hop
 
 import azure.functions as func
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import BaseConverter, Map, Rule
+from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
@@ -385,13 +387,6 @@ def _html(status: int, page: str) -> Response:
     return Response(page, status=status, content_type="text/html; charset=utf-8")
 
 
-_CONTENT_TYPES = {
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".json": "application/json; charset=utf-8",
-}
-
-
 def _stopping() -> Response:
     """503 for a call that arrives while the server stops, closing its connection.
 
@@ -603,9 +598,7 @@ class LocalFunctionApp:
         if path is None or not path.is_file():
             hint = " (run `make node` to install the npm packages)" if what == "vendor" else ""
             return _json(404, {"error": "not_found", "message": f"no preview file {name!r}{hint}"})
-        return Response(
-            path.read_bytes(), status=200, content_type=_CONTENT_TYPES.get(path.suffix, "text/plain")
-        )
+        return send_file(path, request.environ)  # its type from its name; cached by the browser
 
     def receive(self, request: Request, fmt: str, channel: str | None) -> Response:
         """Take a message as the real destination of that format would, and keep it.
@@ -645,24 +638,6 @@ def inbox_url(base: str, fmt: str) -> str:
     return f"{base}/inbox/{fmt.replace('-', '_')}"
 
 
-#: Response headers not taken from a function: the content type is set apart, the others are
-#: hop-by-hop (RFC 9110 section 7.6.1), which PEP 3333 forbids an application to send.
-_NOT_FROM_FUNCTIONS = frozenset(
-    {
-        "content-type",
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-
-
 async def _awaited(result: Any) -> Any:
     return await result
 
@@ -670,8 +645,11 @@ async def _awaited(result: Any) -> Any:
 def _to_response(name: str, result: Any) -> Response:
     """The function's return value as the host would send it."""
     if isinstance(result, func.HttpResponse):
-        # The host, not the function, manages the connection: a WSGI server refuses these headers.
-        headers = [(k, v) for k, v in result.headers.items() if k.lower() not in _NOT_FROM_FUNCTIONS]
+        # The host, not the function, manages the connection: a WSGI server refuses these headers
+        # (PEP 3333). The content type is set apart.
+        headers = [
+            (k, v) for k, v in result.headers.items() if k.lower() != "content-type" and not is_hop_by_hop(k)
+        ]
         content_type = dict((k.lower(), v) for k, v in result.headers.items()).get("content-type")
         if content_type is None and result.mimetype:
             content_type = result.mimetype + (f"; charset={result.charset}" if result.charset else "")
