@@ -48,18 +48,23 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=encoding != "utf8")
 
 
-def _settings_env(settings: str | None) -> dict[str, str]:
-    """The app settings a function would see: local.settings.json Values, the environment winning."""
+def _settings_file(given: str | None) -> tuple[Path | None, dict[str, str]]:
+    """local.settings.json (the one given, else the one here, if any) and its Values."""
     from translators import localsettings
 
     try:
-        path = localsettings.find(settings)
-        values = localsettings.read_values(path) if path else {}
+        path = localsettings.find(given)
+        return path, localsettings.read_values(path) if path else {}
     except localsettings.SettingsFileError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _settings_env(given: str | None) -> dict[str, str]:
+    """The app settings a function would see: local.settings.json Values, the environment winning."""
+    from translators import localsettings
     from translators.settings import environ
 
-    return localsettings.merged(values, environ())
+    return localsettings.merged(_settings_file(given)[1], environ())
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -620,11 +625,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("--workers must be 1 or more")
     if args.workers > 1 and not hasattr(os, "fork"):
         raise UsageError("--workers needs fork (gunicorn), which this system lacks; use --workers 1")
-    try:
-        path = localsettings.find(args.settings)
-        values = localsettings.read_values(path) if path else {}
-    except localsettings.SettingsFileError as exc:
-        raise UsageError(str(exc)) from None
+    path, values = _settings_file(args.settings)
 
     from translators import host, server, settings, state
 

@@ -9,7 +9,7 @@ CLI do the same. https://learn.microsoft.com/azure/azure-functions/functions-dev
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from pathlib import Path
 
 FILE_NAME = "local.settings.json"
@@ -71,14 +71,3 @@ def find(explicit: str | None, cwd: Path | None = None) -> Path | None:
 def merged(values: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, str]:
     """The settings a function would see: the file's values, overridden by the environment."""
     return {**values, **environ}
-
-
-def apply(values: Mapping[str, str], environ: MutableMapping[str, str]) -> list[str]:
-    """Put the file's values into ``environ`` where it has none; return the names the environment kept."""
-    kept = []
-    for key, value in values.items():
-        if key in environ:
-            kept.append(key)
-        else:
-            environ[key] = value
-    return kept
