@@ -53,6 +53,15 @@ def test_render_prints_the_body_a_channel_gets(tmp_path: Path) -> None:
     assert "build.failed -> slack" in result.stderr and "slack/default.json.j2" in result.stderr
 
 
+def test_auto_that_recognises_nothing_says_to_name_the_source_argument(tmp_path: Path) -> None:
+    result = run_cli("render", "auto", "slack", "-", cwd=tmp_path, stdin=b'{"a": 1}')
+    assert result.returncode == 2
+    first = result.stderr.splitlines()[0]
+    assert "did not recognise" in first and "name the source (SOURCE)" in first
+    assert "URL" not in first  # on the command line the source is an argument
+    assert "Bitrise (bitrise)" in result.stderr  # what each platform is recognised by
+
+
 def test_render_a_sample_id_with_auto_source_and_a_header(tmp_path: Path) -> None:
     result = run_cli("render", "auto", "teams", "appcenter/distribute", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
