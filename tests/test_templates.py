@@ -46,8 +46,8 @@ def test_chain_is_most_specific_first() -> None:
 
 def test_builtin_default_is_used_without_user_folders() -> None:
     assert (
-        render.Renderer(SLACK, render.search_path()).select("bitrise", "build.failed")
-        == "slack/default.json.j2"
+        render.Renderer(SLACK, render.search_path()).shown("bitrise", "build.failed")
+        == "templates/slack/default.json.j2"
     )
 
 

@@ -354,9 +354,6 @@ class Renderer:
         except jinja2.TemplateSyntaxError as exc:
             raise _syntax_failure(exc, name, None) from None
 
-    def select(self, source: str, event: str) -> str:
-        return self._choose(source, event)[1]
-
     def shown(self, source: str, event: str) -> str:
         """The file of the template used for ``source``/``event``, named as errors name it."""
         return shown_file(self._choose(source, event)[2])
