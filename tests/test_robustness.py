@@ -260,7 +260,8 @@ def test_an_answer_past_the_deadline_is_unknown_remembered_and_not_sent_again(
     chat.default(path_of(slow_env, "slack"), Reply(200, "ok", delay=3.5))
     started = time.monotonic()
     first = post(slow_env, "bitrise", "slack", BITRISE, FINISHED)
-    assert time.monotonic() - started < 3, "the deadline holds"
+    # The destination answers at 3.5 s: the 2 s deadline ends the call first, with room for a busy machine.
+    assert time.monotonic() - started < 3.4, "the deadline holds"
     assert first.status == 200 and first.body["status"] == "unknown", first.body
     assert "not known whether it arrived" in first.body["channels"][0]["error"]
     retries = [post(slow_env, "bitrise", "slack", BITRISE, FINISHED) for _ in range(2)]
