@@ -2,8 +2,9 @@
 
 ``app``: import ``function_app``, index its functions as the worker does, and answer one
 ``dry_run`` request through the registered ``translate`` function. ``bare``: import only the
-libraries the design requires. Both run the same way (this file, same environment), so the
-difference between them is the project's own cost.
+libraries the design requires. ``model``: those, plus one pydantic model validating one dict,
+the least an app that validates its requests with pydantic does. All run the same way (this file,
+same environment), so the difference between them is the project's own cost.
 """
 
 from __future__ import annotations
@@ -48,6 +49,18 @@ elif mode == "bare":
     import pydantic
 
     del azure.functions, jinja2, pydantic
+elif mode == "model":
+    # The floor of any app that validates its request with pydantic: one model, built and used once.
+    import azure.functions
+    import jinja2
+    import pydantic
+
+    class Payload(pydantic.BaseModel):
+        name: str
+        count: int = 0
+
+    Payload.model_validate({"name": "x", "count": 1})
+    del azure.functions, jinja2
 elif mode == "used":
     # What any app built on these libraries pays before its own code: pydantic's real import (the
     # package loads lazily until a model is defined) and Jinja's template compiler.

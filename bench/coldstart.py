@@ -36,6 +36,7 @@ MAX_RATIO = 1.25
 MODES: dict[str, str] = {
     "app": "function_app + one dry_run ({sample}, slack)",
     "bare": "import azure.functions, pydantic, jinja2",
+    "model": "... + one pydantic model validated",
     "used": "... + one pydantic model, one Jinja template",
     "unbuilt": "the app from a package without its bytecode",
 }

@@ -483,7 +483,7 @@ def cmd_memory(args: argparse.Namespace) -> int:
     where = state.backend(loaded.app)
     if where == "sqlite":
         try:
-            where += f" ({_shown_path(state._sqlite_path(loaded.app.state_store.strip() or 'sqlite'))})"
+            where += f" ({_shown_path(state.sqlite_path(loaded.app))})"
         except StoreUnavailable as exc:
             _out(f"memory unavailable: {exc}", err=True)
             return 1

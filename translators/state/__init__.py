@@ -255,11 +255,16 @@ def open_store(app: AppSettings) -> StateStore:
     """
     kind = backend(app)
     if kind == "sqlite":
-        path = _sqlite_path(app.state_store.strip() or "sqlite")
+        path = sqlite_path(app)
         return _cached(("sqlite", str(path)), lambda: _open_sqlite(path))
     target = table_target(app)
     table = app.state_table
     return _cached(("tables", *target.key, table), lambda: _open_tables(target, table))
+
+
+def sqlite_path(app: AppSettings) -> Path:
+    """The SQLite file the settings name (STATE_STORE ``sqlite`` or ``sqlite:///path``)."""
+    return _sqlite_path(app.state_store.strip() or "sqlite")
 
 
 def table_target(app: AppSettings) -> connection.Target:
