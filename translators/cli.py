@@ -135,11 +135,10 @@ def _source(name: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -
 
     if name.lower() == sources.AUTO:
         try:  # headers as the pipeline hands them to sources
-            return sources.detect(payload, {k.lower(): v for k, v in headers.items()})
+            lowered = {k.lower(): v for k, v in headers.items()}
+            return sources.detect(payload, lowered, name_it="name the source (SOURCE)")
         except PayloadInvalid as exc:
-            # Here the source is the command's SOURCE argument, not a part of a URL.
-            message = exc.message.replace("name the source in the URL", "name the source (SOURCE)")
-            raise UsageError("\n".join([message, *_field_lines(exc.errors)])) from None
+            raise UsageError("\n".join([exc.message, *_field_lines(exc.errors)])) from None
     source = sources.get(name)
     if source is None:
         valid = ", ".join([*sources.registry(), "auto"])

@@ -154,9 +154,9 @@ def _on_the_form(message: str) -> str:
     """The function's answer as the form's words: here the source is chosen in the Source menu,
     not named in the URL."""
     return message.replace(
-        f"name the source in the URL instead of '{sources.AUTO}'",
+        f"{sources.NAME_IT} instead of '{sources.AUTO}'",
         "choose it in the Source menu instead of auto",
-    ).replace("or name the source in the URL", "or choose the source in the Source menu")
+    ).replace(f"or {sources.NAME_IT}", "or choose the source in the Source menu")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -209,8 +209,15 @@ AUTO = "auto"
 AUTO_LABEL = "recognised from the payload"
 
 
-def detect(payload: Mapping[str, Any], headers: Mapping[str, str]) -> Source:
+#: How a caller of the function names the source instead of ``auto``: its URL's path segment.
+NAME_IT = "name the source in the URL"
+
+
+def detect(payload: Mapping[str, Any], headers: Mapping[str, str], *, name_it: str = NAME_IT) -> Source:
     """The one source that recognises the request; PayloadInvalid when none or several do.
+
+    ``name_it``: what the refusal tells the user to do instead, where the source is named in
+    another way than the URL (the command line's SOURCE argument).
 
     Each source's ``recognises`` looks for keys only that platform sends, so on every bundled
     sample exactly one answers yes (tests/test_auto.py checks it); a body that fits two is
@@ -223,12 +230,12 @@ def detect(payload: Mapping[str, Any], headers: Mapping[str, str]) -> Source:
     if found:
         names = " and ".join(s.label for s in found)
         raise PayloadInvalid(
-            f"the payload fits {names}; name the source in the URL instead of '{AUTO}'",
+            f"the payload fits {names}; {name_it} instead of '{AUTO}'",
             [FieldError("(body)", f"{s.label} ({s.name}): {s.signature}") for s in found],
             candidates=[s.name for s in found],
         )
     raise PayloadInvalid(
-        f"'{AUTO}' did not recognise the sender; expected one of these, or name the source in the URL",
+        f"'{AUTO}' did not recognise the sender; expected one of these, or {name_it}",
         expected,
         valid=sorted(registry()),
     )
