@@ -628,7 +628,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError("--workers needs fork (gunicorn), which this system lacks; use --workers 1")
     path, values = _settings_file(args.settings)
 
-    from translators import host, server, settings, state
+    from translators import formats, host, server, settings, state
 
     environment = settings.environ()
     kept = sorted(k for k in values if k in environment)
@@ -643,21 +643,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The inbox starts empty on every run, and so does the memory of what was delivered to it
     # (otherwise a sample posted in an earlier run would now be skipped as a duplicate).
     scratch = tempfile.TemporaryDirectory(prefix="translators-serve-")
-    inbox = server.SharedInbox(Path(scratch.name, "inbox.db")) if args.workers > 1 else None
     try:
         # get_functions() may be called only once per FunctionApp: this is that call.
-        app, skipped = server.create_app(server.load_function_app().get_functions(), inbox)
+        app, skipped = server.create_app(server.load_function_app().get_functions())
     except server.RouteError as exc:
         scratch.cleanup()
         raise UsageError(str(exc)) from None
     base = f"http://{_url_host(args.host)}:{sock.getsockname()[1]}"
     inbox_base = f"http://127.0.0.1:{inbox_sock.getsockname()[1]}"
+    if args.workers > 1:
+        app.inbox_at = inbox_base
     configured = any(
         re.fullmatch(r"CHANNEL_.+_URL", key, re.IGNORECASE) and value.strip() for key, value in merged.items()
     )
     if not configured:
         # The embedded default: the real delivery path, with the server's own inbox as the destination.
-        for fmt in server.INBOX_ANSWERS:
+        for fmt in formats.FORMAT_NAMES:
             key = settings.channel_env(fmt)
             merged[f"{key}_URL"] = server.inbox_url(inbox_base, fmt)
             merged[f"{key}_FORMAT"] = fmt

@@ -23,7 +23,6 @@ imports this module.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 import logging
@@ -32,22 +31,23 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 from wsgiref.util import is_hop_by_hop
 
 import azure.functions as func
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
-from werkzeug.routing import BaseConverter, Map, Rule
+from werkzeug.routing import Map, Rule
 from werkzeug.utils import send_file
 from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import ClosingIterator
 
-from translators import logs, settings
+from translators import formats, logs, settings
+from translators.destinations.webhook import RULES
 
 log = logs.logger("translators.serve")
 
@@ -55,12 +55,6 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ROUTE_PREFIX = "api"
 #: Azure's limit on an HTTP request to a function (the pipeline's own MAX_BODY_BYTES is lower).
 MAX_REQUEST_BYTES = 100 * 1024 * 1024
-#: What each real destination answers when it accepts a message: (status, body).
-INBOX_ANSWERS: dict[str, tuple[int, str]] = {
-    "slack": (200, "ok"),
-    "teams": (202, ""),
-    "teams-messagecard": (200, "1"),
-}
 INBOX_SIZE = 200
 #: On Ctrl+C or SIGTERM, calls in progress get at least this long to finish and be answered;
 #: serve passes the delivery deadline plus this, so that no delivery is cut off mid-way.
@@ -71,30 +65,7 @@ STOP_SECONDS = 5.0
 # Routes: Azure route templates as werkzeug rules
 
 
-class _Constrained(BaseConverter):
-    """A route parameter with an ASP.NET Core route constraint; the value stays text, as on Azure."""
-
-    def to_python(self, value: str) -> str:
-        return value
-
-
-def _constraint(pattern: str) -> type[BaseConverter]:
-    return type("Constraint", (_Constrained,), {"regex": pattern})
-
-
-#: The inline constraints Azure route templates use most, as regexes.
-#: https://learn.microsoft.com/aspnet/core/fundamentals/routing#route-constraints
-CONSTRAINTS: dict[str, type[BaseConverter]] = {
-    "int": _constraint(r"-?\d+"),
-    "long": _constraint(r"-?\d+"),
-    "alpha": _constraint(r"[A-Za-z]+"),
-    "bool": _constraint(r"(?i:true|false)"),
-    "guid": _constraint(r"\{?[0-9A-Fa-f]{8}-?(?:[0-9A-Fa-f]{4}-?){3}[0-9A-Fa-f]{12}\}?"),
-    "double": _constraint(r"-?\d+(?:\.\d+)?"),
-    "decimal": _constraint(r"-?\d+(?:\.\d+)?"),
-    "float": _constraint(r"-?\d+(?:\.\d+)?"),
-}
-_PARAM = re.compile(r"\{(\*{1,2})?([A-Za-z_][A-Za-z0-9_]*)(?::([A-Za-z]+)(?:\([^)]*\))?)?(\?|=[^}]*)?\}")
+_PARAM = re.compile(r"\{(\*{1,2})?([A-Za-z_][A-Za-z0-9_]*)(?::[A-Za-z]+(?:\([^)]*\))?)*(\?|=[^}]*)?\}")
 
 
 class RouteError(ValueError):
@@ -104,26 +75,21 @@ class RouteError(ValueError):
 def rule_strings(prefix: str, template: str) -> list[tuple[str, dict[str, str]]]:
     """An Azure route template as werkzeug rule strings, each with default route values.
 
-    ``{name}`` matches one path segment, ``{*name}`` the rest of the path, ``{name:int}`` (and the
-    other constraints in CONSTRAINTS) what the constraint admits; an optional last parameter
-    (``{name?}`` or ``{name=default}``) gives a second rule without it. Constraints not listed are
-    not enforced here (Azure still enforces them).
+    ``{name}`` matches one path segment, ``{*name}`` the rest of the path; an optional last
+    parameter (``{name?}`` or ``{name=default}``) gives a second rule without it. Constraints
+    (``{id:int}``) are not enforced here: the function gets any segment, which Azure would refuse.
     """
     template = template.strip("/")
     optional: tuple[str, str] | None = None
 
     def convert(match: re.Match[str]) -> str:
         nonlocal optional
-        star, name, constraint, suffix = match.groups()
+        star, name, suffix = match.groups()
         if suffix:
             if match.end() != len(template):
                 raise RouteError(f"route {template!r}: only the last parameter may be optional")
             optional = (name, "" if suffix == "?" else suffix[1:])
-        if star:
-            return f"<path:{name}>"
-        if constraint and constraint.lower() in CONSTRAINTS:
-            return f"<{constraint.lower()}:{name}>"
-        return f"<{name}>"
+        return f"<path:{name}>" if star else f"<{name}>"
 
     if "<" in template or ">" in template:
         raise RouteError(f"route {template!r}: '<' and '>' cannot be served locally")
@@ -207,8 +173,6 @@ class Delivered:
     format: str
     body: Any
     size: int
-    #: The worker process that received it (``serve --workers``).
-    worker: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -216,9 +180,8 @@ class Delivered:
             "received_at": self.received_at.isoformat(timespec="milliseconds"),
             "channel": self.channel,
             "format": self.format,
-            "text": _headline(self.format, self.body),
+            "text": fmt.headline(self.body) if (fmt := formats.get(self.format)) else None,
             "bytes": self.size,
-            "worker": self.worker,
             "body": self.body,
         }
 
@@ -234,7 +197,7 @@ class Inbox:
     def add(self, channel: str, fmt: str, body: Any, size: int) -> Delivered:
         with self._lock:
             self._count += 1
-            item = Delivered(self._count, datetime.now(UTC), channel, fmt, body, size, os.getpid())
+            item = Delivered(self._count, datetime.now(UTC), channel, fmt, body, size)
             self._items.append(item)
         return item
 
@@ -256,107 +219,6 @@ class Inbox:
     def received(self) -> int:
         """How many messages arrived since start, including those no longer kept."""
         return self._count
-
-
-class SharedInbox:
-    """The inbox in an SQLite file, for ``serve --workers``: every worker process adds to it and
-    lists it, whichever one a request reaches. WAL lets them write while others read."""
-
-    def __init__(self, path: Path, size: int = INBOX_SIZE) -> None:
-        import sqlite3
-
-        from translators.state.sqlite import Turn
-
-        self.path = path
-        self.size = size
-        self._local = threading.local()
-        self._sqlite = sqlite3
-        self._turn = Turn(path)
-        with self._db() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, received_at TEXT"
-                " NOT NULL, channel TEXT NOT NULL, format TEXT NOT NULL, body TEXT NOT NULL, size INTEGER"
-                " NOT NULL, worker INTEGER NOT NULL)"
-            )
-        # Made before the workers fork: each of their threads opens a connection of its own.
-        self._local.conn.close()
-        self._local = threading.local()
-
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[Any]:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:  # one connection per thread, reused: the inbox is hot under load
-            conn = self._sqlite.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA synchronous=OFF")  # a scratch file for one run
-            self._local.conn = conn
-        with self._turn():
-            yield conn
-
-    def add(self, channel: str, fmt: str, body: Any, size: int) -> Delivered:
-        with self._db() as db:
-            # The time is taken by the insert itself, under SQLite's write lock: ids and times of
-            # messages from different workers then agree on the order.
-            row_id, received = db.execute(
-                "INSERT INTO inbox (received_at, channel, format, body, size, worker)"
-                " VALUES (strftime('%Y-%m-%dT%H:%M:%f', 'now') || '+00:00', ?, ?, ?, ?, ?)"
-                " RETURNING id, received_at",
-                (channel, fmt, json.dumps(body, ensure_ascii=False), size, os.getpid()),
-            ).fetchone()
-            moment = datetime.fromisoformat(received)
-            if row_id % 50 == 0:  # now and then, not on every add: keep the newest ``size``
-                db.execute("DELETE FROM inbox WHERE id <= ?", (row_id - self.size,))
-        return Delivered(row_id, moment, channel, fmt, body, size, os.getpid())
-
-    def newest_first(self) -> list[Delivered]:
-        with self._db() as db:
-            rows = db.execute(
-                "SELECT id, received_at, channel, format, body, size, worker FROM inbox"
-                " ORDER BY id DESC LIMIT ?",
-                (self.size,),
-            ).fetchall()
-        return [
-            Delivered(r[0], datetime.fromisoformat(r[1]), r[2], r[3], json.loads(r[4]), r[5], r[6])
-            for r in rows
-        ]
-
-    def clear(self) -> int:
-        with self._db() as db:
-            kept = min(db.execute("SELECT count(*) FROM inbox").fetchone()[0], self.size)
-            db.execute("DELETE FROM inbox")
-        return int(kept)
-
-    @property
-    def capacity(self) -> int:
-        return self.size
-
-    @property
-    def received(self) -> int:
-        with self._db() as db:
-            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'inbox'").fetchone()
-        return int(row[0]) if row else 0
-
-
-def _headline(fmt: str, body: Any) -> str | None:
-    """The line a chat client would show in a notification, to make the inbox listing skimmable."""
-    if not isinstance(body, dict):
-        return None
-    if fmt == "slack":
-        text = body.get("text")
-        attachments = body.get("attachments")
-        if not text and isinstance(attachments, list) and attachments and isinstance(attachments[0], dict):
-            text = attachments[0].get("fallback")
-    elif fmt == "teams-messagecard":
-        text = body.get("summary") or body.get("title") or body.get("text")
-    else:
-        try:
-            card = body["attachments"][0]["content"]
-            text = card.get("fallbackText") or next(
-                (e.get("text") for e in card.get("body", []) if isinstance(e, dict) and e.get("text")), None
-            )
-        except (KeyError, IndexError, TypeError, AttributeError):
-            text = None
-    return text if isinstance(text, str) else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,13 +266,6 @@ def _stopping() -> Response:
     return Response(iter([body.encode()]), status=503, content_type="application/json; charset=utf-8")
 
 
-def _loggable_path(environ: dict[str, Any]) -> str:
-    """The request path as sent, without the query string (it may hold a token) or control characters."""
-    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI") or quote(environ.get("PATH_INFO", ""))
-    path = str(raw).split("?", 1)[0].split("#", 1)[0]
-    return quote(path, safe="/%+:@!$&'()*,;=-._~")
-
-
 #: The environ key naming the function a request was routed to.
 CALLED = "translators.function"
 
@@ -418,9 +273,12 @@ CALLED = "translators.function"
 class LocalFunctionApp:
     """WSGI app: the function app's HTTP functions on their routes, plus the inbox."""
 
-    def __init__(self, functions: Sequence[HttpFunction], prefix: str, inbox: Inbox | SharedInbox) -> None:
+    def __init__(self, functions: Sequence[HttpFunction], prefix: str, inbox: Inbox) -> None:
         self.functions = {f.name: f for f in functions}
         self.inbox = inbox
+        #: With ``serve --workers``, where the inbox is kept: the inbox port, served by the one
+        #: worker that drains (translators/workers.py), which sets this to None for itself.
+        self.inbox_at: str | None = None
         #: Set when the server stops: function calls are refused (503), the inbox still answers.
         self.stopping = False
         #: Function calls not yet answered in full (the server waits for them when it stops).
@@ -450,7 +308,6 @@ class LocalFunctionApp:
         self.routes += ["GET /inbox", "DELETE /inbox", "POST /inbox/{format}", "GET /preview"]
         self.url_map = Map(
             rules,
-            converters=CONSTRAINTS,
             strict_slashes=False,  # ASP.NET routing ignores a trailing slash
             merge_slashes=False,
             redirect_defaults=False,
@@ -466,19 +323,19 @@ class LocalFunctionApp:
         try:
             response = self.dispatch(request)
         except Exception:  # a bug here must still answer JSON; the traceback goes to the (redacted) log
-            log.exception("unexpected error serving %s %s", request.method, _loggable_path(environ))
+            log.exception("unexpected error serving %s %s", request.method, quote(request.path))
             response = _json(500, {"error": "internal_error", "message": "unexpected error; see the log"})
         # One line per request at INFO: a function call logs its own (the pipeline's ``request``
         # line, with the outcome of every channel), so the server's access line is DEBUG for it.
         # So is a delivery to the inbox: the request that made it says how it went.
         routine = CALLED in environ or (request.method == "POST" and request.path.startswith("/inbox/"))
         level = logging.DEBUG if routine and response.status_code < 500 else logging.INFO
-        if log.isEnabledFor(level):
+        if log.isEnabledFor(level):  # the path without its query (it may hold a token), quoted
             log.log(
                 level,
                 "%s %s %d %d ms",
                 request.method,
-                _loggable_path(environ),
+                quote(request.path),
                 response.status_code,
                 (time.perf_counter() - started) * 1000,
             )
@@ -533,6 +390,8 @@ class LocalFunctionApp:
             return self.call_function(self.functions[name], request, values)
         if kind == "preview":
             return self.preview(request, name, values.get("name"))
+        if self.inbox_at is not None:
+            return self._asked_of_keeper(request, self.inbox_at)
         if name == "post":
             return self.receive(request, values["fmt"], values.get("channel"))
         if request.method == "DELETE":
@@ -550,6 +409,28 @@ class LocalFunctionApp:
                 "kept": self.inbox.capacity,
                 "messages": [i.as_dict() for i in items],
             },
+        )
+
+    @staticmethod
+    def _asked_of_keeper(request: Request, keeper: str) -> Response:
+        """The inbox's answer to ``request``, from the worker that keeps it."""
+        import requests
+
+        headers = {
+            k: v
+            for k, v in request.headers.items()
+            if k.lower() not in ("host", "content-length") and not is_hop_by_hop(k)
+        }
+        url = urlsplit(request.url)._replace(scheme="http", netloc=urlsplit(keeper).netloc).geturl()
+        try:
+            answer = requests.request(
+                request.method, url, headers=headers, data=request.get_data(cache=False), timeout=10
+            )
+        except requests.RequestException:
+            message = "the worker that keeps the inbox did not answer; try again"
+            return _json(503, {"error": "inbox_unavailable", "message": message})
+        return Response(
+            answer.content, status=answer.status_code, content_type=answer.headers.get("Content-Type")
         )
 
     def call_function(self, f: HttpFunction, request: Request, values: Mapping[str, Any]) -> Response:
@@ -572,12 +453,7 @@ class LocalFunctionApp:
             route_params={k: str(v) for k, v in values.items()},
             body=body,
         )
-        result = f.call(**{f.param: req})
-        if inspect.isawaitable(result):
-            import asyncio  # only for an async function: none of ours is
-
-            result = asyncio.run(_awaited(result))
-        return _to_response(f.name, result)
+        return _to_response(f.name, f.call(**{f.param: req}))
 
     def preview(self, request: Request, what: str, name: str | None) -> Response:
         """The preview page (see translators/preview), its own files, and the npm files it draws with."""
@@ -606,13 +482,13 @@ class LocalFunctionApp:
         ``_`` and ``-`` are the same in the format, as in channel names: see ``inbox_url``.
         """
         fmt = fmt.lower().replace("_", "-")
-        if fmt not in INBOX_ANSWERS:
+        if fmt not in RULES:
             return _json(
                 404,
                 {
                     "error": "not_found",
                     "message": f"no inbox for format {fmt!r}",
-                    "valid": sorted(INBOX_ANSWERS),
+                    "valid": sorted(RULES),
                 },
             )
         raw = request.get_data(cache=False)
@@ -624,7 +500,7 @@ class LocalFunctionApp:
             # What Slack answers (Teams answers 400 too); the pipeline never sends such a body.
             return Response("invalid_payload", status=400, content_type="text/plain; charset=utf-8")
         self.inbox.add(channel or fmt, fmt, body, len(raw))
-        status, text = INBOX_ANSWERS[fmt]
+        status, text = RULES[fmt].accepted
         return Response(text, status=status, content_type="text/plain; charset=utf-8")
 
 
@@ -636,10 +512,6 @@ def inbox_url(base: str, fmt: str) -> str:
     the format) readable in the log lines, since the inbox reads ``_`` as ``-``.
     """
     return f"{base}/inbox/{fmt.replace('-', '_')}"
-
-
-async def _awaited(result: Any) -> Any:
-    return await result
 
 
 def _to_response(name: str, result: Any) -> Response:
@@ -656,8 +528,6 @@ def _to_response(name: str, result: Any) -> Response:
         return Response(
             result.get_body(), status=result.status_code, headers=headers, content_type=content_type
         )
-    if isinstance(result, (str, bytes)):
-        return Response(result, status=200, content_type="text/plain; charset=utf-8")
     log.error("function %s returned %s, not an HttpResponse", name, type(result).__name__)
     return _json(500, {"error": "internal_error", "message": f"function {name!r} returned no HttpResponse"})
 
@@ -672,9 +542,7 @@ def is_call(path: str) -> bool:
     return not (own or path.endswith("/health"))
 
 
-def create_app(
-    registered: Iterable[Any], inbox: Inbox | SharedInbox | None = None
-) -> tuple[LocalFunctionApp, list[str]]:
+def create_app(registered: Iterable[Any], inbox: Inbox | None = None) -> tuple[LocalFunctionApp, list[str]]:
     """The app serving the registered functions; also notes on the functions it cannot serve."""
     functions, skipped = http_functions(registered)
     return LocalFunctionApp(functions, route_prefix(), inbox or Inbox()), skipped

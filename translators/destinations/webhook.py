@@ -75,6 +75,8 @@ class Rules:
     is_success: Callable[[int, str], bool]
     is_rejected: Callable[[int, str], bool]
     hint: Callable[[int | None, str], str | None]
+    #: What the webhook answers when it takes a message (status, body): the local inbox answers so.
+    accepted: tuple[int, str]
 
 
 def _slack_hint(status: int | None, text: str) -> str | None:
@@ -99,18 +101,21 @@ RULES: dict[str, Rules] = {
         is_success=lambda status, text: status == 200 and text.strip() == "ok",
         is_rejected=lambda status, text: status == 400 and text.strip() in SLACK_REJECTED,
         hint=_slack_hint,
+        accepted=(200, "ok"),
     ),
     # Workflows answers 202 Accepted: accepted by the flow, not proven posted.
     "teams": Rules(
         is_success=lambda status, text: 200 <= status < 300,
         is_rejected=lambda status, text: status == 400,
         hint=_teams_hint,
+        accepted=(202, ""),
     ),
     # The connector answers 200 "1"; a 200 with any other body (throttling was seen so) failed.
     "teams-messagecard": Rules(
         is_success=lambda status, text: status == 200 and text.strip() == "1",
         is_rejected=lambda status, text: status == 400,
         hint=_connector_hint,
+        accepted=(200, "1"),
     ),
 }
 

@@ -162,6 +162,10 @@ class ChatFormat:
         """A small built-in message (no templates involved) for when a template fails."""
         raise NotImplementedError
 
+    def headline(self, body: dict[str, Any]) -> str | None:
+        """The line a chat client shows in its notification of ``body`` (the local inbox lists it)."""
+        return None
+
 
 def utc_text(moment: datetime) -> str:
     """'30 Nov 2026 10:00 UTC': a time every reader can place, where no local time can be shown."""

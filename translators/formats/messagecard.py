@@ -78,6 +78,10 @@ class MessageCard(ChatFormat):
             raise OutputInvalid(self.name, errors)
         super().validate(body, encoded)
 
+    def headline(self, body: dict[str, Any]) -> str | None:
+        text = body.get("summary") or body.get("title") or body.get("text")
+        return text if isinstance(text, str) else None
+
     def minimal(self, n: Notification) -> dict[str, Any]:
         e = self.escape
         title = f"{n.emoji or OUTCOME_EMOJI.get(n.outcome, '')} {n.title}".strip()

@@ -150,6 +150,13 @@ class Slack(ChatFormat):
                 raise OutputInvalid(self.name, errors)
         super().validate(body, encoded)
 
+    def headline(self, body: dict[str, Any]) -> str | None:
+        text = body.get("text")
+        attachments = body.get("attachments")
+        if not text and isinstance(attachments, list) and attachments and isinstance(attachments[0], dict):
+            text = attachments[0].get("fallback")
+        return text if isinstance(text, str) else None
+
     def minimal(self, n: Notification) -> dict[str, Any]:
         e = self.escape
         title = f"{n.emoji or OUTCOME_EMOJI.get(n.outcome, '')} {n.title}".strip()

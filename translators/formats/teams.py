@@ -288,6 +288,17 @@ class Teams(ChatFormat):
             raise OutputInvalid(self.name, errors)
         super().validate(body, encoded)
 
+    def headline(self, body: dict[str, Any]) -> str | None:
+        try:  # the card's fallback text, else its first text
+            card = body["attachments"][0]["content"]
+            texts = [
+                card.get("fallbackText"),
+                *(e.get("text") for e in card.get("body", []) if isinstance(e, dict)),
+            ]
+        except (KeyError, IndexError, TypeError, AttributeError):
+            return None
+        return next((t for t in texts if t and isinstance(t, str)), None)
+
     def minimal(self, n: Notification) -> dict[str, Any]:
         """The heading, the summary and the footer; payload text in TextRuns, as in the templates."""
         icon = n.emoji or OUTCOME_EMOJI.get(n.outcome, "")
