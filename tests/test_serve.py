@@ -415,7 +415,10 @@ def test_rule_strings_from_azure_route_templates() -> None:
     assert rule_strings("api", "{source}/{channel}") == [("/api/<source>/<channel>", {})]
     assert rule_strings("", "health") == [("/health", {})]
     assert rule_strings("api", "files/{*rest}") == [("/api/files/<path:rest>", {})]
-    assert rule_strings("api", "items/{id:int:min(1)?}") == [("/api/items/<id>", {}), ("/api/items", {"id": ""})]
+    assert rule_strings("api", "items/{id:int:min(1)?}") == [
+        ("/api/items/<id>", {}),
+        ("/api/items", {"id": ""}),
+    ]
     assert rule_strings("api", "v/{name=x}") == [("/api/v/<name>", {}), ("/api/v", {"name": "x"})]
     with pytest.raises(RouteError):
         rule_strings("api", "{a?}/b")
