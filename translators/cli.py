@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from translators.errors import Ignored
     from translators.model import Notification
     from translators.render import TemplateFailure
     from translators.samples import Sample
@@ -108,60 +109,29 @@ def _read_payload(arg: str) -> Payload:
     return Payload(sample.id, sample.body(), dict(sample.headers))
 
 
-def _parse_payload(payload: Payload) -> dict[str, Any]:
-    from translators import pipeline
+def _translated(
+    name: str, payload: Payload, given: Sequence[tuple[str, str]]
+) -> tuple[Source, Notification | Ignored, dict[str, str]]:
+    """The source (named, or ``auto``), what it makes of the payload, and the headers sent: the
+    sample's own, overridden (case-insensitively) by those given with -H. What the function would
+    refuse is a UsageError saying why, field by field."""
+    from translators import pipeline, sources
     from translators.errors import TranslatorError
 
-    try:
-        return pipeline.parse_body(payload.raw)
-    except TranslatorError as exc:
-        raise UsageError(f"{payload.label}: {exc.message}") from None
-
-
-def _merge_headers(sample: Mapping[str, str], given: Sequence[tuple[str, str]]) -> dict[str, str]:
-    """The sample's own headers, overridden (case-insensitively) by those given with -H."""
-    merged = {k.lower(): (k, v) for k, v in sample.items()}
+    merged = {k.lower(): (k, v) for k, v in payload.headers.items()}
     merged.update({k.lower(): (k, v) for k, v in given})
-    return dict(merged.values())
-
-
-def _field_lines(errors: Sequence[Any]) -> list[str]:
-    return [f"  {e.path}: {e.message}" for e in errors]
-
-
-def _source(name: str, payload: Mapping[str, Any], headers: Mapping[str, str]) -> Source:
-    from translators import sources
-    from translators.errors import PayloadInvalid
-
-    if name.lower() == sources.AUTO:
-        try:  # headers as the pipeline hands them to sources
-            lowered = {k.lower(): v for k, v in headers.items()}
-            return sources.detect(payload, lowered, name_it="name the source (SOURCE)")
-        except PayloadInvalid as exc:
-            raise UsageError("\n".join([exc.message, *_field_lines(exc.errors)])) from None
+    lowered = {k: v for k, (_, v) in merged.items()}  # as the pipeline hands them to sources
     source = sources.get(name)
-    if source is None:
-        valid = ", ".join([*sources.registry(), "auto"])
-        raise UsageError(f"unknown source {name!r}; valid: {valid}")
-    return source
-
-
-def _notification(
-    source: Source, payload: Mapping[str, Any], headers: Mapping[str, str], label: str
-) -> Notification:
-    from translators.errors import Ignored, PayloadInvalid
-
+    if source is None and name.lower() != sources.AUTO:
+        raise UsageError(f"unknown source {name!r}; valid: {', '.join([*sources.registry(), sources.AUTO])}")
     try:
-        result = source.translate(payload, {k.lower(): v for k, v in headers.items()})
-    except PayloadInvalid as exc:
-        lines = [f"{label} is not a payload {source.label} sends: {exc.message}", *_field_lines(exc.errors)]
-        raise UsageError("\n".join(lines)) from None
-    if isinstance(result, Ignored):
-        hint = "" if headers else " (does the platform send a header with it? pass it with -H 'Name: value')"
-        raise UsageError(
-            f"{source.label} ignores this payload, so there is nothing to render: {result.reason}{hint}"
-        )
-    return result
+        body = pipeline.parse_body(payload.raw)
+        if source is None:
+            source = sources.detect(body, lowered, name_it="name the source (SOURCE)")
+        return source, source.translate(body, lowered), dict(merged.values())
+    except TranslatorError as exc:
+        fields = [f"  {e.path}: {e.message}" for e in getattr(exc, "errors", ())]
+        raise UsageError("\n".join([f"{payload.label}: {exc.message}", *fields])) from None
 
 
 def _templates_dir(given: str | None, env: Mapping[str, str]) -> str | None:
@@ -226,6 +196,7 @@ def _problem(exc: TemplateFailure) -> Problem:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from translators import formats, pipeline, render
+    from translators.errors import Ignored
     from translators.render import TemplateFailure
 
     env = _settings_env(args.settings)
@@ -234,10 +205,12 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown format {args.format!r}; valid: {', '.join(formats.registry())}")
     templates = _templates_dir(args.templates, env)
     payload = _read_payload(args.payload)
-    body = _parse_payload(payload)
-    headers = _merge_headers(payload.headers, args.header)
-    source = _source(args.source, body, headers)
-    n = _notification(source, body, headers, payload.label)
+    source, n, headers = _translated(args.source, payload, args.header)
+    if isinstance(n, Ignored):
+        hint = "" if headers else " (does the platform send a header with it? pass it with -H 'Name: value')"
+        raise UsageError(
+            f"{source.label} ignores this payload, so there is nothing to render: {n.reason}{hint}"
+        )
     renderer = render.renderer_for(fmt, None, templates)
     try:
         _, rendered = pipeline.render_checked(renderer, n)
@@ -400,9 +373,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     # WEBHOOK_TOKEN guards the public URL; whoever runs this holds the settings already.
     env.pop("WEBHOOK_TOKEN", None)
     payload = _read_payload(args.payload)
-    body = _parse_payload(payload)
-    headers = _merge_headers(payload.headers, args.header)
-    source = _source(args.source, body, headers)
+    source, _, headers = _translated(args.source, payload, args.header)
     query = (("dry_run", "1"),) if args.dry_run else ()
     loaded = settings.load(env)
     # Likewise a source's signing secret: sign the body as the platform would, unless -H gave one.
@@ -412,12 +383,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     request = pipeline.Request(source.name, args.channel, payload.raw, headers, query)
     answer = pipeline.handle(request, loaded, force=args.force)
     _out(_dumps(answer.body))
-    if answer.body.get("error") == "unknown_channel" and not answer.body.get("valid"):
-        _out(
-            "no channels are configured: set CHANNEL_<NAME>_URL (and _FORMAT) in the environment or in "
-            "local.settings.json Values",
-            err=True,
-        )
+    if answer.status >= 400:
+        _out(f"error: {answer.body.get('message')}", err=True)
     if answer.body.get("status") == "skipped" and any(
         c.get("reason") == "duplicate" for c in answer.body.get("channels", [])
     ):

@@ -214,10 +214,12 @@ def resolve_channels(settings: Settings, spec: str) -> tuple[list[Channel], list
     names = list(dict.fromkeys(channel_key(n) for n in spec.split("+") if n.strip()))
     unknown = [n for n in names if n not in settings.channels and n not in settings.channel_errors]
     if unknown or not names:
+        valid = settings.known()
+        hint = "" if valid else ": no channels are configured; set CHANNEL_<NAME>_URL (and _FORMAT)"
         raise NotFound(
-            f"unknown channel {', '.join(repr(n) for n in unknown) or repr(spec)}",
+            f"unknown channel {', '.join(repr(n) for n in unknown) or repr(spec)}{hint}",
             error="unknown_channel",
-            valid=settings.known(),
+            valid=valid,
         )
     healthy = [settings.channels[n] for n in names if n in settings.channels]
     broken = [
