@@ -137,8 +137,9 @@ def test_render_reports_a_broken_template_with_its_line(tmp_path: Path) -> None:
 def test_check_passes_on_the_builtin_templates(tmp_path: Path) -> None:
     result = run_cli("check", cwd=tmp_path)
     assert result.returncode == 0, result.stdout
-    bodies = len(samples.all_samples()) * 3
-    assert f"OK: all {bodies} bodies rendered and valid" in result.stdout
+    # Every sample, and the mapped variants (app names, mentions) the preview draws too.
+    drawn = len(samples.all_samples()) + len(samples.mapped_samples())
+    assert f"OK: all {drawn * 3} bodies rendered and valid" in result.stdout
     assert "templates: built-in" in result.stdout
 
 
@@ -156,7 +157,7 @@ def test_check_names_template_line_and_field_of_each_problem(tmp_path: Path) -> 
     # A template no sample reaches is still compiled, and its syntax error located.
     assert "FAIL tpl/teams-messagecard/orphan/x.json.j2, line 2:" in out
     # Each problem once, with what ran into it: every sample in Slack, and the compile step.
-    count = len(samples.all_samples())
+    count = len(samples.all_samples()) + len(samples.mapped_samples())
     assert "3 problems" in out and f"hit by {count + 1}: {samples.all_samples()[0].id} -> slack" in out
     # The copied MessageCard templates are fine: every MessageCard body still rendered.
     assert f"; {count} of {count * 3} bodies rendered and valid" in out

@@ -41,7 +41,7 @@ def test_check_finds_a_broken_template_in_a_channels_own_folder_and_names_the_ch
     assert "== channel ops" in result.stdout
     section = result.stdout.split("== channel ops", 1)[1]
     assert "ops-templates/slack/bitrise/build.failed.json.j2, line 1" in section
-    bodies = len(samples.all_samples()) * 3
+    bodies = (len(samples.all_samples()) + len(samples.mapped_samples())) * 3
     assert f"OK: all {bodies} bodies rendered and valid" in result.stdout.split("== channel ops", 1)[0], (
         "built-in is fine"
     )

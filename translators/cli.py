@@ -301,41 +301,23 @@ def _routes(loaded: Any) -> None:
 
 
 def _check_set(dirs: Sequence[Path]) -> int:
-    """Render every sample in every format with ``dirs``; print problems; return how many."""
-    from translators import formats, pipeline, render, samples
-    from translators.errors import Ignored, PayloadInvalid
+    """Render every sample in every format with ``dirs``, as the preview draws them (the mapped
+    variants too: app names, mentions); print problems; return how many."""
+    from translators import preview, render
     from translators.render import TemplateFailure
 
-    fmts = list(formats.registry().values())
     problems: dict[tuple[str, str, tuple[str, ...]], Problem] = {}
-    notes: list[str] = []
 
     def record(problem: Problem, case: str) -> None:
         key = (problem.where, problem.message, tuple(problem.details))
         problems.setdefault(key, problem).cases.append(case)
 
-    all_samples = samples.all_samples()
-    bodies = good = 0
-    renderers = {fmt.name: render.Renderer(fmt, dirs, live=True) for fmt in fmts}
-    for sample in all_samples:
-        try:
-            result = samples.notification(sample)
-        except (PayloadInvalid, ValueError) as exc:
-            record(
-                Problem(_shown_path(sample.path), f"the sample is not a valid payload: {exc}", []), sample.id
-            )
-            continue
-        if isinstance(result, Ignored):
-            notes.append(f"{sample.id}: ignored by its source ({result.reason}); nothing to render")
-            continue
-        for fmt in fmts:
-            bodies += 1
-            try:
-                pipeline.render_checked(renderers[fmt.name], result)
-                good += 1
-            except TemplateFailure as exc:
-                record(_problem(exc), f"{sample.id} -> {fmt.name}")
-
+    rows = preview.samples_drawn(dirs)
+    drawn = [d for _, _, row in rows for d in row]
+    for d in drawn:
+        if d.failure is not None:
+            record(_problem(d.failure), f"{d.sample} -> {d.format}")
+    renderers = {r.fmt.name: r for r in preview.renderers(dirs)}
     # Templates no sample reaches (an event without a sample, a typo in a name) must at least compile.
     for name in render.names(dirs):
         fmt_name = name.split("/", 1)[0]
@@ -348,12 +330,10 @@ def _check_set(dirs: Sequence[Path]) -> int:
 
     searched = ", ".join(_shown_path(d) if d != render.BUILTIN_TEMPLATES else "built-in" for d in dirs)
     _out(f"templates: {searched}")
+    bodies, good = len(drawn), sum(d.failure is None for d in drawn)
     _out(
-        f"rendered {len(all_samples)} samples x {len(fmts)} formats ({bodies} bodies), "
-        "compiled every template"
+        f"rendered {len(rows)} samples x {len(renderers)} formats ({bodies} bodies), compiled every template"
     )
-    for note in notes:
-        _out(f"note: {note}")
     if problems:
         for problem in problems.values():
             _out()

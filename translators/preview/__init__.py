@@ -69,6 +69,7 @@ class Drawn:
     body: dict[str, Any] | None = None
     template: str | None = None
     error: str | None = None
+    failure: TemplateFailure | None = None
 
 
 def renderers(dirs: Sequence[Path]) -> list[render.Renderer]:
@@ -84,7 +85,8 @@ def draw_notification(n: Notification, sample: str, renderers: Sequence[render.R
             _, body = pipeline.render_checked(renderer, n)
         except TemplateFailure as exc:
             # Named as answers, logs and check name it (the file, relative to the app's folder).
-            out.append(Drawn(sample, renderer.fmt.name, error=f"{exc.where}: {exc.message}"))
+            error = f"{exc.where}: {exc.message}"
+            out.append(Drawn(sample, renderer.fmt.name, error=error, failure=exc))
         else:
             template = renderer.shown(n.source, n.event)
             out.append(Drawn(sample, renderer.fmt.name, body=body, template=template))
