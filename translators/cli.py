@@ -150,6 +150,13 @@ def _templates_dir(given: str | None, env: Mapping[str, str]) -> str | None:
     return loaded.templates_dir
 
 
+def _table(heading: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Columns padded to their widest cell; the last one, free text, is not padded."""
+    widths = [max(len(row[i]) for row in [heading, *rows]) for i in range(len(heading) - 1)]
+    for row in [heading, *rows]:
+        _out("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+
+
 def _shown_path(path: Path) -> str:
     """Relative to the current directory when inside it (shorter to read and to click)."""
     try:
@@ -412,10 +419,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
         (r["id"], r["source"], r["event"], r["app"], ", ".join(f"{k}: {v}" for k, v in r["headers"].items()))
         for r in rows
     ]
-    heading = ("ID", "SOURCE", "EVENT", "APP", "HEADERS")
-    widths = [max(len(str(row[i])) for row in [heading, *table]) for i in range(4)]
-    for row in [heading, *table]:
-        _out("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+    _table(("ID", "SOURCE", "EVENT", "APP", "HEADERS"), table)
     return 0
 
 
@@ -535,22 +539,12 @@ def _out_listing(body: dict[str, Any]) -> None:
     ]
     # TRIES: the delivery's tries (its request's, then each outbox pass); ATTEMPTS: the HTTP requests
     # they made, summed (an answer's `attempts` counts those of its one try).
-    heading = ("ID", "CHANNEL", "EVENT", "TRIES", "ATTEMPTS", "NEXT", "AGE", "LAST ERROR")
-    widths = [max(len(row[i]) for row in [heading, *rows]) for i in range(7)]
-    for row in [heading, *rows]:
-        _out("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:7])) + "  " + row[7])
+    _table(("ID", "CHANNEL", "EVENT", "TRIES", "ATTEMPTS", "NEXT", "AGE", "LAST ERROR"), rows)
 
 
-#: ``serve``'s workers by default: one per CPU, up to this (the process's threads do the waiting).
+#: ``serve``'s workers by default: one per CPU it may use, up to this (its threads do the waiting).
 MAX_DEFAULT_WORKERS = 4
-
-
-def default_workers() -> int:
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        usable = os.cpu_count() or 1
-    return max(1, min(usable, MAX_DEFAULT_WORKERS)) if hasattr(os, "fork") else 1
+DEFAULT_WORKERS = min(os.process_cpu_count() or 1, MAX_DEFAULT_WORKERS) if hasattr(os, "fork") else 1
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -801,10 +795,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        default=default_workers(),
+        default=DEFAULT_WORKERS,
         help="processes serving the port under gunicorn (1: waitress alone), each with its own threads;"
         f" they share memory, the outbox and the inbox (default: the CPUs, at most"
-        f" {MAX_DEFAULT_WORKERS}; here {default_workers()})",
+        f" {MAX_DEFAULT_WORKERS}; here {DEFAULT_WORKERS})",
     )
     serve.set_defaults(handler=cmd_serve)
 
