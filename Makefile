@@ -76,7 +76,7 @@ screenshots: $(STAMP) $(NODE_STAMP) browser
 
 # The settings tables of docs/configuration.md, made from the settings model (a test keeps them equal).
 docs: $(STAMP)
-	$(PY) -m translators settings --write docs/configuration.md
+	$(PY) -m tools.docs docs/configuration.md
 
 # Rewrite the golden files from the current templates; review the diff before committing.
 golden: $(STAMP)

@@ -150,6 +150,15 @@ def _templates_dir(given: str | None, env: Mapping[str, str]) -> str | None:
     return loaded.templates_dir
 
 
+def _said(loaded: Any) -> list[str]:
+    """What the settings say is wrong: broken channels, invalid settings, then warnings."""
+    return [
+        *(f"BROKEN {reason}" for reason in loaded.channel_errors.values()),
+        *(f"SETTING {reason}" for reason in loaded.errors.values()),
+        *(f"WARNING {note}" for note in loaded.warnings.values()),
+    ]
+
+
 def _table(heading: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """Columns padded to their widest cell; the last one, free text, is not padded."""
     widths = [max(len(row[i]) for row in [heading, *rows]) for i in range(len(heading) - 1)]
@@ -459,18 +468,6 @@ def cmd_memory(args: argparse.Namespace) -> int:
 def cmd_settings(args: argparse.Namespace) -> int:
     from translators import settings
 
-    if args.write:
-        path = Path(args.write)
-        start, end = "<!-- settings:start -->", "<!-- settings:end -->"
-        try:
-            text = path.read_text(encoding="utf-8")
-            head, rest = text.split(start, 1)
-            _, tail = rest.split(end, 1)
-        except (OSError, ValueError):
-            raise UsageError(f"{path} has no {start} ... {end} section to write the settings into") from None
-        path.write_text(f"{head}{start}\n{settings.documentation()}{end}{tail}", encoding="utf-8")
-        _out(f"wrote the settings tables into {_shown_path(path)}")
-        return 0
     if args.markdown:
         _out(settings.documentation().rstrip("\n"))
         return 0
@@ -478,12 +475,8 @@ def cmd_settings(args: argparse.Namespace) -> int:
     for name, channel in loaded.channels.items():
         rules = ", ".join(f"{k}={v}" for k, v in channel.public().items() if k not in ("name", "format"))
         _out(f"channel {name}: {channel.format}" + (f" ({rules})" if rules else ""))
-    for reason in loaded.channel_errors.values():
-        _out(f"BROKEN {reason}")
-    for reason in loaded.errors.values():
-        _out(f"SETTING {reason}")
-    for note in loaded.warnings.values():
-        _out(f"WARNING {note}")
+    for line in _said(loaded):
+        _out(line)
     if not loaded.channels and not loaded.channel_errors:
         _out("no channels: set CHANNEL_<NAME>_URL (see docs/configuration.md)")
     return 1 if loaded.errors or loaded.channel_errors else 0
@@ -659,9 +652,7 @@ def _banner(
         lines.append(f"channels: {', '.join(channels) or '(none usable)'}")
     else:
         lines.append(f"channels: {', '.join(channels)} -> the local inbox (no CHANNEL_*_URL is configured)")
-    lines += [f"  BROKEN {reason}" for reason in loaded.channel_errors.values()]
-    lines += [f"  SETTING {reason}" for reason in loaded.errors.values()]
-    lines += [f"  WARNING {note}" for note in loaded.warnings.values()]
+    lines += [f"  {line}" for line in _said(loaded)]
     lines += [f"  WARNING {note}" for note in _unreachable_signatures(loaded)]
     if not _loopback(args.host) and loaded.app.webhook_token is None:
         lines.append(
@@ -887,9 +878,6 @@ def build_parser() -> argparse.ArgumentParser:
         "wrong. --markdown prints the settings reference (docs/configuration.md) made from the model.",
     )
     configuration.add_argument("--markdown", action="store_true", help="print the settings reference")
-    configuration.add_argument(
-        "--write", metavar="FILE", help="write the settings reference into FILE's marked section (make docs)"
-    )
     configuration.set_defaults(handler=cmd_settings)
 
     listing = commands.add_parser(
