@@ -474,7 +474,7 @@ def test_inbox_is_bounded_and_thread_safe() -> None:
         t.join()
     kept = inbox.newest_first()
     assert inbox.received == 800 and len(kept) == 50
-    assert [m.id for m in kept] == list(range(800, 750, -1))
+    assert [m["id"] for m in kept] == list(range(800, 750, -1))
 
 
 def test_a_stopping_server_refuses_calls_but_takes_deliveries() -> None:

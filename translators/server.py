@@ -165,43 +165,31 @@ def http_functions(registered: Iterable[Any]) -> tuple[list[HttpFunction], list[
 # The inbox: a stand-in chat destination inside the server
 
 
-@dataclass(frozen=True)
-class Delivered:
-    id: int
-    received_at: datetime
-    channel: str
-    format: str
-    body: Any
-    size: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "received_at": self.received_at.isoformat(timespec="milliseconds"),
-            "channel": self.channel,
-            "format": self.format,
-            "text": fmt.headline(self.body) if (fmt := formats.get(self.format)) else None,
-            "bytes": self.size,
-            "body": self.body,
-        }
-
-
 class Inbox:
     """The last ``size`` messages delivered to the local server, safe to use from many threads."""
 
     def __init__(self, size: int = INBOX_SIZE) -> None:
-        self._items: deque[Delivered] = deque(maxlen=size)
+        self._items: deque[dict[str, Any]] = deque(maxlen=size)
         self._lock = threading.Lock()
-        self._count = 0
+        self.capacity = size
+        #: How many messages arrived since start, including those no longer kept.
+        self.received = 0
 
-    def add(self, channel: str, fmt: str, body: Any, size: int) -> Delivered:
+    def add(self, channel: str, fmt: str, body: dict[str, Any], size: int) -> None:
+        shown = formats.get(fmt)
+        item = {
+            "channel": channel,
+            "format": fmt,
+            "text": shown.headline(body) if shown else None,
+            "bytes": size,
+            "body": body,
+        }
         with self._lock:
-            self._count += 1
-            item = Delivered(self._count, datetime.now(UTC), channel, fmt, body, size)
-            self._items.append(item)
-        return item
+            self.received += 1
+            moment = datetime.now(UTC).isoformat(timespec="milliseconds")  # ids and times agree
+            self._items.append({"id": self.received, "received_at": moment, **item})
 
-    def newest_first(self) -> list[Delivered]:
+    def newest_first(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(reversed(self._items))
 
@@ -210,15 +198,6 @@ class Inbox:
             cleared = len(self._items)
             self._items.clear()
         return cleared
-
-    @property
-    def capacity(self) -> int:
-        return self._items.maxlen or 0
-
-    @property
-    def received(self) -> int:
-        """How many messages arrived since start, including those no longer kept."""
-        return self._count
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,14 +379,14 @@ class LocalFunctionApp:
         if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
             from translators import preview  # a browser asked: draw the messages
 
-            return _html(200, preview.inbox_page([i.as_dict() for i in items]))
+            return _html(200, preview.inbox_page(items))
         return _json(
             200,
             {
                 "count": len(items),
                 "received": self.inbox.received,
                 "kept": self.inbox.capacity,
-                "messages": [i.as_dict() for i in items],
+                "messages": items,
             },
         )
 
