@@ -784,6 +784,7 @@ def test_the_documented_gunicorn_command_serves_the_same_app(tmp_path: Path, cha
     path = f"/hook/self/{uuid.uuid4().hex}"
     env = {"CHANNEL_SLACK_URL": chat.url(path), "CHANNEL_SLACK_FORMAT": "slack"}
     env["STATE_STORE"] = f"sqlite:///{tmp_path / 'state.db'}"
+    env["APPCIRCLE_WEBHOOK_SECRET"] = "s3cret-value"  # whose ac_signature header waitress drops
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -802,6 +803,7 @@ def test_the_documented_gunicorn_command_serves_the_same_app(tmp_path: Path, cha
         assert answer.status == 200 and answer.json()["status"] == "delivered", answer.raw
         assert len(chat.at(path)) == 1
         assert re.search(r"\[\d+\] translators.pipeline: request", log.read_text())
+        assert "APPCIRCLE_WEBHOOK_SECRET is set, but this server drops the ac_signature" in log.read_text()
     finally:
         served.stop()
     assert proc.returncode == 0, log.read_text()[-2000:]

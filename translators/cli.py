@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from translators.errors import Ignored
     from translators.model import Notification
     from translators.render import TemplateFailure
-    from translators.samples import Sample
     from translators.sources import Source
 
 FORMATS_HELP = "slack, teams (Adaptive Card in the Workflows envelope) or teams-messagecard"
@@ -399,18 +398,15 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_samples(args: argparse.Namespace) -> int:
     from translators import samples
-    from translators.errors import Ignored, PayloadInvalid
+    from translators.errors import Ignored
 
     rows: list[dict[str, Any]] = []
-    for sample in samples.all_samples():
-        app = ""
-        try:
-            result = samples.notification(sample)
-            event = f"(ignored: {result.reason})" if isinstance(result, Ignored) else result.event
-            if not isinstance(result, Ignored) and result.app_key:
-                app = f"{sample.source}:{result.app_key}"  # what APP_NAMES names it by
-        except (PayloadInvalid, ValueError) as exc:
-            event = f"(invalid: {exc})"
+    for sample in samples.all_samples():  # each a valid payload: tests/test_golden.py renders them all
+        result = samples.notification(sample)
+        if isinstance(result, Ignored):
+            event, app = f"(ignored: {result.reason})", ""
+        else:  # and the app id APP_NAMES names its app by
+            event, app = result.event, f"{sample.source}:{result.app_key}" if result.app_key else ""
         rows.append(
             {
                 "id": sample.id,
@@ -542,27 +538,19 @@ DEFAULT_WORKERS = min(os.process_cpu_count() or 1, MAX_DEFAULT_WORKERS) if hasat
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import errno
-    import logging
     import re
     import tempfile
 
     from translators import localsettings
 
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        # With workers, each line says which process wrote it.
-        format="%(asctime)s %(levelname)s "
-        + ("[%(process)d] " if args.workers > 1 else "")
-        + "%(name)s: %(message)s",
-    )
     if args.workers < 1:
         raise UsageError("--workers must be 1 or more")
     if args.workers > 1 and not hasattr(os, "fork"):
         raise UsageError("--workers needs fork (gunicorn), which this system lacks; use --workers 1")
-    path, values = _settings_file(args.settings)
-
     from translators import formats, host, server, settings, state
+
+    host.log_to_stderr(args.log_level.upper(), pid=args.workers > 1)
+    path, values = _settings_file(args.settings)
 
     environment = settings.environ()
     kept = sorted(k for k in values if k in environment)
@@ -638,7 +626,7 @@ def _banner(
     loaded: Any,
 ) -> list[str]:
     """What ``serve`` prints when it starts: where, what, which channels, what is wrong, how to try."""
-    from translators import server
+    from translators import host, server
 
     channels = list(loaded.channels)
     lines = [f"Serving function_app on {base} (Ctrl+C to stop)"]
@@ -653,7 +641,7 @@ def _banner(
     else:
         lines.append(f"channels: {', '.join(channels)} -> the local inbox (no CHANNEL_*_URL is configured)")
     lines += [f"  {line}" for line in _said(loaded)]
-    lines += [f"  WARNING {note}" for note in _unreachable_signatures(loaded)]
+    lines += [f"  WARNING {note}" for note in host.dropped_signatures(loaded.app)]
     if not _loopback(args.host) and loaded.app.webhook_token is None:
         lines.append(
             f"  WARNING listening on {args.host or 'every address'} with no WEBHOOK_TOKEN: anyone who"
@@ -669,31 +657,12 @@ def _banner(
     return lines
 
 
-def _unreachable_signatures(loaded: Any) -> list[str]:
-    """Signed sources whose signature header this server never sees: waitress drops every header
-    whose name holds "_" (as nginx does by default), so a platform that signs in one is refused."""
-    from translators import sources
-
-    found = []
-    for source in sources.registry().values():
-        how = sources.signing(source)
-        if how is not None and "_" in how.header and sources.signing_secret(source, loaded.app):
-            found.append(
-                f"{how.setting} is set, but this server drops the {how.header} header (its name holds"
-                f" '_'): {source.label} requests will be refused (401). On Azure it arrives; here,"
-                " unset the secret and guard the URL with WEBHOOK_TOKEN"
-            )
-    return found
-
-
 def _loopback(host: str) -> bool:
     """Whether only this machine can reach a server bound to ``host``."""
     import ipaddress
 
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 
@@ -713,10 +682,9 @@ def _try_lines(base: str, prefix: str, channels: Sequence[str], *, inbox: bool, 
 
     from translators import samples
 
-    every = samples.all_samples()
-    if not every or not channels:
+    if not channels:
         return []
-    sample: Sample = next((s for s in every if s.id == DEMO_SAMPLE), every[0])
+    sample = samples.get(DEMO_SAMPLE)
     headers = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in sample.headers.items())
     api = "/".join(p for p in (base, prefix.strip("/"), sample.source, "+".join(channels)) if p)
     post = f"curl -s -X POST {headers} --data-binary {shlex.quote('@' + _shown_path(sample.path))} {api}"

@@ -20,13 +20,17 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import waitress.server
 
 from translators.server import MAX_REQUEST_BYTES, LocalFunctionApp
+
+if TYPE_CHECKING:
+    from translators.settings import AppSettings
 
 log = logging.getLogger("translators.serve")
 
@@ -47,6 +51,29 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
 INBOX_THREADS = 2
 #: On a stop, after the last call is answered, the I/O loop gets this long to send it.
 FLUSH_SECONDS = 0.3
+
+
+def log_to_stderr(level: str | int, *, pid: bool) -> None:
+    """serve's log lines; with more than one process (``pid``) each says which one wrote it."""
+    fmt = "%(asctime)s %(levelname)s " + ("[%(process)d] " if pid else "") + "%(name)s: %(message)s"
+    logging.basicConfig(level=level, stream=sys.stderr, format=fmt)
+
+
+def dropped_signatures(app: AppSettings) -> list[str]:
+    """Signed sources whose signature header waitress never passes on: it drops every header whose
+    name holds "_" (as nginx does by default), so a platform that signs in one is refused."""
+    from translators import sources
+
+    found = []
+    for source in sources.registry().values():
+        how = sources.signing(source)
+        if how is not None and "_" in how.header and sources.signing_secret(source, app):
+            found.append(
+                f"{how.setting} is set, but this server drops the {how.header} header (its name holds"
+                f" '_'): {source.label} requests will be refused (401). On Azure it arrives; here,"
+                " unset the secret and guard the URL with WEBHOOK_TOKEN"
+            )
+    return found
 
 
 def adjustments(idle_seconds: float = IDLE_SECONDS) -> dict[str, Any]:

@@ -420,14 +420,11 @@ class LocalFunctionApp:
                 exc.code or 400,
                 {"error": "body_too_large", "message": f"the request body is over {MAX_REQUEST_BYTES} bytes"},
             )
-        headers: dict[str, str] = {}
-        for key, value in request.headers.items():
-            # Repeated headers become one comma-joined value, as the Functions host passes them.
-            headers[key] = f"{headers[key]}, {value}" if key in headers else value
         req = func.HttpRequest(
             request.method,
             request.url,
-            headers=headers,
+            # A repeated header is one comma-joined value: the WSGI server joined it, as Azure's host does.
+            headers=dict(request.headers.items()),
             params=request.args.to_dict(),  # the first of repeated parameters
             route_params={k: str(v) for k, v in values.items()},
             body=body,

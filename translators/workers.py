@@ -205,11 +205,10 @@ def run_gunicorn(
 
 def wsgi() -> LocalFunctionApp:
     """The app for gunicorn's own command: the functions with settings from the environment."""
-    from translators import server
+    from translators import host, server
 
-    # As serve logs: a line per request and per delivery, each saying which process wrote it.
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
-    )
+    host.log_to_stderr(logging.INFO, pid=True)  # as serve logs: a line per request and per delivery
+    for note in host.dropped_signatures(settings.from_environ().app):
+        log.warning(note)
     app, _ = server.create_app(server.load_function_app().get_functions())
     return app
