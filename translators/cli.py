@@ -48,23 +48,19 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=encoding != "utf8")
 
 
-def _settings_file(given: str | None) -> tuple[Path | None, dict[str, str]]:
-    """local.settings.json (the one given, else the one here, if any) and its Values."""
-    from translators import localsettings
-
-    try:
-        path = localsettings.find(given)
-        return path, localsettings.read_values(path) if path else {}
-    except localsettings.SettingsFileError as exc:
-        raise UsageError(str(exc)) from None
-
-
-def _settings_env(given: str | None) -> dict[str, str]:
-    """The app settings a function would see: local.settings.json Values, the environment winning."""
+def _settings(given: str | None) -> tuple[dict[str, str], Path | None, list[str]]:
+    """The app settings a function would see: the Values of local.settings.json (the one given, else
+    the one here, if any), the environment winning; that file; the names the environment kept."""
     from translators import localsettings
     from translators.settings import environ
 
-    return localsettings.merged(_settings_file(given)[1], environ())
+    try:
+        path = localsettings.find(given)
+        values = localsettings.read_values(path) if path else {}
+    except localsettings.SettingsFileError as exc:
+        raise UsageError(str(exc)) from None
+    environment = environ()
+    return localsettings.merged(values, environment), path, sorted(k for k in values if k in environment)
 
 
 def _header(text: str) -> tuple[str, str]:
@@ -197,12 +193,11 @@ def _problem(exc: TemplateFailure) -> Problem:
     from translators.formats import OutputInvalid
 
     cause = exc.__cause__
-    if isinstance(cause, OutputInvalid):
-        count = len(cause.errors)
-        plural = "s" if count != 1 else ""
-        message = f"renders a {cause.format_name} body the destination would reject ({count} problem{plural})"
-        return Problem(exc.where, message, [f"{e.path}: {e.message}" for e in cause.errors])
-    return Problem(exc.where, exc.message, [])
+    if not isinstance(cause, OutputInvalid):
+        return Problem(exc.where, exc.message, [])
+    n = len(cause.errors)
+    message = f"renders a {cause.format_name} body the destination would reject ({n} problem{'s' * (n != 1)})"
+    return Problem(exc.where, message, [f"{e.path}: {e.message}" for e in cause.errors])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,7 +209,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from translators.errors import Ignored
     from translators.render import TemplateFailure
 
-    env = _settings_env(args.settings)
+    env = _settings(args.settings)[0]
     fmt = formats.get(args.format)
     if fmt is None:
         raise UsageError(f"unknown format {args.format!r}; valid: {', '.join(formats.registry())}")
@@ -241,12 +236,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Every sample through every format, for every set of template folders the settings use."""
     from translators import formats, model, render, settings, sources
 
-    env = _settings_env(args.settings)
+    env = _settings(args.settings)[0]
+    loaded = settings.load(env)
     if args.templates:
         given = _templates_dir(args.templates, env)
         sets = [render.TemplateSet("given", f"--templates {given}", render.search_path(None, given))]
     else:
-        loaded = settings.load(env)
         for note in loaded.warnings.values():
             _out(f"WARNING {note}")
         # A template folder that is not there is a configuration error, as the settings say it.
@@ -258,26 +253,23 @@ def cmd_check(args: argparse.Namespace) -> int:
         if missing:
             raise UsageError("\n".join(missing))
         sets = render.template_sets(loaded)
-    valid = render.lookup_names(sources.registry(), model.EVENTS, formats.FORMAT_NAMES)
-    failed = warned = False
-    checked_folders: set[Path] = set()
+    failed = False
     for template_set in sets:
         if len(sets) > 1 or template_set.key != "builtin":
             _out(f"== {template_set.label}")
         failed |= _check_set(template_set.dirs) > 0
-        for folder in template_set.dirs:
-            if folder == render.BUILTIN_TEMPLATES or folder in checked_folders:
-                continue
-            checked_folders.add(folder)
-            for name, nearest in render.unused_files(folder, valid):
-                warned = True
-                hint = f"; did you mean {nearest}?" if nearest else ""
-                _out(
-                    f"WARN {_shown_path(folder / name)}: no lookup uses this name, so it is never used{hint}"
-                )
+    # Files in the user's folders (each once, whichever sets share it) that no lookup would ever use.
+    valid = render.lookup_names(sources.registry(), model.EVENTS, formats.FORMAT_NAMES)
+    folders = dict.fromkeys(d for s in sets for d in s.dirs if d != render.BUILTIN_TEMPLATES)
+    unused = [
+        (folder / name, nearest) for folder in folders for name, nearest in render.unused_files(folder, valid)
+    ]
+    for path, nearest in unused:
+        hint = f"; did you mean {nearest}?" if nearest else ""
+        _out(f"WARN {_shown_path(path)}: no lookup uses this name, so it is never used{hint}")
     if not args.templates:
-        _routes(settings.load(env))
-    if warned and args.strict:
+        _routes(loaded)
+    if unused and args.strict:
         _out("--strict: files that are never used count as problems")
         return 1
     return 1 if failed else 0
@@ -364,7 +356,7 @@ def _check_set(dirs: Sequence[Path]) -> int:
 def cmd_send(args: argparse.Namespace) -> int:
     from translators import pipeline, settings, sources
 
-    env = _settings_env(args.settings)
+    env = _settings(args.settings)[0]
     # WEBHOOK_TOKEN guards the public URL; whoever runs this holds the settings already.
     env.pop("WEBHOOK_TOKEN", None)
     payload = _read_payload(args.payload)
@@ -434,7 +426,7 @@ def cmd_memory(args: argparse.Namespace) -> int:
 
     if args.action is None:
         raise UsageError("memory: say what to do: the one action is `memory clear` (--yes: do not ask)")
-    loaded = settings.load(_settings_env(args.settings))
+    loaded = settings.load(_settings(args.settings)[0])
     where = state.backend(loaded.app)
     if where == "sqlite":
         try:
@@ -467,7 +459,7 @@ def cmd_settings(args: argparse.Namespace) -> int:
     if args.markdown:
         _out(settings.documentation().rstrip("\n"))
         return 0
-    loaded = settings.load(_settings_env(args.settings))
+    loaded = settings.load(_settings(args.settings)[0])
     for name, channel in loaded.channels.items():
         rules = ", ".join(f"{k}={v}" for k, v in channel.public().items() if k not in ("name", "format"))
         _out(f"channel {name}: {channel.format}" + (f" ({rules})" if rules else ""))
@@ -486,7 +478,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             "outbox: say what to do: `outbox list` (--dead for the dead letters), `outbox replay ID...`"
             " (or --dead for every dead letter), or `outbox drop ID...`"
         )
-    loaded = settings.load(_settings_env(args.settings))
+    loaded = settings.load(_settings(args.settings)[0])
     if args.action == "list":
         answer = admin.listing(loaded, dead=args.dead)
     elif args.action == "replay":
@@ -541,8 +533,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import re
     import tempfile
 
-    from translators import localsettings
-
     if args.workers < 1:
         raise UsageError("--workers must be 1 or more")
     if args.workers > 1 and not hasattr(os, "fork"):
@@ -550,11 +540,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from translators import formats, host, server, settings, state
 
     host.log_to_stderr(args.log_level.upper(), pid=args.workers > 1)
-    path, values = _settings_file(args.settings)
-
-    environment = settings.environ()
-    kept = sorted(k for k in values if k in environment)
-    merged = localsettings.merged(values, environment)
+    merged, path, kept = _settings(args.settings)
     try:
         sock, inbox_sock = host.listen(args.host, args.port), host.listen("127.0.0.1", 0)
     except OSError as exc:

@@ -139,11 +139,8 @@ def http_functions(registered: Iterable[Any]) -> tuple[list[HttpFunction], list[
     for f in registered:
         name = f.get_function_name()
         if not f.is_http_function():
-            kind = getattr(f.get_trigger(), "get_binding_name", lambda: "")()
-            if kind == "timerTrigger" and name == "drain":
-                skipped.append(f"{name}: a timer on Azure; here a thread drains the outbox all the time")
-            else:
-                skipped.append(f"{name}: not an HTTP function")
+            drain = "a timer on Azure; here a thread drains the outbox all the time"
+            skipped.append(f"{name}: {drain if name == 'drain' else 'not an HTTP function'}")
             continue
         trigger = f.get_trigger()
         user = f.get_user_function()
@@ -518,10 +515,10 @@ def is_call(path: str) -> bool:
     return not (own or path.endswith("/health"))
 
 
-def create_app(registered: Iterable[Any], inbox: Inbox | None = None) -> tuple[LocalFunctionApp, list[str]]:
+def create_app(registered: Iterable[Any]) -> tuple[LocalFunctionApp, list[str]]:
     """The app serving the registered functions; also notes on the functions it cannot serve."""
     functions, skipped = http_functions(registered)
-    return LocalFunctionApp(functions, route_prefix(), inbox or Inbox()), skipped
+    return LocalFunctionApp(functions, route_prefix(), Inbox()), skipped
 
 
 def load_function_app() -> Any:
