@@ -1,8 +1,5 @@
-"""``python -m translators``: run the function app locally and work on templates, without Azure.
-
-``serve`` runs the app's HTTP functions with a local inbox, ``render`` shows what one payload
-becomes, ``check`` renders every bundled sample through every format and validates the result,
-``send`` delivers through a configured channel, ``samples`` lists the bundled payloads.
+"""``python -m translators``: run the function app locally and work on templates, without Azure
+(each command's ``--help``, and docs/local.md, say what it does).
 
 Exit status: 0 all good; 1 what was checked or sent failed (a template error, a failed delivery);
 2 bad input (arguments, files, payloads). Everything heavy is imported inside the command that
@@ -559,8 +556,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     base = f"http://{_url_host(args.host)}:{sock.getsockname()[1]}"
     inbox_base = f"http://127.0.0.1:{inbox_sock.getsockname()[1]}"
-    if args.workers > 1:
-        app.inbox_at = inbox_base
+    if args.workers > 1:  # a request for the inbox reaches any worker: they keep one together
+        app.inbox = server.SharedInbox(Path(scratch.name, "inbox.db"))
     configured = any(
         re.fullmatch(r"CHANNEL_.+_URL", key, re.IGNORECASE) and value.strip() for key, value in merged.items()
     )

@@ -23,20 +23,22 @@ imports this module.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import logging
 import os
 import re
+import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 from wsgiref.util import is_hop_by_hop
 
 import azure.functions as func
@@ -168,23 +170,18 @@ class Inbox:
     def __init__(self, size: int = INBOX_SIZE) -> None:
         self._items: deque[dict[str, Any]] = deque(maxlen=size)
         self._lock = threading.Lock()
+        self._received = 0
         self.capacity = size
-        #: How many messages arrived since start, including those no longer kept.
-        self.received = 0
 
     def add(self, channel: str, fmt: str, body: dict[str, Any], size: int) -> None:
         shown = formats.get(fmt)
-        item = {
-            "channel": channel,
-            "format": fmt,
-            "text": shown.headline(body) if shown else None,
-            "bytes": size,
-            "body": body,
-        }
-        with self._lock:
-            self.received += 1
-            moment = datetime.now(UTC).isoformat(timespec="milliseconds")  # ids and times agree
-            self._items.append({"id": self.received, "received_at": moment, **item})
+        headline = shown.headline(body) if shown else None
+        self._keep({"channel": channel, "format": fmt, "text": headline, "bytes": size, "body": body})
+
+    def _keep(self, item: dict[str, Any]) -> None:
+        with self._lock:  # the id and the time taken together: they agree on the order
+            self._received += 1
+            self._items.append({"id": self._received, "received_at": _now(), **item})
 
     def newest_first(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -195,6 +192,64 @@ class Inbox:
             cleared = len(self._items)
             self._items.clear()
         return cleared
+
+    @property
+    def received(self) -> int:
+        """How many messages arrived since start, including those no longer kept."""
+        return self._received
+
+
+class SharedInbox(Inbox):
+    """The inbox in an SQLite file, for ``serve --workers``: every worker process keeps to it and
+    lists it, whichever one a request reaches (WAL: they write while others read)."""
+
+    def __init__(self, path: Path, size: int = INBOX_SIZE) -> None:
+        from translators.state.sqlite import Turn
+
+        super().__init__(size)
+        self.path, self._local, self._turn = path, threading.local(), Turn(path)
+        with self._db() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY AUTOINCREMENT, item TEXT)")
+        self._local.conn.close()  # made before the workers fork: each thread of theirs opens its own
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        if getattr(self._local, "conn", None) is None:  # one per thread, reused: the inbox is hot
+            self._local.conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            self._local.conn.execute("PRAGMA synchronous=OFF")  # a scratch file for one run
+        with self._turn():
+            yield self._local.conn
+
+    def _keep(self, item: dict[str, Any]) -> None:
+        with self._db() as db:  # in turn: ids and times agree across the workers
+            stored = json.dumps({"received_at": _now(), **item}, ensure_ascii=False)
+            (row_id,) = db.execute("INSERT INTO inbox (item) VALUES (?) RETURNING id", (stored,)).fetchone()
+            if row_id % 50 == 0:  # now and then, not on every add: keep the newest ``capacity``
+                db.execute("DELETE FROM inbox WHERE id <= ?", (row_id - self.capacity,))
+
+    def newest_first(self) -> list[dict[str, Any]]:
+        with self._db() as db:
+            query = "SELECT id, item FROM inbox ORDER BY id DESC LIMIT ?"
+            rows = db.execute(query, (self.capacity,)).fetchall()
+        return [{"id": row_id, **json.loads(item)} for row_id, item in rows]
+
+    def clear(self) -> int:
+        with self._db() as db:
+            kept = min(db.execute("SELECT count(*) FROM inbox").fetchone()[0], self.capacity)
+            db.execute("DELETE FROM inbox")
+        return int(kept)
+
+    @property
+    def received(self) -> int:
+        with self._db() as db:
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'inbox'").fetchone()
+        return int(row[0]) if row else 0
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,10 +276,6 @@ def _json(status: int, body: dict[str, Any], headers: Iterable[tuple[str, str]] 
     )
 
 
-def _html(status: int, page: str) -> Response:
-    return Response(page, status=status, content_type="text/html; charset=utf-8")
-
-
 def _stopping() -> Response:
     """503 for a call that arrives while the server stops, closing its connection.
 
@@ -232,14 +283,8 @@ def _stopping() -> Response:
     close the connection after it (an application may not send ``Connection: close`` itself): a
     client sending on a keep-alive connection learns at once that this server is going away.
     """
-    body = json.dumps(
-        {
-            "error": "stopping",
-            "message": "the local server is stopping; send it again later",
-            "request_id": os.urandom(6).hex(),
-        }
-    )
-    return Response(iter([body.encode()]), status=503, content_type="application/json; charset=utf-8")
+    answer = _json(503, {"error": "stopping", "message": "the local server is stopping; send it again later"})
+    return Response(iter([answer.get_data()]), status=503, content_type=answer.content_type)
 
 
 #: The environ key naming the function a request was routed to.
@@ -252,9 +297,6 @@ class LocalFunctionApp:
     def __init__(self, functions: Sequence[HttpFunction], prefix: str, inbox: Inbox) -> None:
         self.functions = {f.name: f for f in functions}
         self.inbox = inbox
-        #: With ``serve --workers``, where the inbox is kept: the inbox port, served by the one
-        #: worker that drains (translators/workers.py), which sets this to None for itself.
-        self.inbox_at: str | None = None
         #: Set when the server stops: function calls are refused (503), the inbox still answers.
         self.stopping = False
         #: Function calls not yet answered in full (the server waits for them when it stops).
@@ -366,8 +408,6 @@ class LocalFunctionApp:
             return self.call_function(self.functions[name], request, values)
         if kind == "preview":
             return self.preview(request, name, values.get("name"))
-        if self.inbox_at is not None:
-            return self._asked_of_keeper(request, self.inbox_at)
         if name == "post":
             return self.receive(request, values["fmt"], values.get("channel"))
         if request.method == "DELETE":
@@ -376,7 +416,7 @@ class LocalFunctionApp:
         if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
             from translators import preview  # a browser asked: draw the messages
 
-            return _html(200, preview.inbox_page(items))
+            return Response(preview.inbox_page(items), mimetype="text/html")  # charset: utf-8
         return _json(
             200,
             {
@@ -385,28 +425,6 @@ class LocalFunctionApp:
                 "kept": self.inbox.capacity,
                 "messages": items,
             },
-        )
-
-    @staticmethod
-    def _asked_of_keeper(request: Request, keeper: str) -> Response:
-        """The inbox's answer to ``request``, from the worker that keeps it."""
-        import requests
-
-        headers = {
-            k: v
-            for k, v in request.headers.items()
-            if k.lower() not in ("host", "content-length") and not is_hop_by_hop(k)
-        }
-        url = urlsplit(request.url)._replace(scheme="http", netloc=urlsplit(keeper).netloc).geturl()
-        try:
-            answer = requests.request(
-                request.method, url, headers=headers, data=request.get_data(cache=False), timeout=10
-            )
-        except requests.RequestException:
-            message = "the worker that keeps the inbox did not answer; try again"
-            return _json(503, {"error": "inbox_unavailable", "message": message})
-        return Response(
-            answer.content, status=answer.status_code, content_type=answer.headers.get("Content-Type")
         )
 
     def call_function(self, f: HttpFunction, request: Request, values: Mapping[str, Any]) -> Response:
@@ -441,7 +459,7 @@ class LocalFunctionApp:
                     form.get("source", "auto"), form.get("headers", ""), form.get("payload", "")
                 )
             status, page = preview.page(settings.from_environ(), choice, pasted)
-            return _html(status, page)
+            return Response(page, status=status, mimetype="text/html")
         files = preview.VENDOR if what == "vendor" else {p.name: p for p in preview.STATIC.iterdir()}
         path = files.get(name or "")
         if path is None or not path.is_file():
@@ -464,15 +482,11 @@ class LocalFunctionApp:
                     "valid": sorted(RULES),
                 },
             )
-        raw = request.get_data(cache=False)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            body = None
+        body = request.get_json(force=True, silent=True)  # None when it is not JSON
         if not isinstance(body, dict):
             # What Slack answers (Teams answers 400 too); the pipeline never sends such a body.
             return Response("invalid_payload", status=400, content_type="text/plain; charset=utf-8")
-        self.inbox.add(channel or fmt, fmt, body, len(raw))
+        self.inbox.add(channel or fmt, fmt, body, len(request.get_data()))
         status, text = RULES[fmt].accepted
         return Response(text, status=status, content_type="text/plain; charset=utf-8")
 

@@ -43,27 +43,21 @@ from translators.server import LocalFunctionApp
 log = logging.getLogger("translators.serve")
 
 
-def lead(
-    lock: Path, stop: threading.Event, app: LocalFunctionApp, inbox: socket.socket | None
-) -> threading.Thread:
-    """The work one process among several does: whichever holds ``lock`` (``flock``).
+def drain_when_first(lock: Path, stop: threading.Event) -> threading.Thread:
+    """The outbox drainer of one process among several: whichever holds ``lock`` (``flock``).
 
-    That worker drains the outbox, so a channel's queued deliveries go at its whole rate, and keeps
-    the inbox (serving its port; the others ask it for the listing). When it goes, the kernel
-    releases its lock and a waiting worker takes over, with an empty inbox. It removes the file
-    when it stops, still holding it: the others open the path afresh on each try and take a lock
-    only on the file the path names.
+    Exactly one worker drains, so a channel's queued deliveries go at its whole rate; when that
+    worker goes, the kernel releases its lock and a waiting worker takes over. The one that drains
+    removes the file when it stops, still holding it: the others open the path afresh on each try
+    and take a lock only on the file the path names.
     """
 
-    def run() -> None:
+    def lead() -> None:
         held = _take(lock)
         while held is None:
             if stop.wait(0.5):
                 return
             held = _take(lock)
-        if inbox is not None:
-            app.inbox_at = None
-            serve_in_thread(app, inbox, threads=INBOX_THREADS)
         try:
             drainer.Drainer(settings.from_environ).run(stop)
         finally:
@@ -71,7 +65,7 @@ def lead(
                 lock.unlink()
             held.close()
 
-    thread = threading.Thread(target=run, name="lead", daemon=True)
+    thread = threading.Thread(target=lead, name="outbox-drainer", daemon=True)
     thread.start()
     return thread
 
@@ -139,7 +133,7 @@ class Worker(GunicornWorker):  # type: ignore[misc]
             return
         stop_draining = threading.Event()
         lock = Path(tempfile.gettempdir(), f"translators-{self.ppid}-drainer.lock")
-        draining = lead(lock, stop_draining, app, getattr(self.app, "inbox", None))
+        draining = drain_when_first(lock, stop_draining)
         threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True).start()
         try:
             server.run()
@@ -163,10 +157,8 @@ class Worker(GunicornWorker):  # type: ignore[misc]
 class Arbiter(BaseApplication):  # type: ignore[misc]
     """gunicorn run from here, with settings given in code (no config file, no command line)."""
 
-    def __init__(self, app: Callable[..., Any], options: dict[str, Any], inbox: socket.socket) -> None:
+    def __init__(self, app: Callable[..., Any], options: dict[str, Any]) -> None:
         self.app, self.options = app, options
-        #: The inbox port, served by the worker that leads (``lead``).
-        self.inbox = inbox
         super().__init__()
 
     def load_config(self) -> None:
@@ -190,9 +182,11 @@ def run_gunicorn(
         "timeout": 30,
         "loglevel": level,
         "control_socket_disable": True,  # no socket file in the user's home
+        # Forked with no thread running; each worker serves the inbox port with threads of its own.
+        "post_worker_init": lambda worker: serve_in_thread(worker.wsgi, inbox, threads=INBOX_THREADS),
     }
     try:
-        Arbiter(app, options, inbox).run()
+        Arbiter(app, options).run()
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
