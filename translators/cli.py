@@ -9,17 +9,16 @@ needs it, so ``--help`` answers at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from translators.errors import Ignored
-    from translators.model import Notification
     from translators.render import TemplateFailure
     from translators.sources import Source
 
@@ -101,29 +100,37 @@ def _read_payload(arg: str) -> Payload:
     return Payload(sample.id, sample.body(), dict(sample.headers))
 
 
-def _translated(
-    name: str, payload: Payload, given: Sequence[tuple[str, str]]
-) -> tuple[Source, Notification | Ignored, dict[str, str]]:
-    """The source (named, or ``auto``), what it makes of the payload, and the headers sent: the
-    sample's own, overridden (case-insensitively) by those given with -H. What the function would
-    refuse is a UsageError saying why, field by field."""
-    from translators import pipeline, sources
+@contextlib.contextmanager
+def _refused(label: str) -> Iterator[None]:
+    """What the function would refuse in the payload ``label`` names: a UsageError saying why,
+    field by field."""
     from translators.errors import TranslatorError
+
+    try:
+        yield
+    except TranslatorError as exc:
+        fields = [f"  {e.path}: {e.message}" for e in getattr(exc, "errors", ())]
+        raise UsageError("\n".join([f"{label}: {exc.message}", *fields])) from None
+
+
+def _sender(
+    name: str, payload: Payload, given: Sequence[tuple[str, str]]
+) -> tuple[Source, dict[str, Any], dict[str, str]]:
+    """The source (named, or ``auto``), the parsed payload, and the headers sent: the sample's
+    own, overridden (case-insensitively) by those given with -H."""
+    from translators import pipeline, sources
 
     merged = {k.lower(): (k, v) for k, v in payload.headers.items()}
     merged.update({k.lower(): (k, v) for k, v in given})
-    lowered = {k: v for k, (_, v) in merged.items()}  # as the pipeline hands them to sources
     source = sources.get(name)
     if source is None and name.lower() != sources.AUTO:
         raise UsageError(f"unknown source {name!r}; valid: {', '.join([*sources.registry(), sources.AUTO])}")
-    try:
+    with _refused(payload.label):
         body = pipeline.parse_body(payload.raw)
-        if source is None:
+        if source is None:  # headers as the pipeline hands them to sources
+            lowered = {k: v for k, (_, v) in merged.items()}
             source = sources.detect(body, lowered, name_it="name the source (SOURCE)")
-        return source, source.translate(body, lowered), dict(merged.values())
-    except TranslatorError as exc:
-        fields = [f"  {e.path}: {e.message}" for e in getattr(exc, "errors", ())]
-        raise UsageError("\n".join([f"{payload.label}: {exc.message}", *fields])) from None
+        return source, body, dict(merged.values())
 
 
 def _templates_dir(given: str | None, env: Mapping[str, str]) -> str | None:
@@ -212,7 +219,9 @@ def cmd_render(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown format {args.format!r}; valid: {', '.join(formats.registry())}")
     templates = _templates_dir(args.templates, env)
     payload = _read_payload(args.payload)
-    source, n, headers = _translated(args.source, payload, args.header)
+    source, body, headers = _sender(args.source, payload, args.header)
+    with _refused(payload.label):
+        n = source.translate(body, {k.lower(): v for k, v in headers.items()})
     if isinstance(n, Ignored):
         hint = "" if headers else " (does the platform send a header with it? pass it with -H 'Name: value')"
         raise UsageError(
@@ -357,7 +366,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     # WEBHOOK_TOKEN guards the public URL; whoever runs this holds the settings already.
     env.pop("WEBHOOK_TOKEN", None)
     payload = _read_payload(args.payload)
-    source, _, headers = _translated(args.source, payload, args.header)
+    # The payload itself is the function's to judge, as it would be posted: only its source is needed.
+    source, _, headers = _sender(args.source, payload, args.header)
     query = (("dry_run", "1"),) if args.dry_run else ()
     loaded = settings.load(env)
     # Likewise a source's signing secret: sign the body as the platform would, unless -H gave one.
