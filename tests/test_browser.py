@@ -12,6 +12,7 @@ import pytest
 from tests.browser import browser  # noqa: F401 - the fixture
 from tests.localserve import Served, start_serve
 from translators import preview, samples
+from translators.render import TemplateFailure
 
 FORMATS = ("slack", "teams", "teams-messagecard")
 
@@ -284,7 +285,9 @@ def test_the_screenshot_tool_writes_pictures(served: Served, browser: Any, tmp_p
 def test_a_long_template_path_in_the_error_box_wraps_instead_of_being_cut(browser: Any) -> None:  # noqa: F811
     """At a phone's width the error box breaks a path with no spaces anywhere rather than cut it."""
     long_path = "custom-templates/" + "averylongchannelfoldername/" * 6 + "slack/bitrise/build.failed.json.j2"
-    drawn = preview.Drawn("bitrise/build-failed", "slack", error=f"{long_path}, line 48: No filter named 'x'")
+    failure = TemplateFailure("slack/bitrise/build.failed.json.j2", "No filter named 'x'", 48, long_path)
+    drawn = preview.Drawn("bitrise/build-failed", "slack", failure=failure)
+    assert drawn.error == f"{long_path}, line 48: No filter named 'x'"
     css = (Path(preview.__file__).parent / "static" / "preview.css").read_text()
     figure = preview._figure(drawn)
     page_html = (

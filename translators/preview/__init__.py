@@ -68,8 +68,12 @@ class Drawn:
     format: str
     body: dict[str, Any] | None = None
     template: str | None = None
-    error: str | None = None
     failure: TemplateFailure | None = None
+
+    @property
+    def error(self) -> str | None:
+        """The failure as the page shows it: named as answers, logs and check name it."""
+        return None if self.failure is None else f"{self.failure.where}: {self.failure.message}"
 
 
 def renderers(dirs: Sequence[Path]) -> list[render.Renderer]:
@@ -84,9 +88,7 @@ def draw_notification(n: Notification, sample: str, renderers: Sequence[render.R
         try:
             _, body = pipeline.render_checked(renderer, n)
         except TemplateFailure as exc:
-            # Named as answers, logs and check name it (the file, relative to the app's folder).
-            error = f"{exc.where}: {exc.message}"
-            out.append(Drawn(sample, renderer.fmt.name, error=error, failure=exc))
+            out.append(Drawn(sample, renderer.fmt.name, failure=exc))
         else:
             template = renderer.shown(n.source, n.event)
             out.append(Drawn(sample, renderer.fmt.name, body=body, template=template))
