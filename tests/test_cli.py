@@ -286,6 +286,19 @@ def test_send_bad_payload_file_exits_2(tmp_path: Path) -> None:
     assert result.returncode == 2 and "empty.json: the request body is empty" in result.stderr
 
 
+def test_send_prints_the_functions_answer_to_a_payload_its_source_refuses(tmp_path: Path) -> None:
+    (tmp_path / "wrong.json").write_text(json.dumps({"build_number": "x", "build_slug": "s"}))
+    env = {
+        "CHANNEL_SLACK_URL": "https://hooks.slack.com/services/T1/B2/abc",
+        "STATE_STORE": f"sqlite:///{tmp_path / 'state.db'}",
+    }
+    result = run_cli("send", "bitrise", "slack", "wrong.json", "--dry-run", cwd=tmp_path, env=env)
+    answer = json.loads(result.stdout)
+    assert result.returncode == 2 and answer["error"] == "invalid_payload"
+    assert "build_number" in {e["path"] for e in answer["errors"]}
+    assert f"error: {answer['message']}" in result.stderr
+
+
 def test_make_run_starts_serve_with_overridable_address() -> None:
     # Without the caller's HOST/PORT or an outer make's flags (make test runs this under make).
     env = {
